@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+// gatewayd: a pre-fork HTTP/1.1 -> FastCGI / CGI gateway.
+//
+// Modules point downwards only (see docs/ARCHITECTURE.md and ../shared/design.md §2):
+//   gatewayd -> GatewayConfig -> CGIProtocol -> HTTPWire
+//            -> FastCGIWire
+//            -> GatewaySystem -> CGatewayShims
+// HTTPWire, FastCGIWire and CGIProtocol are sans-IO: they import neither Glibc nor Foundation.
+import PackageDescription
+
+let package = Package(
+    name: "gatewayd",
+    products: [
+        .executable(name: "gatewayd", targets: ["gatewayd"]),
+    ],
+    dependencies: [
+        // CLI parsing, `--help`, subcommands.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // TOML 1.0 parsing (toml++ underneath); gives line/column on syntax errors.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        .target(name: "CGatewayShims"),
+        .target(name: "GatewaySystem", dependencies: ["CGatewayShims"]),
+        .target(name: "HTTPWire"),
+        .target(name: "FastCGIWire"),
+        .target(name: "CGIProtocol", dependencies: ["HTTPWire"]),
+        .target(name: "GatewayConfig", dependencies: [
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        .executableTarget(name: "gatewayd", dependencies: [
+            "GatewayConfig", "GatewaySystem", "HTTPWire", "FastCGIWire", "CGIProtocol",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire"], exclude: ["Fixtures"]),
+        .testTarget(name: "FastCGIWireTests", dependencies: ["FastCGIWire", "CGIProtocol"]),
+        .testTarget(name: "CGIProtocolTests", dependencies: ["CGIProtocol", "HTTPWire"]),
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
+        .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
+    ]
+)

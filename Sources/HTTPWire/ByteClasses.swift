@@ -1,0 +1,81 @@
+// Byte classes from RFC 9110 §5.6 and RFC 9112, as small inlinable predicates.
+// Switches over ranges compile to a few comparisons; no lookup tables to initialise.
+
+@usableFromInline enum ASCII {
+    static let cr: UInt8 = 0x0D
+    static let lf: UInt8 = 0x0A
+    static let sp: UInt8 = 0x20
+    static let htab: UInt8 = 0x09
+    static let colon: UInt8 = 0x3A
+    static let semicolon: UInt8 = 0x3B
+    static let comma: UInt8 = 0x2C
+    static let equals: UInt8 = 0x3D
+    static let quote: UInt8 = 0x22
+    static let backslash: UInt8 = 0x5C
+    static let slash: UInt8 = 0x2F
+}
+
+/// tchar: "!#$%&'*+-.^_`|~" / DIGIT / ALPHA (RFC 9110 §5.6.2).
+@inline(__always) func isTokenChar(_ b: UInt8) -> Bool {
+    switch b {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+        return true
+    case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+         UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+         UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+        return true
+    default:
+        return false
+    }
+}
+
+/// field-vchar / SP / HTAB: what may appear inside a field value (obs-text allowed, CTLs and DEL not).
+@inline(__always) func isFieldValueChar(_ b: UInt8) -> Bool {
+    b == ASCII.htab || (b >= 0x20 && b != 0x7F)
+}
+
+/// Visible ASCII, the only bytes we accept in a request-target.
+@inline(__always) func isTargetChar(_ b: UInt8) -> Bool {
+    b > 0x20 && b < 0x7F && b != UInt8(ascii: "#")
+}
+
+@inline(__always) func isOWS(_ b: UInt8) -> Bool { b == ASCII.sp || b == ASCII.htab }
+
+@inline(__always) func hexValue(_ b: UInt8) -> UInt64? {
+    switch b {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt64(b - UInt8(ascii: "0"))
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt64(b - UInt8(ascii: "a") + 10)
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt64(b - UInt8(ascii: "A") + 10)
+    default: return nil
+    }
+}
+
+@inline(__always) func lowercased(_ b: UInt8) -> UInt8 {
+    (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) ? b | 0x20 : b
+}
+
+/// Case-insensitive comparison of raw bytes with a lowercase ASCII literal.
+@inline(__always) func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+    guard bytes.count == lower.utf8CodeUnitCount else { return false }
+    let l = lower.utf8Start
+    for i in 0..<bytes.count where lowercased(bytes[i]) != l[i] { return false }
+    return true
+}
+
+/// Returns `bytes` without leading and trailing SP/HTAB.
+@inline(__always) func trimOWS(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    var lo = 0, hi = bytes.count
+    while lo < hi && isOWS(bytes[lo]) { lo += 1 }
+    while hi > lo && isOWS(bytes[hi - 1]) { hi -= 1 }
+    return UnsafeRawBufferPointer(rebasing: bytes[lo..<hi])
+}
+
+/// Calls `body` with each comma-separated element of a list-valued field (RFC 9110 §5.6.1),
+/// trimmed of OWS. Empty elements are passed as empty buffers so callers can reject them.
+@inline(__always) func forEachListElement(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws(HTTPParseError) -> Void) throws(HTTPParseError) {
+    var start = 0
+    for i in 0...value.count where i == value.count || value[i] == ASCII.comma {
+        try body(trimOWS(UnsafeRawBufferPointer(rebasing: value[start..<i])))
+        start = i + 1
+    }
+}
