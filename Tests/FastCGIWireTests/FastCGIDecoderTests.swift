@@ -131,3 +131,31 @@ struct FastCGIDecoderTests {
         }
     }
 }
+
+import CGIProtocol
+
+@Suite("FastCGI STDOUT into the CGI head parser")
+struct FastCGIStdoutHeadTests {
+    /// PHP and libfcgi may flush mid-header: the head is parsed from the STDOUT stream,
+    /// never from a single record.
+    @Test(arguments: [nil, 1, 3] as [Int?])
+    func headSplitAcrossTwoRecords(piece: Int?) throws {
+        let part1 = Array("Status: 201 Created\r\nContent-Ty".utf8)
+        let part2 = Array("pe: text/plain\r\n\r\nbody".utf8)
+        func record(_ c: [UInt8]) -> [UInt8] {
+            let pad = (8 - c.count % 8) % 8
+            return header(6, length: c.count, padding: pad) + c + [UInt8](repeating: 0, count: pad)
+        }
+        let input = record(part1) + record(part2) + header(6, length: 0, padding: 0) + endRequest()
+        let (d, _) = try decodeRequest(input, piece: piece)
+        var parser = CGIResponseHeadParser()
+        // Feed the STDOUT stream as the records delivered it: first record alone is not enough.
+        let (c1, h1) = try parser.parse(d.stdout[0..<part1.count])
+        #expect(c1 == 0 && h1 == nil)
+        let (consumed, head) = try parser.parse(d.stdout[...])
+        let h = try #require(head)
+        #expect(h.status == 201)
+        #expect(h.contentType == "text/plain")
+        #expect(Array(d.stdout[consumed...]) == Array("body".utf8))
+    }
+}

@@ -1,0 +1,138 @@
+import HTTPWire
+
+/// Everything besides the request head that the meta-variables need.
+public struct CGIRequestContext: Sendable {
+    /// SCRIPT_NAME and PATH_INFO, decoded (see `CGIPath`).
+    public var scriptName: String
+    public var pathInfo: String
+    /// DOCUMENT_ROOT, and SCRIPT_FILENAME = the file that runs (PHP needs both).
+    public var documentRoot: String?
+    public var scriptFilename: String?
+    /// Length of the body the app will read: from Content-Length, or counted after
+    /// de-chunking. Nil when the request has no body.
+    public var contentLength: UInt64?
+    public var remoteAddress: String
+    public var remotePort: Int
+    public var serverName: String
+    public var serverPort: Int
+    public var serverAddress: String?
+    public var https: Bool
+    public var serverSoftware: String
+    /// Variables the route adds (`env` in gateway.toml), e.g. GIT_PROJECT_ROOT.
+    public var extra: [(String, String)]
+
+    public init(scriptName: String, pathInfo: String, documentRoot: String? = nil, scriptFilename: String? = nil,
+                contentLength: UInt64? = nil, remoteAddress: String, remotePort: Int, serverName: String,
+                serverPort: Int, serverAddress: String? = nil, https: Bool = false,
+                serverSoftware: String = "gatewayd", extra: [(String, String)] = []) {
+        self.scriptName = scriptName
+        self.pathInfo = pathInfo
+        self.documentRoot = documentRoot
+        self.scriptFilename = scriptFilename
+        self.contentLength = contentLength
+        self.remoteAddress = remoteAddress
+        self.remotePort = remotePort
+        self.serverName = serverName
+        self.serverPort = serverPort
+        self.serverAddress = serverAddress
+        self.https = https
+        self.serverSoftware = serverSoftware
+        self.extra = extra
+    }
+}
+
+/// RFC 3875 §4.1 meta-variables, plus what PHP and WSGI apps expect, in a fixed order.
+///
+/// Safety rules: the server's own variables are set first and nothing overrides them;
+/// route `env` comes next; HTTP_* from headers last. A header whose name holds anything
+/// but letters, digits and "-" is dropped, so "X_Forwarded_For" cannot pose as
+/// "X-Forwarded-For" (as nginx and Apache do). `Proxy` never becomes HTTP_PROXY
+/// (httpoxy). Content-Length and Content-Type become CONTENT_* from the framing only.
+public enum CGIEnvironment {
+    public static func build(head: HTTPRequestHead, context c: CGIRequestContext) -> [(name: String, value: String)] {
+        var vars: [(name: String, value: String)] = []
+        vars.reserveCapacity(24 + head.headers.count)
+        var taken = Set<String>()
+        func set(_ name: String, _ value: String) {
+            if taken.insert(name).inserted { vars.append((name, value)) }
+        }
+        set("GATEWAY_INTERFACE", "CGI/1.1")
+        set("SERVER_SOFTWARE", c.serverSoftware)
+        set("SERVER_NAME", c.serverName)
+        set("SERVER_PORT", String(c.serverPort))
+        if let a = c.serverAddress { set("SERVER_ADDR", a) }
+        set("SERVER_PROTOCOL", head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1")
+        set("REQUEST_METHOD", head.method)
+        set("REQUEST_URI", head.target)
+        set("SCRIPT_NAME", c.scriptName)
+        set("PATH_INFO", c.pathInfo)
+        if !c.pathInfo.isEmpty, let root = c.documentRoot {
+            set("PATH_TRANSLATED", joinPath(root, c.pathInfo))
+        }
+        set("QUERY_STRING", String(head.query))
+        if let n = c.contentLength { set("CONTENT_LENGTH", String(n)) }
+        if let t = head.headers.first("Content-Type") { set("CONTENT_TYPE", t) }
+        set("REMOTE_ADDR", c.remoteAddress)
+        set("REMOTE_PORT", String(c.remotePort))
+        if let root = c.documentRoot { set("DOCUMENT_ROOT", root) }
+        if let f = c.scriptFilename { set("SCRIPT_FILENAME", f) }
+        set("REQUEST_SCHEME", c.https ? "https" : "http")
+        if c.https { set("HTTPS", "on") }
+        // php-cgi refuses to run without it when cgi.force_redirect is on (its default).
+        set("REDIRECT_STATUS", "200")
+        for (n, v) in c.extra { set(n, v) }
+        for (name, value) in mergedHeaders(head.headers) { set(name, value) }
+        return vars
+    }
+
+    /// HTTP_* variables: one per header name, repeated fields joined with ", "
+    /// (Cookie with "; "), in first-seen order.
+    static func mergedHeaders(_ headers: HTTPHeaders) -> [(String, String)] {
+        var order: [String] = []
+        var values: [String: String] = [:]
+        for i in 0..<headers.count {
+            guard let name = variableName(forHeader: headers.name(at: i)) else { continue }
+            let v = headers.value(at: i)
+            if let old = values[name] {
+                values[name] = old + (name == "HTTP_COOKIE" ? "; " : ", ") + v
+            } else {
+                values[name] = v
+                order.append(name)
+            }
+        }
+        return order.map { ($0, values[$0]!) }
+    }
+
+    /// "Accept-Language" -> "HTTP_ACCEPT_LANGUAGE"; nil for names that must not pass.
+    public static func variableName(forHeader name: String) -> String? {
+        var out = "HTTP_"
+        for u in name.utf8 {
+            switch u {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): out.unicodeScalars.append(Unicode.Scalar(u - 32))
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): out.unicodeScalars.append(Unicode.Scalar(u))
+            case UInt8(ascii: "-"): out.append("_")
+            default: return nil  // "_", ".", etc.: would collide with another header's variable
+            }
+        }
+        switch out {
+        case "HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE":
+            return nil
+        case "HTTP_TRANSFER_ENCODING":
+            return nil  // the app reads a de-chunked body of CONTENT_LENGTH bytes
+        default:
+            return out.count > 5 ? out : nil
+        }
+    }
+
+    /// The host part of a Host field ("example.com:8080" -> "example.com", "[::1]:80" -> "[::1]").
+    public static func hostWithoutPort(_ host: String) -> String {
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") { return String(host[...close]) }
+        if let colon = host.lastIndex(of: ":") { return String(host[..<colon]) }
+        return host
+    }
+
+    static func joinPath(_ root: String, _ sub: String) -> String {
+        if root.hasSuffix("/") && sub.hasPrefix("/") { return root + sub.dropFirst() }
+        return root + sub
+    }
+}
