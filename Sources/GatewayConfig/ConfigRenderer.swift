@@ -1,0 +1,111 @@
+/// Prints a configuration as TOML with every default filled in (`gatewayd check`).
+/// The output loads back to the same configuration.
+extension Configuration {
+    public func renderTOML() -> String {
+        var out: [String] = ["# effective configuration of \(sourcePath), defaults included"]
+        func kv(_ k: String, _ v: String) { out.append("\(k) = \(v)") }
+        func q(_ s: String) -> String { Self.quote(s) }
+        func num(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d) }
+        func list(_ a: [String]) -> String { "[" + a.map(q).joined(separator: ", ") + "]" }
+        func table(_ d: [String: String]) -> String {
+            "{ " + d.keys.sorted().map { "\($0) = \(q(d[$0]!))" }.joined(separator: ", ") + " }"
+        }
+
+        out.append("\n[server]")
+        kv("bind", list(server.bind.map(\.description)))
+        kv("workers", String(server.workers))
+        kv("worker_class", q(server.workerClass.rawValue))
+        kv("threads", String(server.threads))
+        kv("worker_connections", String(server.workerConnections))
+        kv("timeout", num(server.timeout))
+        kv("graceful_timeout", num(server.gracefulTimeout))
+        kv("keepalive", num(server.keepalive))
+        kv("max_requests", String(server.maxRequests))
+        kv("max_requests_jitter", String(server.maxRequestsJitter))
+        kv("backlog", String(server.backlog))
+        kv("unix_socket_mode", q("0" + String(server.unixSocketMode, radix: 8)))
+        if let p = server.pidfile { kv("pidfile", q(p)) } else { out.append("# pidfile: none") }
+        if let u = server.user { kv("user", q(u)) }
+        if let g = server.group { kv("group", q(g)) }
+        kv("server_name", q(server.serverName))
+
+        out.append("\n[limits]")
+        kv("max_request_line", String(limits.maxRequestLine))
+        kv("max_header_count", String(limits.maxHeaderCount))
+        kv("max_header_field_size", String(limits.maxHeaderFieldSize))
+        kv("max_head_size", String(limits.maxHeadSize))
+        kv("max_chunk_extension", String(limits.maxChunkExtension))
+        kv("max_body_size", String(limits.maxBodySize))
+        kv("max_response_head", String(limits.maxResponseHead))
+
+        out.append("\n[timeouts]")
+        kv("header", num(timeouts.header))
+        kv("body", num(timeouts.body))
+        kv("send", num(timeouts.send))
+        kv("backend_connect", num(timeouts.backendConnect))
+        kv("backend_read", num(timeouts.backendRead))
+
+        out.append("\n[log]")
+        kv("level", q(log.level))
+        kv("error_log", q(log.errorLog))
+        kv("access_log", q(log.accessLog))
+        kv("access_log_format", q(log.accessLogFormat.rawValue))
+
+        for a in apps {
+            out.append("\n[[app]]")
+            kv("name", q(a.name))
+            switch a.kind {
+            case .hosted(let command, let processes):
+                kv("command", list(command))
+                if let n = processes { kv("processes", String(n)) } else { out.append("# processes: the default for worker_class \(server.workerClass.rawValue)") }
+            case .external(let address, let maxConns):
+                kv("connect", q(address.description))
+                kv("max_conns", String(maxConns))
+            }
+            kv("queue_timeout", num(a.queueTimeout))
+            if !a.env.isEmpty { kv("env", table(a.env)) }
+            if !a.envCopy.isEmpty { kv("env_copy", list(a.envCopy)) }
+            if let r = a.root { kv("root", q(r)) }
+            if let c = a.cwd { kv("cwd", q(c)) }
+            if let u = a.user { kv("user", q(u)) }
+            if let g = a.group { kv("group", q(g)) }
+            kv("max_requests", String(a.maxRequests))
+        }
+        for r in routes {
+            out.append("\n[[route]]")
+            switch r.match {
+            case .path(let p): kv("path", q(p))
+            case .extension(let e): kv("extension", q(e))
+            }
+            switch r.target {
+            case .app(let a): kv("app", q(a))
+            case .cgi(let d): kv("cgi", q(d))
+            case .static(let d): kv("static", q(d))
+            }
+            if !r.env.isEmpty { kv("env", table(r.env)) }
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// A TOML basic string.
+    static func quote(_ s: String) -> String {
+        var o = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": o += "\\\""
+            case "\\": o += "\\\\"
+            case "\n": o += "\\n"
+            case "\t": o += "\\t"
+            case "\r": o += "\\r"
+            default:
+                if u.value < 0x20 || u.value == 0x7F {
+                    let h = String(u.value, radix: 16, uppercase: true)
+                    o += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                } else {
+                    o.unicodeScalars.append(u)
+                }
+            }
+        }
+        return o + "\""
+    }
+}

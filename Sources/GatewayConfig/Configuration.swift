@@ -1,0 +1,159 @@
+/// The validated configuration: every value present, every default applied, every
+/// relative path resolved against the configuration file's directory.
+public struct Configuration: Sendable, Equatable {
+    public var server: ServerConfig
+    public var limits: LimitsConfig
+    public var timeouts: TimeoutsConfig
+    public var log: LogConfig
+    public var apps: [AppConfig]
+    public var routes: [RouteConfig]
+    /// The file it came from, as the user named it (for messages and reloads).
+    public var sourcePath: String
+
+    public func app(named name: String) -> AppConfig? { apps.first { $0.name == name } }
+}
+
+public enum WorkerClass: String, Sendable, CaseIterable {
+    case sync, thread, epoll
+}
+
+/// A listening address: `host:port`, `[v6]:port` or `unix:/path`.
+public enum BindAddress: Sendable, Equatable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case tcp6(host: String, port: Int)
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let h, let p): return "\(h):\(p)"
+        case .tcp6(let h, let p): return "[\(h)]:\(p)"
+        case .unix(let path): return "unix:\(path)"
+        }
+    }
+}
+
+/// Where an external FastCGI app listens (`connect`).
+public enum ConnectAddress: Sendable, Equatable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let h, let p): return h.contains(":") ? "[\(h)]:\(p)" : "\(h):\(p)"
+        case .unix(let path): return "unix:\(path)"
+        }
+    }
+}
+
+public struct ServerConfig: Sendable, Equatable {
+    public var bind: [BindAddress]
+    public var workers: Int
+    public var workerClass: WorkerClass
+    public var threads: Int
+    public var workerConnections: Int
+    /// Seconds a worker may stay silent before the master kills it.
+    public var timeout: Double
+    public var gracefulTimeout: Double
+    /// Seconds an idle keep-alive connection is kept; 0 closes after each response.
+    public var keepalive: Double
+    public var maxRequests: Int
+    public var maxRequestsJitter: Int
+    public var backlog: Int
+    /// Permission bits of unix listening sockets.
+    public var unixSocketMode: Int
+    public var pidfile: String?
+    public var user: String?
+    public var group: String?
+    /// SERVER_NAME when the request has no Host.
+    public var serverName: String
+
+    public static func defaults(cpuCount: Int) -> ServerConfig {
+        ServerConfig(bind: [.tcp(host: "127.0.0.1", port: 8000)], workers: 2 * max(cpuCount, 1) + 1,
+                     workerClass: .sync, threads: 4, workerConnections: 1000, timeout: 30, gracefulTimeout: 30,
+                     keepalive: 2, maxRequests: 0, maxRequestsJitter: 0, backlog: 2048, unixSocketMode: 0o660,
+                     pidfile: nil, user: nil, group: nil, serverName: "localhost")
+    }
+}
+
+public struct LimitsConfig: Sendable, Equatable {
+    public var maxRequestLine = 8192
+    public var maxHeaderCount = 100
+    public var maxHeaderFieldSize = 8192
+    public var maxHeadSize = 65536
+    public var maxChunkExtension = 1024
+    public var maxBodySize: UInt64 = 100 << 20
+    /// Largest response head a CGI or FastCGI app may send (502 past it).
+    public var maxResponseHead = 65536
+    public init() {}
+}
+
+public struct TimeoutsConfig: Sendable, Equatable {
+    /// Seconds to receive a whole request head (slowloris guard); 408 then close.
+    public var header: Double = 10
+    /// Seconds without progress while reading a request body.
+    public var body: Double = 30
+    /// Seconds without progress while writing to a client.
+    public var send: Double = 30
+    public var backendConnect: Double = 5
+    /// Seconds without output from an app before 504.
+    public var backendRead: Double = 60
+    public init() {}
+}
+
+public enum AccessLogFormat: String, Sendable, CaseIterable {
+    case combined, json
+}
+
+public struct LogConfig: Sendable, Equatable {
+    public var level = "info"
+    /// "-" is stderr.
+    public var errorLog = "-"
+    /// "-" is stdout; "off" disables it.
+    public var accessLog = "-"
+    public var accessLogFormat = AccessLogFormat.combined
+    public init() {}
+}
+
+public struct AppConfig: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// gatewayd starts and supervises these processes.
+        case hosted(command: [String], processes: Int?)
+        /// Someone else runs the app; `maxConns` is its concurrency (php-fpm's pm.max_children).
+        case external(ConnectAddress, maxConns: Int)
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var queueTimeout: Double
+    public var env: [String: String]
+    /// Variables copied from gatewayd's own environment (hosted apps start clean).
+    public var envCopy: [String]
+    /// DOCUMENT_ROOT; SCRIPT_FILENAME = root + SCRIPT_NAME.
+    public var root: String?
+    /// Working directory of hosted processes.
+    public var cwd: String?
+    public var user: String?
+    public var group: String?
+    /// Requests before a hosted process is recycled (0: never).
+    public var maxRequests: Int
+}
+
+public struct RouteConfig: Sendable, Equatable {
+    public enum Match: Sendable, Equatable {
+        /// A path prefix at a segment boundary ("/api" covers "/api/x", not "/apix").
+        case path(String)
+        /// A file extension (".php"): the path is split after it.
+        case `extension`(String)
+    }
+
+    public enum Target: Sendable, Equatable {
+        case app(String)
+        case cgi(String)
+        case `static`(String)
+    }
+
+    public var match: Match
+    public var target: Target
+    /// Extra meta-variables for the app or CGI programs, in file order.
+    public var env: [String: String]
+}

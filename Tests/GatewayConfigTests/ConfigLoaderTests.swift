@@ -1,0 +1,295 @@
+import Testing
+@testable import GatewayConfig
+
+func load(_ text: String, cpu: Int = 2) throws(ConfigError) -> Configuration {
+    try ConfigLoader.load(text: text, file: "gateway.toml", baseDirectory: "/etc/gatewayd", cpuCount: cpu)
+}
+
+/// The messages of a configuration that must fail.
+func problems(_ text: String) -> [String] {
+    do {
+        _ = try load(text)
+        return []
+    } catch {
+        return error.issues.map(\.description)
+    }
+}
+
+let issueExample = """
+[server]
+bind = ["127.0.0.1:8080", "unix:/run/gatewayd.sock"]
+workers = 5
+worker_class = "epoll"          # sync | thread | epoll
+threads = 8                     # thread workers
+[[app]]
+name = "php"
+command = ["php-cgi"]           # hosted: gatewayd starts and supervises it
+processes = 4
+root = "/srv/www"               # SCRIPT_FILENAME = root + script
+[[app]]
+name = "api"
+connect = "unix:/run/api.sock"  # run elsewhere (or "127.0.0.1:9000")
+max_conns = 8                   # its concurrency (php-fpm: pm.max_children)
+queue_timeout = 10
+[[route]]
+path = "/api"
+app = "api"
+[[route]]
+extension = ".php"
+app = "php"
+[[route]]
+path = "/cgi-bin"
+cgi = "/srv/cgi-bin"            # a directory of CGI programs, or one program
+env = { GIT_PROJECT_ROOT = "/srv/git" }
+[[route]]
+path = "/"
+static = "/srv/www"
+"""
+
+@Suite("gateway.toml loading")
+struct ConfigLoaderTests {
+    @Test func theDocumentedShapeLoads() throws {
+        let c = try load(issueExample)
+        #expect(c.server.bind == [.tcp(host: "127.0.0.1", port: 8080), .unix(path: "/run/gatewayd.sock")])
+        #expect(c.server.workers == 5)
+        #expect(c.server.workerClass == .epoll)
+        #expect(c.server.threads == 8)
+        #expect(c.apps.count == 2)
+        #expect(c.apps[0].kind == .hosted(command: ["php-cgi"], processes: 4))
+        #expect(c.apps[0].root == "/srv/www")
+        #expect(c.apps[1].kind == .external(.unix(path: "/run/api.sock"), maxConns: 8))
+        #expect(c.apps[1].queueTimeout == 10)
+        #expect(c.routes.map(\.match) == [.path("/api"), .extension(".php"), .path("/cgi-bin"), .path("/")])
+        #expect(c.routes[2].target == .cgi("/srv/cgi-bin"))
+        #expect(c.routes[2].env == ["GIT_PROJECT_ROOT": "/srv/git"])
+        #expect(c.routes[3].target == .static("/srv/www"))
+    }
+
+    @Test func defaults() throws {
+        let c = try load("", cpu: 2)
+        #expect(c.server.workers == 5)
+        #expect(c.server.workerClass == .sync)
+        #expect(c.server.bind == [.tcp(host: "127.0.0.1", port: 8000)])
+        #expect(c.server.keepalive == 2)
+        #expect(c.server.backlog == 2048)
+        #expect(c.server.timeout == 30)
+        #expect(c.limits == LimitsConfig())
+        #expect(c.timeouts.header == 10)
+        #expect(try load("", cpu: 8).server.workers == 17)
+    }
+
+    @Test func relativePathsFollowTheConfigFile() throws {
+        let c = try load("""
+        [server]
+        bind = "unix:run/gw.sock"
+        pidfile = "./run/gw.pid"
+        [[app]]
+        name = "c"
+        command = ["../apps/bin/hello", "--flag"]
+        root = "www"
+        [[route]]
+        path = "/"
+        static = "/abs/www"
+        """)
+        #expect(c.server.bind == [.unix(path: "/etc/gatewayd/run/gw.sock")])
+        #expect(c.server.pidfile == "/etc/gatewayd/run/gw.pid")
+        #expect(c.apps[0].kind == .hosted(command: ["/etc/gatewayd/../apps/bin/hello", "--flag"], processes: nil))
+        #expect(c.apps[0].root == "/etc/gatewayd/www")
+        #expect(c.routes[0].target == .static("/abs/www"))
+    }
+
+    @Test func durationsAndSizes() throws {
+        let c = try load("""
+        [server]
+        timeout = "2m"
+        keepalive = 0
+        graceful_timeout = 2.5
+        [limits]
+        max_body_size = "1G"
+        max_head_size = "32K"
+        [timeouts]
+        backend_connect = "500ms"
+        """)
+        #expect(c.server.timeout == 120)
+        #expect(c.server.keepalive == 0)
+        #expect(c.server.gracefulTimeout == 2.5)
+        #expect(c.limits.maxBodySize == 1 << 30)
+        #expect(c.limits.maxHeadSize == 32768)
+        #expect(c.timeouts.backendConnect == 0.5)
+    }
+
+    @Test func theIssueExampleError() {
+        #expect(problems("# gatewayd\n\n[server]\nbind = \"127.0.0.1:8080\"\n\n\n\n\n\n\n\nworkers = \"four\"\n")
+                == ["gateway.toml:12: server.workers: expected a positive integer, got \"four\""])
+    }
+
+    @Test("errors carry file, line and key", arguments: [
+        ("[server]\nwrokers = 4\n", "gateway.toml:2: server.wrokers: unknown key; did you mean \"workers\"?"),
+        ("[server]\nworker_class = \"epol\"\n", "gateway.toml:2: server.worker_class: expected one of sync, thread, epoll, got \"epol\"; did you mean \"epoll\"?"),
+        ("[server]\nworkers = 0\n", "gateway.toml:2: server.workers: expected a positive integer, got 0"),
+        ("[server]\nbind = [\"localhost\"]\n", "gateway.toml:2: server.bind: expected host:port, [v6]:port or unix:/path, got \"localhost\""),
+        ("[server]\nbind = [\"127.0.0.1:99999\"]\n", "gateway.toml:2: server.bind: port must be 1-65535, got \"99999\""),
+        ("[server]\nbind = [\"::1:80\"]\n", "gateway.toml:2: server.bind: an IPv6 address needs brackets: [::1]:80"),
+        ("[server]\ntimeout = \"soon\"\n", "gateway.toml:2: server.timeout: expected a duration in seconds (30, 2.5, \"500ms\", \"5m\"), got \"soon\""),
+        ("[server]\nkeepalive = -1\n", "gateway.toml:2: server.keepalive: expected a duration in seconds (30, 2.5, \"500ms\", \"5m\"), got -1"),
+        ("[limits]\nmax_body_size = \"lots\"\n", "gateway.toml:2: limits.max_body_size: expected a size in bytes (65536, \"64K\", \"100M\", \"1G\"), got \"lots\""),
+        ("[log]\nlevel = \"verbose\"\n", "gateway.toml:2: log.level: expected one of trace, debug, info, notice, warning, error, critical, got \"verbose\""),
+        ("[sever]\nworkers = 2\n", "gateway.toml:1: sever: unknown key; did you mean \"server\"?"),
+        ("\n\n[[app]]\nname = \"a\"\n", "gateway.toml:3: app[0]: needs either command (gatewayd runs the app) or connect (the app runs elsewhere)"),
+        ("[[app]]\nname = \"a\"\ncommand = [\"x\"]\nconnect = \"127.0.0.1:9000\"\n", "gateway.toml:1: app[0]: has both command and connect; choose one"),
+        ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\nprocesses = 4\n", "gateway.toml:4: app[0].processes: applies to hosted apps (command); use max_conns for connect"),
+        ("[[app]]\nname = \"a\"\ncommand = \"php-cgi\"\n", "gateway.toml:3: app[0].command: expected an array of strings, got \"php-cgi\""),
+        ("[[app]]\ncommand = [\"x\"]\n", "gateway.toml:1: app[0]: needs a name"),
+        ("[app]\nname = \"a\"\n", "gateway.toml:1: app: expected [[app]] entries (an array of tables), got a table"),
+        ("[[route]]\npath = \"/\"\napp = \"php\"\n", "gateway.toml:3: route[0].app: no app named \"php\" (no [[app]] is defined)"),
+        ("[[app]]\nname = \"php\"\ncommand = [\"php-cgi\"]\n[[route]]\npath = \"/\"\napp = \"ph\"\n", "gateway.toml:6: route[0].app: no app named \"ph\" (known apps: php); did you mean \"php\"?"),
+        ("[[route]]\npath = \"api\"\nstatic = \"/x\"\n", "gateway.toml:2: route[0].path: must start with /, got \"api\""),
+        ("[[route]]\nextension = \"php\"\nstatic = \"/x\"\n", "gateway.toml:2: route[0].extension: expected an extension such as \".php\", got \"php\""),
+        ("[[route]]\npath = \"/\"\nstatic = \"/x\"\ncgi = \"/y\"\n", "gateway.toml:1: route[0]: has cgi and static; choose one"),
+        ("[[route]]\npath = \"/\"\n", "gateway.toml:1: route[0]: needs one of app, cgi or static"),
+        ("[[route]]\nstatic = \"/x\"\n", "gateway.toml:1: route[0]: needs path (a URL prefix) or extension (such as \".php\")"),
+        ("[[route]]\npath = \"/\"\ncgi = \"/c\"\nenv = { GOOD = \"1\", BAD = 2 }\n", "gateway.toml:4: route[0].env.BAD: expected a string, got 2"),
+        ("[[route]]\npath = \"/\"\ncgi = \"/c\"\nenv = { \"NO-DASH\" = \"1\" }\n", "gateway.toml:4: route[0].env.NO-DASH: not a valid environment variable name"),
+        ("[server]\nmax_requests_jitter = 5\n", "gateway.toml:2: server.max_requests_jitter: has no effect without server.max_requests"),
+        ("[server]\nworkers = 3\nworkers = 4\n", "gateway.toml:3: TOML syntax: Error while parsing key-value pair: cannot redefine existing integer 'workers'"),
+        ("[server\nworkers = 3\n", "gateway.toml:1: TOML syntax:"),
+    ])
+    func errorMessage(text: String, message: String) {
+        let got = problems(text)
+        #expect(got.count == 1, "\(got)")
+        #expect(got.first?.hasPrefix(message) == true, "\(got)")
+    }
+
+    @Test func everyProblemIsReportedInFileOrder() {
+        let got = problems("""
+        [server]
+        workers = "many"
+        threads = 0
+        [[app]]
+        name = "a"
+        command = ["x"]
+        [[app]]
+        name = "a"
+        command = ["y"]
+        [[route]]
+        path = "/"
+        app = "b"
+        """)
+        #expect(got == [
+            "gateway.toml:2: server.workers: expected a positive integer, got \"many\"",
+            "gateway.toml:3: server.threads: expected a positive integer, got 0",
+            "gateway.toml:8: app[1].name: another app is already named \"a\"",
+            "gateway.toml:12: route[0].app: no app named \"b\" (known apps: a); did you mean \"a\"?",
+        ])
+    }
+
+    @Test func duplicateRoutes() {
+        #expect(problems("[[route]]\npath = \"/a\"\nstatic = \"/x\"\n[[route]]\npath = \"/a/\"\nstatic = \"/y\"\n")
+                == ["gateway.toml:4: route[1]: another route already matches path /a"])
+    }
+
+    @Test func effectiveConfigurationRoundTrips() throws {
+        let c = try load(issueExample)
+        let text = c.renderTOML()
+        let again = try load(text)
+        #expect(again.server == c.server)
+        #expect(again.limits == c.limits)
+        #expect(again.timeouts == c.timeouts)
+        #expect(again.log == c.log)
+        #expect(again.apps == c.apps)
+        #expect(again.routes == c.routes)
+        #expect(text.contains("workers = 5"))
+        #expect(text.contains("backlog = 2048"))
+    }
+
+    @Test func commandLineOverrides() throws {
+        let c = try load(issueExample)
+        var o = ConfigOverrides()
+        o.bind = ["0.0.0.0:9000", "[::1]:9001"]
+        o.workers = 3
+        o.workerClass = "thread"
+        o.threads = 2
+        o.timeout = 60
+        let d = try c.applying(o, baseDirectory: "/tmp")
+        #expect(d.server.bind == [.tcp(host: "0.0.0.0", port: 9000), .tcp6(host: "::1", port: 9001)])
+        #expect(d.server.workers == 3 && d.server.workerClass == .thread && d.server.threads == 2 && d.server.timeout == 60)
+
+        var bad = ConfigOverrides()
+        bad.workers = 0
+        bad.workerClass = "gevent"
+        #expect(throws: ConfigError.self) { try c.applying(bad, baseDirectory: "/tmp") }
+        do {
+            _ = try c.applying(bad, baseDirectory: "/tmp")
+        } catch {
+            #expect(error.issues.map(\.description) == ["command line: --workers: expected 1-1024, got 0",
+                                                        "command line: --worker-class: expected one of sync, thread, epoll, got \"gevent\""])
+        }
+    }
+}
+
+@Suite("line index")
+struct TOMLLineIndexTests {
+    @Test func multiLineValuesDoNotConfuseLines() {
+        let text = """
+        # comment with key = "x"
+        title = \"\"\"
+        [not.a.table]
+        still = "string"
+        \"\"\"
+        [server]
+        bind = [
+          "a:1", # comment ] with bracket
+          "b:2",
+        ]
+        workers = 4
+        [[app]]
+        name = 'lit#eral'
+        env = { A = "1", "B.C" = "2" }
+        [[app]]
+        name = "second"
+        """
+        let idx = TOMLLineIndex(text: text)
+        #expect(idx.line(for: "title") == 2)
+        #expect(idx.line(for: "server") == 6)
+        #expect(idx.line(for: "server.bind") == 7)
+        #expect(idx.line(for: "server.workers") == 11)
+        #expect(idx.line(for: "app[0]") == 12)
+        #expect(idx.line(for: "app[0].name") == 13)
+        #expect(idx.line(for: "app[0].env.A") == 14)
+        #expect(idx.line(for: "app[0].env.B.C") == 14)
+        #expect(idx.line(for: "app[1].name") == 16)
+        #expect(idx.line(for: "app[1].missing") == 15)
+        #expect(idx.line(for: "not.a.table") == nil)
+    }
+}
+
+@Suite("value syntaxes")
+struct ConfigValuesTests {
+    @Test func sizes() {
+        #expect(ConfigValues.parseSize("64K") == 65536)
+        #expect(ConfigValues.parseSize("100M") == 100 << 20)
+        #expect(ConfigValues.parseSize("2GiB") == 2 << 30)
+        #expect(ConfigValues.parseSize("512") == 512)
+        #expect(ConfigValues.parseSize("12X") == nil)
+        #expect(ConfigValues.parseSize("99999999999G") == nil)
+    }
+
+    @Test func durations() {
+        #expect(ConfigValues.parseDuration("500ms") == 0.5)
+        #expect(ConfigValues.parseDuration("30s") == 30)
+        #expect(ConfigValues.parseDuration("5m") == 300)
+        #expect(ConfigValues.parseDuration("1h") == 3600)
+        #expect(ConfigValues.parseDuration("2.5") == 2.5)
+        #expect(ConfigValues.parseDuration("-1s") == nil)
+        #expect(ConfigValues.parseDuration("abc") == nil)
+    }
+
+    @Test func binds() throws {
+        #expect(try ConfigValues.parseBind("[::]:80").get() == .tcp6(host: "::", port: 80))
+        #expect(try ConfigValues.parseBind("unix:/run/x.sock").get() == .unix(path: "/run/x.sock"))
+        #expect(try ConfigValues.parseBind("example.com:443").get() == .tcp(host: "example.com", port: 443))
+        #expect(throws: ConfigValues.ValueError.self) { try ConfigValues.parseBind(":80").get() }
+        #expect(throws: ConfigValues.ValueError.self) { try ConfigValues.parseBind("unix:").get() }
+        #expect(throws: ConfigValues.ValueError.self) { try ConfigValues.parseBind("[1.2.3.4]:80").get() }
+    }
+}
