@@ -1,1 +1,44 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/sendfile.h>
 #include "CGatewayShims.h"
+
+int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
+int gw_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int gw_epoll_create_cloexec(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int gw_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev;
+    ev.events = events;
+    ev.data.u64 = data;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int gw_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout_ms) {
+    return epoll_wait(epfd, events, maxevents, timeout_ms);
+}
+
+ssize_t gw_sendfile(int out_fd, int in_fd, off_t *offset, size_t count) { return sendfile(out_fd, in_fd, offset, count); }
+
+int gw_socket(int domain, int type, int nonblocking) {
+    return socket(domain, type | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+}
+
+const int gw_SOCK_CLOEXEC = SOCK_CLOEXEC;
+const int gw_SOCK_NONBLOCK = SOCK_NONBLOCK;
+const int gw_O_CLOEXEC = O_CLOEXEC;
+const int gw_O_NONBLOCK = O_NONBLOCK;
+const uint32_t gw_EPOLLIN = EPOLLIN;
+const uint32_t gw_EPOLLOUT = EPOLLOUT;
+const uint32_t gw_EPOLLERR = EPOLLERR;
+const uint32_t gw_EPOLLHUP = EPOLLHUP;
+const uint32_t gw_EPOLLRDHUP = EPOLLRDHUP;
+const uint32_t gw_EPOLLET = EPOLLET;
+const uint32_t gw_EPOLLEXCLUSIVE = EPOLLEXCLUSIVE;
+const int gw_EPOLL_CTL_ADD = EPOLL_CTL_ADD;
+const int gw_EPOLL_CTL_MOD = EPOLL_CTL_MOD;
+const int gw_EPOLL_CTL_DEL = EPOLL_CTL_DEL;
+
+uint32_t gw_epoll_event_events(const struct epoll_event *e) { return e->events; }
+uint64_t gw_epoll_event_data(const struct epoll_event *e) { return e->data.u64; }

@@ -1,0 +1,131 @@
+import Glibc
+import CGatewayShims
+
+/// Listening and connected sockets. Every socket is created close-on-exec.
+public enum Socket {
+    /// A bound, listening TCP socket on an IPv4/IPv6 literal (SO_REUSEADDR set).
+    public static func listenTCP(host: String, port: Int, backlog: Int32, reusePort: Bool = false) throws(SystemError) -> FileDescriptor {
+        var storage = sockaddr_storage()
+        let length = try fillAddress(&storage, host: host, port: port)
+        let fd = FileDescriptor(try syscall("socket") { gw_socket(Int32(storage.ss_family), Int32(SOCK_STREAM.rawValue), 0) })
+        do {
+            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+            if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
+            if storage.ss_family == sa_family_t(AF_INET6) { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
+            _ = try syscall("bind") { withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd.rawValue, $0, length) } } }
+            _ = try syscall("listen") { listen(fd.rawValue, backlog) }
+        } catch {
+            try? fd.close()
+            throw error
+        }
+        return fd
+    }
+
+    /// A listening unix socket; a stale socket file at `path` is replaced.
+    public static func listenUnix(path: String, backlog: Int32, mode: Int) throws(SystemError) -> FileDescriptor {
+        var addr = try unixAddress(path)
+        let fd = FileDescriptor(try syscall("socket") { gw_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0) })
+        do {
+            var st = stat()
+            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+            _ = try syscall("bind") { withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } }
+            _ = try syscall("chmod") { chmod(path, mode_t(mode)) }
+            _ = try syscall("listen") { listen(fd.rawValue, backlog) }
+        } catch {
+            try? fd.close()
+            throw error
+        }
+        return fd
+    }
+
+    /// Accepts one connection as close-on-exec (and non-blocking if asked); nil when a
+    /// non-blocking listener has none waiting.
+    public static func accept(_ listener: FileDescriptor, nonBlocking: Bool = false) throws(SystemError) -> FileDescriptor? {
+        do {
+            let fd = try syscall("accept4") { gw_accept4(listener.rawValue, nil, nil, gw_SOCK_CLOEXEC | (nonBlocking ? gw_SOCK_NONBLOCK : 0)) }
+            return FileDescriptor(fd)
+        } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+            return nil
+        }
+    }
+
+    /// A blocking TCP connection to an IPv4/IPv6 literal (clients in tests, backends).
+    public static func connectTCP(host: String, port: Int) throws(SystemError) -> FileDescriptor {
+        var storage = sockaddr_storage()
+        let length = try fillAddress(&storage, host: host, port: port)
+        let fd = FileDescriptor(try syscall("socket") { gw_socket(Int32(storage.ss_family), Int32(SOCK_STREAM.rawValue), 0) })
+        do {
+            _ = try syscall("connect") { withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, length) } } }
+        } catch {
+            try? fd.close()
+            throw error
+        }
+        return fd
+    }
+
+    public static func connectUnix(path: String) throws(SystemError) -> FileDescriptor {
+        var addr = try unixAddress(path)
+        let fd = FileDescriptor(try syscall("socket") { gw_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0) })
+        do {
+            _ = try syscall("connect") { withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } }
+        } catch {
+            try? fd.close()
+            throw error
+        }
+        return fd
+    }
+
+    /// The port a socket is bound to (after binding port 0).
+    public static func localPort(_ fd: FileDescriptor) throws(SystemError) -> Int {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = try syscall("getsockname") { withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd.rawValue, $0, &len) } } }
+        let family = storage.ss_family
+        return withUnsafePointer(to: &storage) { p in
+            if family == sa_family_t(AF_INET6) {
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+            }
+            return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
+        }
+    }
+
+    static func setOption(_ fd: FileDescriptor, _ level: Int32, _ name: Int32, _ value: Int32) throws(SystemError) {
+        var v = value
+        _ = try syscall("setsockopt") { setsockopt(fd.rawValue, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) }
+    }
+
+    static func fillAddress(_ storage: inout sockaddr_storage, host: String, port: Int) throws(SystemError) -> socklen_t {
+        var ok: Int32 = 0
+        let length: socklen_t
+        if host.contains(":") {
+            var a = sockaddr_in6()
+            a.sin6_family = sa_family_t(AF_INET6)
+            a.sin6_port = UInt16(port).bigEndian
+            ok = inet_pton(AF_INET6, host, &a.sin6_addr)
+            withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee = a } }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        } else {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = UInt16(port).bigEndian
+            ok = inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &a.sin_addr)
+            withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee = a } }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        }
+        guard ok == 1 else { throw SystemError(errno: EINVAL, "inet_pton(\(host))") }
+        return length
+    }
+
+    static func unixAddress(_ path: String) throws(SystemError) -> sockaddr_un {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+        guard bytes.count < capacity else { throw SystemError(errno: ENAMETOOLONG, "unix socket path \(path)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return addr
+    }
+}
