@@ -38,9 +38,13 @@ public struct FastCGIDecoder: Sendable {
         self.requestID = requestID
     }
 
-    /// Reuses the decoder for the next request on a kept connection.
+    /// Reuses the decoder for the next request on a kept connection. The padding of the
+    /// END_REQUEST record may still be pending; it is skipped as usual.
     public mutating func startRequest(_ id: UInt16) {
-        precondition(state == .header, "previous record not finished")
+        switch state {
+        case .header, .padding: break
+        default: preconditionFailure("startRequest inside a record")
+        }
         requestID = id
         ended = false
     }

@@ -37,6 +37,8 @@ public struct HTTPRequestParser: Sendable {
     public let limits: HTTPLimits
     var state: State = .head(scanned: 0)
     var chunkedBodySize: UInt64 = 0
+    /// The head being scanned has finished its request line.
+    var headSawLF = false
 
     public init(limits: HTTPLimits = HTTPLimits()) {
         self.limits = limits
@@ -129,37 +131,35 @@ public struct HTTPRequestParser: Sendable {
 
     /// Finds the byte after the blank line ending the head, or nil if it is not there yet
     /// (remembering how far it looked, so byte-at-a-time input stays linear).
+    /// Bare CR and the size limits are checked here, in byte order, so the outcome never
+    /// depends on how the input was split into reads (the fuzzer checks this).
     private mutating func findEndOfHead(_ input: UnsafeRawBufferPointer, from scanned: Int) throws(HTTPParseError) -> Int? {
         var i = scanned
         let n = input.count
-        let limit = limits.maxHeadSize
+        if scanned == 0 { headSawLF = false }
         while i < n {
-            if input[i] == ASCII.lf {
+            if i >= limits.maxHeadSize {
+                throw HTTPParseError(431, "request head larger than \(limits.maxHeadSize) bytes")
+            }
+            let b = input[i]
+            if b == ASCII.lf {
+                headSawLF = true
                 if i + 1 >= n { break }
                 if input[i + 1] == ASCII.lf { return i + 2 }
                 if input[i + 1] == ASCII.cr {
                     if i + 2 >= n { break }
                     if input[i + 2] == ASCII.lf { return i + 3 }
                 }
+            } else if b == ASCII.cr {
+                if i + 1 >= n { break }
+                if input[i + 1] != ASCII.lf { throw .bad("bare CR in head") }
+            } else if !headSawLF && i >= limits.maxRequestLine {
+                throw HTTPParseError(414, "request line longer than \(limits.maxRequestLine) bytes")
             }
             i += 1
-            if i > limit { break }
         }
         state = .head(scanned: i)
-        try checkHeadLimits(input, searched: i)
         return nil
-    }
-
-    /// Rejects an incomplete head early once it can only end over a limit.
-    private func checkHeadLimits(_ input: UnsafeRawBufferPointer, searched: Int) throws(HTTPParseError) {
-        if input.count > limits.maxRequestLine + 1 {
-            var sawLF = false
-            for j in 0..<(limits.maxRequestLine + 2) where input[j] == ASCII.lf { sawLF = true; break }
-            if !sawLF { throw HTTPParseError(414, "request line longer than \(limits.maxRequestLine) bytes") }
-        }
-        if input.count > limits.maxHeadSize {
-            throw HTTPParseError(431, "request head larger than \(limits.maxHeadSize) bytes")
-        }
     }
 
     // MARK: - Chunked body

@@ -159,3 +159,25 @@ struct FastCGIStdoutHeadTests {
         #expect(Array(d.stdout[consumed...]) == Array("body".utf8))
     }
 }
+
+@Suite("FastCGI decoder regressions")
+struct FastCGIDecoderRegressionTests {
+    /// Fuzzer find: END_REQUEST with padding, then the next request on the same connection.
+    @Test func nextRequestWhileEndRequestPaddingIsPending() throws {
+        var d = FastCGIDecoder(requestID: 1)
+        var buf = header(3, length: 8, padding: 16) + [0, 0, 0, 0, 0, 0, 0, 0]
+        let s1 = try d.decode(buf[...]); buf.removeFirst(s1.consumed)
+        let s2 = try d.decode(buf[...]); buf.removeFirst(s2.consumed)
+        #expect(s2.event == .endRequest(appStatus: 0, protocolStatus: .requestComplete))
+        d.startRequest(2)
+        buf += [UInt8](repeating: 0, count: 16) + header(6, id: 2, length: 1, padding: 0) + [0x41]
+        var out: [UInt8] = []
+        while true {
+            let s = try d.decode(buf[...])
+            if case .stdout(let r)? = s.event { out += buf[r] }
+            buf.removeFirst(s.consumed)
+            if s.event == nil && s.consumed == 0 { break }
+        }
+        #expect(out == [0x41])
+    }
+}
