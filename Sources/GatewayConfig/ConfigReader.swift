@@ -128,10 +128,15 @@ struct ConfigReader {
     }
 
     /// An absolute path, or one relative to the configuration file's directory.
+    /// "." and ".." are resolved lexically, so messages and `check` show plain paths.
     func resolve(_ path: String) -> String {
-        if path.hasPrefix("/") { return path }
-        var p = Substring(path)
-        while p.hasPrefix("./") { p = p.dropFirst(2) }
-        return base.hasSuffix("/") ? base + p : base + "/" + p
+        let joined = path.hasPrefix("/") ? path : base + "/" + path
+        var parts: [Substring] = []
+        for seg in joined.split(separator: "/", omittingEmptySubsequences: true) {
+            if seg == "." { continue }
+            if seg == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(seg)
+        }
+        return "/" + parts.joined(separator: "/")
     }
 }

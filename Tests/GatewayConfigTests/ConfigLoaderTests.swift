@@ -93,7 +93,7 @@ struct ConfigLoaderTests {
         """)
         #expect(c.server.bind == [.unix(path: "/etc/gatewayd/run/gw.sock")])
         #expect(c.server.pidfile == "/etc/gatewayd/run/gw.pid")
-        #expect(c.apps[0].kind == .hosted(command: ["/etc/gatewayd/../apps/bin/hello", "--flag"], processes: nil))
+        #expect(c.apps[0].kind == .hosted(command: ["/etc/apps/bin/hello", "--flag"], processes: nil))
         #expect(c.apps[0].root == "/etc/gatewayd/www")
         #expect(c.routes[0].target == .static("/abs/www"))
     }
