@@ -53,16 +53,25 @@ func jsonObject(_ bytes: [UInt8]) throws -> [String: Any] {
     return o
 }
 
+extension SampleApp {
+    /// Starts the app, sends one request built from `rawHead` (and `body`), stops the app.
+    func exchange(_ rawHead: String, pathInfo: String, body: [UInt8] = []) throws -> (CGIResponseHead, [UInt8], FastCGIReply) {
+        let proc = try start()
+        defer { proc.stop() }
+        let c = try FastCGIConnection(path: proc.socketPath)
+        let length: UInt64? = rawHead.contains("Content-Length") ? UInt64(body.count) : nil
+        let reply = try c.request(params: try params(rawHead, pathInfo: pathInfo, contentLength: length), body: body)
+        let (head, out) = try splitResponse(reply)
+        return (head, out, reply)
+    }
+}
+
 @Suite("FastCGI against real apps")
 struct FastCGIPeerTests {
     @Test(arguments: SampleApp.all)
     func hello(_ app: SampleApp) throws {
-        let proc = try app.start()
-        defer { proc.stop() }
-        let c = try FastCGIConnection(path: proc.socketPath)
-        let reply = try c.request(params: try app.params("GET \(app.scriptName)/hello HTTP/1.1\r\nHost: localhost\r\n\r\n", pathInfo: "/hello", contentLength: nil))
+        let (head, body, reply) = try app.exchange("GET \(app.scriptName)/hello HTTP/1.1\r\nHost: localhost\r\n\r\n", pathInfo: "/hello")
         #expect(reply.protocolStatus == .requestComplete)
-        let (head, body) = try splitResponse(reply)
         #expect(head.status == 200)
         #expect(head.contentType?.hasPrefix("text/plain") == true)
         #expect(String(decoding: body, as: UTF8.self).hasPrefix("Hello from"))
@@ -70,13 +79,9 @@ struct FastCGIPeerTests {
 
     @Test(arguments: SampleApp.all)
     func appSeesTheEnvironmentItShould(_ app: SampleApp) throws {
-        let proc = try app.start()
-        defer { proc.stop() }
-        let c = try FastCGIConnection(path: proc.socketPath)
         let raw = "POST \(app.scriptName)/env?x=1&y=%20 HTTP/1.1\r\nHost: localhost:8080\r\nX-Test: yes\r\nProxy: http://evil:3128\r\n"
             + "X_Test: smuggled\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
-        let reply = try c.request(params: try app.params(raw, pathInfo: "/env", contentLength: 5), body: Array("hello".utf8))
-        let (head, body) = try splitResponse(reply)
+        let (head, body, _) = try app.exchange(raw, pathInfo: "/env", body: Array("hello".utf8))
         #expect(head.status == 200)
         let env = try jsonObject(body)
         #expect(env["REQUEST_METHOD"] as? String == "POST")
@@ -95,14 +100,10 @@ struct FastCGIPeerTests {
 
     @Test("bodies arrive byte-identical", arguments: SampleApp.all, [0, 1, 65535, 65536, 200_000, 10 << 20])
     func echoBody(_ app: SampleApp, size: Int) throws {
-        let proc = try app.start()
-        defer { proc.stop() }
         var rng = SystemRandomNumberGenerator()
         let body = (0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        let c = try FastCGIConnection(path: proc.socketPath)
         let raw = "PUT \(app.scriptName)/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(size)\r\n\r\n"
-        let reply = try c.request(params: try app.params(raw, pathInfo: "/echo", contentLength: UInt64(size)), body: body)
-        let (head, out) = try splitResponse(reply)
+        let (head, out, _) = try app.exchange(raw, pathInfo: "/echo", body: body)
         #expect(head.status == 200)
         let result = try jsonObject(out)
         #expect(result["length"] as? Int == size)
@@ -111,12 +112,8 @@ struct FastCGIPeerTests {
 
     @Test(arguments: SampleApp.all)
     func statusAndHeadersFromTheApp(_ app: SampleApp) throws {
-        let proc = try app.start()
-        defer { proc.stop() }
-        let c = try FastCGIConnection(path: proc.socketPath)
         let raw = "GET \(app.scriptName)/status?code=418&name=X-Custom&value=brewed HTTP/1.1\r\nHost: localhost\r\n\r\n"
-        let reply = try c.request(params: try app.params(raw, pathInfo: "/status", contentLength: nil))
-        let (head, body) = try splitResponse(reply)
+        let (head, body, _) = try app.exchange(raw, pathInfo: "/status")
         #expect(head.status == 418)
         #expect(head.headers.contains(CGIHeaderField("X-Custom", "brewed")))
         #expect(String(decoding: body, as: UTF8.self) == "status 418\n")
@@ -124,13 +121,8 @@ struct FastCGIPeerTests {
 
     @Test(arguments: SampleApp.all)
     func streamedResponseIsExact(_ app: SampleApp) throws {
-        let proc = try app.start()
-        defer { proc.stop() }
-        let c = try FastCGIConnection(path: proc.socketPath)
         let n = 300_001
-        let raw = "GET \(app.scriptName)/stream?bytes=\(n) HTTP/1.1\r\nHost: localhost\r\n\r\n"
-        let reply = try c.request(params: try app.params(raw, pathInfo: "/stream", contentLength: nil))
-        let (head, body) = try splitResponse(reply)
+        let (head, body, _) = try app.exchange("GET \(app.scriptName)/stream?bytes=\(n) HTTP/1.1\r\nHost: localhost\r\n\r\n", pathInfo: "/stream")
         #expect(head.status == 200)
         #expect(body.count == n)
         #expect(body == (0..<n).map { UInt8(97 + $0 % 26) })
@@ -138,11 +130,7 @@ struct FastCGIPeerTests {
 
     @Test(arguments: SampleApp.all)
     func stderrIsItsOwnStream(_ app: SampleApp) throws {
-        let proc = try app.start()
-        defer { proc.stop() }
-        let c = try FastCGIConnection(path: proc.socketPath)
-        let reply = try c.request(params: try app.params("GET \(app.scriptName)/stderr HTTP/1.1\r\nHost: h\r\n\r\n", pathInfo: "/stderr", contentLength: nil))
-        let (head, body) = try splitResponse(reply)
+        let (head, body, reply) = try app.exchange("GET \(app.scriptName)/stderr HTTP/1.1\r\nHost: h\r\n\r\n", pathInfo: "/stderr")
         #expect(head.status == 200)
         #expect(String(decoding: body, as: UTF8.self) == "wrote to stderr\n")
         #expect(String(decoding: reply.stderr, as: UTF8.self).contains("a line on stderr from the"))
