@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // TOML 1.0 parsing (toml++ underneath); gives line/column on syntax errors.
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // Logger API for the master and workers (our handler writes time, level, pid).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .target(name: "CGatewayShims"),
@@ -28,8 +30,17 @@ let package = Package(
         .target(name: "GatewayConfig", dependencies: [
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
+        .target(name: "GatewayLogging", dependencies: [
+            "GatewaySystem", .product(name: "Logging", package: "swift-log"),
+        ]),
+        // FastCGI client: connections with deadlines, the request/response translation.
+        .target(name: "Upstream", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "GatewayConfig", "GatewaySystem"]),
+        // The worker classes and the one request pipeline they share.
+        .target(name: "Workers", dependencies: ["Upstream", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem", "GatewayLogging"]),
+        // The master: listeners, worker processes, signals, reload.
+        .target(name: "Arbiter", dependencies: ["GatewayConfig", "GatewaySystem", "GatewayLogging"]),
         .executableTarget(name: "gatewayd", dependencies: [
-            "GatewayConfig", "GatewaySystem", "HTTPWire", "FastCGIWire", "CGIProtocol",
+            "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire"], exclude: ["Fixtures"]),
@@ -37,6 +48,7 @@ let package = Package(
         .testTarget(name: "CGIProtocolTests", dependencies: ["CGIProtocol", "HTTPWire"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
+        .testTarget(name: "WorkersTests", dependencies: ["Workers", "Upstream", "GatewayConfig", "HTTPWire", "CGIProtocol"]),
         // Runs real peers: the gatewayd binary, libfcgi / flup / php-cgi apps.
         .testTarget(name: "IntegrationTests", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "GatewaySystem"]),
     ]

@@ -42,3 +42,58 @@ const int gw_EPOLL_CTL_DEL = EPOLL_CTL_DEL;
 
 uint32_t gw_epoll_event_events(const struct epoll_event *e) { return e->events; }
 uint64_t gw_epoll_event_data(const struct epoll_event *e) { return e->data.u64; }
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+static volatile int gw_signal_write_fd = -1;
+
+static void gw_on_signal(int sig) {
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t r = write(gw_signal_write_fd, &b, 1);
+    (void)r;
+    errno = saved;
+}
+
+int gw_install_signal_pipe(int write_fd, const int *signals, int count) {
+    gw_signal_write_fd = write_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = gw_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int i = 0; i < count; i++) {
+        if (sigaction(signals[i], &sa, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
+int gw_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
+
+int gw_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+             const int *src, const int *dst, int count) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    for (int i = 0; i < count; i++) posix_spawn_file_actions_adddup2(&actions, src[i], dst[i]);
+    posix_spawnattr_init(&attr);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    int r = posix_spawn(pid, path, &actions, &attr, argv, envp);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    return r;
+}
+
+int gw_touch(int fd) { return futimens(fd, NULL); }

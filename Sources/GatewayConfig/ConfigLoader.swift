@@ -12,7 +12,7 @@ public enum ConfigLoader {
     static let timeoutKeys = ["header", "body", "send", "backend_connect", "backend_read"]
     static let logKeys = ["level", "error_log", "access_log", "access_log_format"]
     static let appKeys = ["name", "command", "connect", "processes", "max_conns", "queue_timeout", "env", "env_copy",
-                          "root", "cwd", "user", "group", "max_requests"]
+                          "root", "cwd", "user", "group", "max_requests", "keep_conn"]
     static let routeKeys = ["path", "extension", "app", "cgi", "static", "env"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
@@ -196,9 +196,13 @@ public enum ConfigLoader {
         let user = r.string(t, "user", p)
         let group = r.string(t, "group", p)
         let maxRequests = r.int(t, "max_requests", p, min: 0) ?? 0
+        var keep = false
+        if let v = t["keep_conn"] {
+            if let b = v.bool { keep = b } else { r.fail("\(p).keep_conn", "expected true or false, got \(r.describe(v))") }
+        }
         guard r.issues.count == before, let name, let kind else { return nil }
         return AppConfig(name: name, kind: kind, queueTimeout: queueTimeout, env: env, envCopy: envCopy, root: root,
-                         cwd: cwd, user: user, group: group, maxRequests: maxRequests)
+                         cwd: cwd, user: user, group: group, maxRequests: maxRequests, keepConnection: keep)
     }
 
     static func readRoute(_ r: inout ConfigReader, _ t: TOMLTable, path p: String) -> RouteConfig? {

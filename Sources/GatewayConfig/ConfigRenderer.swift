@@ -70,6 +70,7 @@ extension Configuration {
             if let u = a.user { kv("user", q(u)) }
             if let g = a.group { kv("group", q(g)) }
             kv("max_requests", String(a.maxRequests))
+            kv("keep_conn", a.keepConnection ? "true" : "false")
         }
         for r in routes {
             out.append("\n[[route]]")

@@ -136,6 +136,10 @@ public struct AppConfig: Sendable, Equatable {
     public var group: String?
     /// Requests before a hosted process is recycled (0: never).
     public var maxRequests: Int
+    /// Reuse FastCGI connections (FCGI_KEEP_CONN). Off by default: a kept idle connection
+    /// ties up a single-threaded app process (libfcgi, php-cgi), so it is only safe when
+    /// the app has a process or thread to spare for every connection kept.
+    public var keepConnection: Bool = false
 }
 
 public struct RouteConfig: Sendable, Equatable {

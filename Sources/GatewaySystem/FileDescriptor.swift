@@ -72,3 +72,36 @@ public enum Pipe {
         return (FileDescriptor(fds[0]), FileDescriptor(fds[1]))
     }
 }
+
+extension FileDescriptor {
+    /// Reads into `bytes[offset...]`; 0 at end of file, nil when a non-blocking fd has nothing.
+    public func read(into bytes: inout [UInt8], from offset: Int) throws(SystemError) -> Int? {
+        while true {
+            let r = bytes.withUnsafeMutableBytes { b in Glibc.read(rawValue, b.baseAddress! + offset, b.count - offset) }
+            if r >= 0 { return r }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return nil }
+            throw SystemError(errno: e, "read")
+        }
+    }
+
+    /// Writes some of `bytes[offset...]`; nil when a non-blocking fd cannot take any now.
+    public func write(_ bytes: [UInt8], from offset: Int) throws(SystemError) -> Int? {
+        while true {
+            let r = bytes.withUnsafeBytes { b in Glibc.write(rawValue, b.baseAddress! + offset, b.count - offset) }
+            if r >= 0 { return r }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return nil }
+            throw SystemError(errno: e, "write")
+        }
+    }
+}
+
+extension FileDescriptor {
+    /// Reads into `bytes` from file offset `offset` (pread); 0 at end of file.
+    public func pread(into bytes: inout [UInt8], at offset: Int) throws(SystemError) -> Int {
+        try syscall("pread") { bytes.withUnsafeMutableBytes { Glibc.pread(rawValue, $0.baseAddress, $0.count, off_t(offset)) } }
+    }
+}

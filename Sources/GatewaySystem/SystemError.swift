@@ -25,3 +25,8 @@ func syscall<T: FixedWidthInteger>(_ function: String, _ call: () -> T) throws(S
         throw SystemError(errno: e, function)
     }
 }
+
+/// errno values callers compare against without importing Glibc.
+public let EPIPE_ = EPIPE
+public let ECONNRESET_ = ECONNRESET
+public let EAGAIN_ = EAGAIN

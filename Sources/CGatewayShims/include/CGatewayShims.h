@@ -34,3 +34,15 @@ extern const int gw_EPOLL_CTL_DEL;
 // epoll_event is packed on x86_64; read its fields here rather than trusting Swift's layout.
 uint32_t gw_epoll_event_events(const struct epoll_event *e);
 uint64_t gw_epoll_event_data(const struct epoll_event *e);
+
+// Signals: the handler only writes the signal number, one byte, to `write_fd`
+// (the self-pipe); the master's loop reads and acts on it.
+int gw_install_signal_pipe(int write_fd, const int *signals, int count);
+// Ask the kernel to send `sig` to this process when its parent dies (PR_SET_PDEATHSIG).
+int gw_set_parent_death_signal(int sig);
+// posix_spawn with fd remapping (src[i] -> dst[i], clearing close-on-exec on dst), an
+// empty signal mask and default dispositions, so the child starts clean. Returns 0 or errno.
+int gw_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+             const int *src, const int *dst, int count);
+// futimens(fd, NULL): the worker heartbeat (the master reads the file's mtime).
+int gw_touch(int fd);

@@ -1,0 +1,120 @@
+import Glibc
+import CGatewayShims
+
+/// Starting, signalling and reaping child processes. Never fork without exec: children
+/// are started with posix_spawn (the Swift runtime may own threads).
+public enum Processes {
+    /// Spawns `path` with `arguments` (argv[0] included) and `environment`; each
+    /// (source, target) pair in `fds` becomes fd `target` in the child, inherited.
+    /// Every other fd is close-on-exec already.
+    public static func spawn(path: String, arguments: [String], environment: [String],
+                             fds: [(source: FileDescriptor, target: Int32)] = []) throws(SystemError) -> pid_t {
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        let src = fds.map(\.source.rawValue)
+        let dst = fds.map(\.target)
+        let r = gw_spawn(&pid, path, argv, envp, src, dst, Int32(fds.count))
+        guard r == 0 else { throw SystemError(errno: r, "posix_spawn(\(path))") }
+        return pid
+    }
+
+    public enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
+        case exited(Int32)
+        case signaled(Int32)
+
+        public var description: String {
+            switch self {
+            case .exited(let c): return "exit code \(c)"
+            case .signaled(let s): return "signal \(s) (\(String(cString: strsignal(s))))"
+            }
+        }
+    }
+
+    /// Every child that has ended, without blocking.
+    public static func reap() -> [(pid: pid_t, status: ExitStatus)] {
+        var out: [(pid_t, ExitStatus)] = []
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { break }
+            // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (macros are not imported).
+            let termsig = status & 0x7F
+            out.append((pid, termsig == 0 ? .exited((status >> 8) & 0xFF) : .signaled(termsig)))
+        }
+        return out
+    }
+
+    /// Waits for one specific child (blocking).
+    public static func wait(_ pid: pid_t) -> ExitStatus? {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            if errno != EINTR { return nil }
+        }
+        let termsig = status & 0x7F
+        return termsig == 0 ? .exited((status >> 8) & 0xFF) : .signaled(termsig)
+    }
+
+    @discardableResult
+    public static func signal(_ pid: pid_t, _ sig: Int32) -> Bool { Glibc.kill(pid, sig) == 0 }
+
+    public static var currentPID: pid_t { getpid() }
+    public static var parentPID: pid_t { getppid() }
+
+    /// The running executable, for spawning workers of the same binary.
+    public static func executablePath() -> String {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        return n > 0 ? String(cString: buf) : CommandLine.arguments[0]
+    }
+
+    public static func exit(_ code: Int32) -> Never { Glibc.exit(code) }
+}
+
+/// Signal handling through a self-pipe: handlers only write the signal number.
+public enum Signals {
+    public static let term = SIGTERM, int = SIGINT, quit = SIGQUIT, hup = SIGHUP
+    public static let ttin = SIGTTIN, ttou = SIGTTOU, usr1 = SIGUSR1, chld = SIGCHLD
+    public static let abrt = SIGABRT, kill = SIGKILL
+
+    /// Installs handlers for `signals`; returns the non-blocking read end to watch.
+    public static func pipe(for signals: [Int32]) throws(SystemError) -> FileDescriptor {
+        let (r, w) = try Pipe.make(nonBlocking: true)
+        _ = try syscall("sigaction") { gw_install_signal_pipe(w.rawValue, signals, Int32(signals.count)) }
+        return r
+    }
+
+    /// Reads every pending signal number from the self-pipe.
+    public static func drain(_ fd: FileDescriptor) -> [Int32] {
+        var buf = [UInt8](repeating: 0, count: 64)
+        var out: [Int32] = []
+        while let n = try? buf.withUnsafeMutableBytes({ try fd.read(into: $0) }), n > 0 {
+            out += buf[0..<n].map { Int32($0) }
+        }
+        return out
+    }
+
+    public static func ignore(_ sig: Int32) { Glibc.signal(sig, SIG_IGN) }
+    public static func setDefault(_ sig: Int32) { Glibc.signal(sig, SIG_DFL) }
+
+    /// This process gets `sig` when its parent dies.
+    public static func onParentDeath(_ sig: Int32) { _ = gw_set_parent_death_signal(sig) }
+
+    public static func name(_ sig: Int32) -> String {
+        switch sig {
+        case SIGTERM: return "TERM"
+        case SIGINT: return "INT"
+        case SIGQUIT: return "QUIT"
+        case SIGHUP: return "HUP"
+        case SIGTTIN: return "TTIN"
+        case SIGTTOU: return "TTOU"
+        case SIGUSR1: return "USR1"
+        case SIGCHLD: return "CHLD"
+        default: return "signal \(sig)"
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Glibc
+import CGatewayShims
+
+extension Socket {
+    /// Connects to a TCP address with a timeout (non-blocking connect + poll); the
+    /// returned socket is blocking again.
+    public static func connectTCP(host: String, port: Int, timeoutMilliseconds: Int32) throws(SystemError) -> FileDescriptor {
+        var storage = sockaddr_storage()
+        let length = try fillAddress(&storage, host: host, port: port)
+        let fd = FileDescriptor(try syscall("socket") { gw_socket(Int32(storage.ss_family), Int32(SOCK_STREAM.rawValue), 1) })
+        do {
+            let r = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, length) } }
+            try finishConnect(fd, result: r, timeoutMilliseconds: timeoutMilliseconds, what: "connect(\(host):\(port))")
+            var one: Int32 = 1
+            setsockopt(fd.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            return fd
+        } catch {
+            try? fd.close()
+            throw error
+        }
+    }
+
+    public static func connectUnix(path: String, timeoutMilliseconds: Int32) throws(SystemError) -> FileDescriptor {
+        var addr = try unixAddress(path)
+        let fd = FileDescriptor(try syscall("socket") { gw_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 1) })
+        do {
+            let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            try finishConnect(fd, result: r, timeoutMilliseconds: timeoutMilliseconds, what: "connect(unix:\(path))")
+            return fd
+        } catch {
+            try? fd.close()
+            throw error
+        }
+    }
+
+    private static func finishConnect(_ fd: FileDescriptor, result: Int32, timeoutMilliseconds: Int32, what: String) throws(SystemError) {
+        if result == -1 {
+            let e = errno
+            guard e == EINPROGRESS || e == EINTR else { throw SystemError(errno: e, what) }
+            guard try fd.waitWritable(timeoutMilliseconds: timeoutMilliseconds) else { throw SystemError(errno: ETIMEDOUT, what) }
+            var soError: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &soError, &len)
+            guard soError == 0 else { throw SystemError(errno: soError, what) }
+        }
+        try fd.setNonBlocking(false)
+    }
+
+    /// The peer of a connected socket as (address, port); ("", 0) for unix sockets.
+    public static func peerAddress(_ fd: FileDescriptor) -> (String, Int) {
+        address(fd) { getpeername($0, $1, $2) }
+    }
+
+    /// The local side of a connected socket (SERVER_ADDR, SERVER_PORT).
+    public static func localAddress(_ fd: FileDescriptor) -> (String, Int) {
+        address(fd) { getsockname($0, $1, $2) }
+    }
+
+    private static func address(_ fd: FileDescriptor, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> (String, Int) {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd.rawValue, $0, &len) } }
+        guard ok == 0 else { return ("", 0) }
+        let family = Int32(storage.ss_family)
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        return withUnsafePointer(to: &storage) { p -> (String, Int) in
+            if family == AF_INET {
+                return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
+                    var addr = a.pointee.sin_addr
+                    inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
+                    return (String(cString: text), Int(UInt16(bigEndian: a.pointee.sin_port)))
+                }
+            }
+            if family == AF_INET6 {
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
+                    var addr = a.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count))
+                    return (String(cString: text), Int(UInt16(bigEndian: a.pointee.sin6_port)))
+                }
+            }
+            return ("", 0)
+        }
+    }
+
+    /// No more writes from this side (the peer sees EOF).
+    public static func shutdownWrite(_ fd: FileDescriptor) { _ = shutdown(fd.rawValue, Int32(SHUT_WR)) }
+
+    public static func setNoDelay(_ fd: FileDescriptor) {
+        var one: Int32 = 1
+        setsockopt(fd.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+}

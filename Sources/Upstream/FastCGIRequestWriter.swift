@@ -1,0 +1,27 @@
+import FastCGIWire
+
+/// The bytes a worker sends to an app for one request.
+public enum FastCGIRequestWriter {
+    /// BEGIN_REQUEST and the whole PARAMS stream.
+    public static func begin(requestID: UInt16, params: [(name: String, value: String)], keepConnection: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(1024)
+        FastCGIEncoder.appendBeginRequest(requestID: requestID, keepConnection: keepConnection, into: &out)
+        FastCGIEncoder.appendParams(requestID: requestID, params.map { FastCGIPair($0.name, $0.value) }, into: &out)
+        return out
+    }
+
+    /// Body bytes as STDIN records.
+    public static func stdin(requestID: UInt16, _ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 16)
+        bytes.withUnsafeBytes { FastCGIEncoder.appendStdin(requestID: requestID, bytes: $0, into: &out) }
+        return out
+    }
+
+    public static func endOfStdin(requestID: UInt16) -> [UInt8] {
+        var out: [UInt8] = []
+        FastCGIEncoder.appendEndOfStream(.stdin, requestID: requestID, into: &out)
+        return out
+    }
+}

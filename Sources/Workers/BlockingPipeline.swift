@@ -1,0 +1,149 @@
+import CGIProtocol
+import GatewayConfig
+import GatewaySystem
+import HTTPWire
+import Logging
+import Upstream
+
+/// The request pipeline for blocking workers: read a request, route it, forward it to
+/// its FastCGI app, stream the response back. The sync worker runs it inline; the
+/// thread worker will run it on pool threads. Failure semantics follow design.md §4.
+public struct BlockingPipeline {
+    let ctx: WorkerContext
+
+    public init(context: WorkerContext) { ctx = context }
+
+    var timeouts: TimeoutsConfig { ctx.config.timeouts }
+
+    /// Serves requests on `conn` until the connection should close.
+    public func serve(_ conn: ClientConnection) {
+        var parser = HTTPRequestParser(limits: ctx.limits)
+        var first = true
+        while let head = readHead(conn, &parser, first: first) {
+            first = false
+            let keep = handle(head, conn, &parser)
+            ctx.requestFinished()
+            if !keep || ctx.draining { return }
+        }
+    }
+
+    // MARK: - Reading the head
+
+    /// The next request head, or nil when the connection should close (EOF, idle
+    /// keep-alive timeout, a bad request already answered, 408 already sent).
+    func readHead(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, first: Bool) -> HTTPRequestHead? {
+        let start = Host.monotonicSeconds()
+        var sawByte = !conn.unconsumed.isEmpty
+        // The header timeout runs from the first byte; before it, a kept connection may idle `keepalive`.
+        var deadline = start + ((first || sawByte) ? timeouts.header : ctx.config.server.keepalive)
+        while true {
+            do {
+                let step = try parser.parse(conn.unconsumed)
+                conn.consume(step.consumed)
+                if case .head(let h)? = step.event { return h }
+                // The end of the previous (bodiless) message, or skipped blank lines.
+                if step.event != nil || step.consumed > 0 { continue }
+            } catch {
+                ctx.logger.info("bad request from \(conn.remote.address): \(error.message)")
+                try? conn.write(ResponseHead.error(error.status, keepAlive: false, date: ctx.httpDate()), timeout: timeouts.send)
+                logAccess(conn, method: "-", target: "-", version: "-", status: error.status, bytes: 0, started: start, upstream: nil, rid: ctx.nextRequestID(), head: nil)
+                return nil
+            }
+            if ctx.draining && !sawByte { return nil }
+            do {
+                guard try conn.fill(deadline: deadline) else { return nil }
+                if !sawByte {
+                    sawByte = true
+                    deadline = Host.monotonicSeconds() + timeouts.header
+                }
+            } catch ClientError.timeout {
+                if sawByte {
+                    try? conn.write(ResponseHead.error(408, keepAlive: false, date: ctx.httpDate()), timeout: 1)
+                }
+                return nil
+            } catch {
+                return nil
+            }
+        }
+    }
+
+    // MARK: - One request
+
+    /// Handles one request; returns whether the connection may carry another.
+    func handle(_ head: HTTPRequestHead, _ conn: ClientConnection, _ parser: inout HTTPRequestParser) -> Bool {
+        let started = Host.monotonicSeconds()
+        let rid = ctx.nextRequestID()
+        var keepAlive = head.keepAlive && ctx.config.server.keepalive > 0 && !ctx.draining
+        let bodyless = head.framing == .none || head.framing == .contentLength(0)
+        var outcome = Outcome(status: 0, bytesSent: 0, upstreamTime: nil)
+        defer {
+            logAccess(conn, method: head.method, target: head.target, version: head.version.description,
+                      status: outcome.status, bytes: outcome.bytesSent, started: started, upstream: outcome.upstreamTime, rid: rid, head: head)
+        }
+
+        /// Answers with an error page; the connection stays open only if no body is left unread.
+        func fail(_ status: Int, _ headers: [(String, String)] = []) -> Bool {
+            let keep = keepAlive && bodyless
+            let page = ResponseHead.error(status, keepAlive: keep, date: ctx.httpDate(), extraHeaders: headers, isHead: head.method == "HEAD")
+            outcome.status = status
+            outcome.bytesSent = page.count
+            do { try conn.write(page, timeout: timeouts.send) } catch { return false }
+            return keep
+        }
+
+        var target = head.target
+        for _ in 0..<6 {  // local redirects (Location: /path) are followed up to 5 times
+            guard let path = Self.requestPath(target) else { return fail(400) }
+            guard let match = ctx.router.match(path) else { return fail(404) }
+            switch match.route.target {
+            case .app(let name):
+                guard let app = ctx.config.app(named: name) else { return fail(500) }
+                let exchange = FastCGIExchange(ctx: ctx, head: head, target: target, match: match, app: app, requestID: rid)
+                switch exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome) {
+                case .done:
+                    return keepAlive
+                case .failed(let status, let headers):
+                    return fail(status, headers)
+                case .localRedirect(let location):
+                    ctx.logger.debug("local redirect to \(location)", metadata: ["request_id": "\(rid)"])
+                    target = location
+                    keepAlive = keepAlive && bodyless
+                }
+            case .cgi, .static:
+                ctx.logger.warning("route for \(path) is a \(match.route.target) route; CGI and static files are not served by this version yet")
+                return fail(501)
+            }
+        }
+        ctx.logger.error("more than 5 local redirects", metadata: ["request_id": "\(rid)"])
+        return fail(500)
+    }
+
+    /// The decoded, normalised path of a target: origin-form as is, absolute-form from its
+    /// path part. Nil for asterisk and authority forms, and for bad encodings or "..".
+    static func requestPath(_ target: String) -> String? {
+        var t = Substring(target)
+        if !t.hasPrefix("/") {
+            guard let scheme = t.range(of: "://") else { return nil }
+            let afterAuthority = t[scheme.upperBound...]
+            t = afterAuthority.firstIndex(of: "/").map { afterAuthority[$0...] } ?? "/"
+        }
+        if let q = t.firstIndex(of: "?") { t = t[..<q] }
+        return try? CGIPath.clean(t)
+    }
+
+    func logAccess(_ conn: ClientConnection, method: String, target: String, version: String, status: Int, bytes: Int,
+                   started: Double, upstream: Double?, rid: String, head: HTTPRequestHead?) {
+        ctx.accessLog?.write(AccessLog.Entry(
+            remote: conn.remote.address.isEmpty ? "unix:" : conn.remote.address, method: method, target: target,
+            version: version, status: status, bytesSent: bytes, referer: head?.headers.first("Referer"),
+            userAgent: head?.headers.first("User-Agent"), requestTime: Host.monotonicSeconds() - started,
+            upstreamTime: upstream, requestID: rid))
+    }
+}
+
+/// What a request produced, for the access log.
+struct Outcome {
+    var status: Int
+    var bytesSent: Int
+    var upstreamTime: Double?
+}

@@ -1,0 +1,92 @@
+import GatewaySystem
+
+/// Why a client connection ended early.
+public enum ClientError: Error {
+    case closed
+    case timeout
+    case io(SystemError)
+}
+
+/// A blocking client socket with one read buffer. Reads and writes wait with poll()
+/// against deadlines, so a slow client holds a sync worker only as long as the
+/// configured timeouts allow. While waiting it keeps the worker's heartbeat fresh.
+public final class ClientConnection {
+    public let fd: FileDescriptor
+    public let remote: (address: String, port: Int)
+    public let local: (address: String, port: Int)
+    /// Unconsumed bytes are buffer[start...].
+    public var buffer: [UInt8] = []
+    public var start = 0
+    let heartbeat: () -> Void
+
+    public init(fd: FileDescriptor, heartbeat: @escaping () -> Void) {
+        self.fd = fd
+        self.heartbeat = heartbeat
+        remote = Socket.peerAddress(fd)
+        local = Socket.localAddress(fd)
+        buffer.reserveCapacity(16384)
+    }
+
+    public var unconsumed: ArraySlice<UInt8> { buffer[start...] }
+
+    public func consume(_ n: Int) {
+        start += n
+        if start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
+    }
+
+    /// Reads more bytes, waiting until `deadline` (monotonic seconds). False at EOF.
+    public func fill(deadline: Double) throws(ClientError) -> Bool {
+        try waitFor(readable: true, deadline: deadline)
+        if start > 0 && start > buffer.count / 2 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: 65536))
+        let n: Int?
+        do {
+            n = try fd.read(into: &buffer, from: old)
+        } catch {
+            buffer.removeLast(65536)
+            if error.errno == ECONNRESET_ { throw .closed }
+            throw .io(error)
+        }
+        buffer.removeLast(65536 - (n ?? 0))
+        return (n ?? 0) > 0
+    }
+
+    /// Writes everything, waiting at most `timeout` seconds for each bit of progress.
+    public func write(_ bytes: [UInt8], timeout: Double) throws(ClientError) {
+        var offset = 0
+        while offset < bytes.count {
+            try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
+            let n: Int?
+            do {
+                n = try fd.write(bytes, from: offset)
+            } catch {
+                throw error.errno == EPIPE_ || error.errno == ECONNRESET_ ? .closed : .io(error)
+            }
+            offset += n ?? 0
+        }
+    }
+
+    private func waitFor(readable: Bool, deadline: Double) throws(ClientError) {
+        while true {
+            let left = deadline - Host.monotonicSeconds()
+            guard left > 0 else { throw .timeout }
+            heartbeat()
+            let ms = Int32(min(left, 1.0) * 1000) + 1
+            do {
+                let ready = readable ? try fd.waitReadable(timeoutMilliseconds: ms) : try fd.waitWritable(timeoutMilliseconds: ms)
+                if ready { return }
+            } catch {
+                throw .io(error)
+            }
+        }
+    }
+
+    public func close() { try? fd.close() }
+}

@@ -1,0 +1,333 @@
+import CGIProtocol
+import GatewayConfig
+import GatewaySystem
+import HTTPWire
+import Logging
+import Upstream
+
+/// One request forwarded to a FastCGI app with blocking I/O: params, the body streamed
+/// as STDIN (never held whole in memory), then STDOUT streamed to the client.
+struct FastCGIExchange {
+    enum Result {
+        case done
+        /// Nothing was sent to the client; answer with this status.
+        case failed(Int, [(String, String)])
+        /// The app asked for a local redirect (Location: /path, no Status).
+        case localRedirect(String)
+    }
+
+    let ctx: WorkerContext
+    let head: HTTPRequestHead
+    let target: String
+    let match: RouteMatch
+    let app: AppConfig
+    let requestID: String
+
+    var timeouts: TimeoutsConfig { ctx.config.timeouts }
+    var meta: Logger.Metadata { ["request_id": "\(requestID)", "app": "\(app.name)"] }
+
+    func run(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, keepAlive: inout Bool, outcome: inout Outcome) -> Result {
+        guard case .external(let address, _) = app.kind else {
+            ctx.logger.error("app \(app.name) is hosted (command); hosted apps are started by gatewayd from issue #4 on: use connect for now", metadata: meta)
+            return .failed(503, [("Retry-After", "10")])
+        }
+        let redirected = target != head.target
+        // A chunked body is spooled first: most apps (php-fpm) need CONTENT_LENGTH.
+        var spool: FileDescriptor? = nil
+        defer { try? spool?.close() }
+        var bodyLength: UInt64? = nil
+        if !redirected {
+            switch head.framing {
+            case .none: break
+            case .contentLength(let n): bodyLength = n
+            case .chunked:
+                if head.expectContinue { try? conn.write(HTTPResponseWriter.continueHead, timeout: timeouts.send) }
+                do {
+                    let (file, n) = try spoolChunkedBody(conn, &parser)
+                    spool = file
+                    bodyLength = n
+                } catch let e as HTTPParseError {
+                    keepAlive = false
+                    return .failed(e.status, [])
+                } catch {
+                    keepAlive = false
+                    return .failed(408, [])
+                }
+            }
+            if head.expectContinue, case .contentLength(let n) = head.framing, n > 0 {
+                try? conn.write(HTTPResponseWriter.continueHead, timeout: timeouts.send)
+            }
+        }
+
+        let params = CGIEnvironment.build(head: redirectedHead(), context: cgiContext(conn, contentLength: bodyLength))
+        let upstreamStart = Host.monotonicSeconds()
+        defer { outcome.upstreamTime = Host.monotonicSeconds() - upstreamStart }
+
+        // A kept connection may have been closed by the app meanwhile: retry once on a
+        // fresh one, but only if the app sent nothing and the body can be sent again.
+        let replayable = redirected || spool != nil || bodyLength == nil || bodyLength == 0
+        var kept = app.keepConnection ? ctx.takeKeptBackend(app.name) : nil
+        while true {
+            let backend: FileDescriptor
+            let reused = kept != nil
+            if let k = kept {
+                backend = k
+                kept = nil
+            } else {
+                do {
+                    backend = try BackendConnector.connect(address, timeout: timeouts.backendConnect)
+                } catch {
+                    ctx.logger.error("\(error)", metadata: meta)
+                    return .failed(error.status, [])
+                }
+            }
+            let attempt = exchange(backend, conn, &parser, spool: spool, params: params, keepAlive: &keepAlive, outcome: &outcome)
+            switch attempt {
+            case .retry where reused && replayable:
+                try? backend.close()
+                ctx.logger.debug("kept connection was closed by the app; retrying on a new one", metadata: meta)
+                continue
+            case .retry:
+                try? backend.close()
+                ctx.logger.error("\(UpstreamError.closedEarly)", metadata: meta)
+                return .failed(502, [])
+            case .finished(let result, let reusable):
+                if reusable && app.keepConnection { ctx.keepBackend(app.name, backend) } else { try? backend.close() }
+                return result
+            }
+        }
+    }
+
+    enum Attempt {
+        /// The app closed the connection before sending a byte.
+        case retry
+        case finished(Result, reusable: Bool)
+    }
+
+    /// Sends the request on `backend` and relays the response.
+    func exchange(_ backend: FileDescriptor, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, spool: FileDescriptor?,
+                  params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
+        let id: UInt16 = 1
+        do {
+            try send(backend, FastCGIRequestWriter.begin(requestID: id, params: params, keepConnection: app.keepConnection))
+            if target == head.target {
+                if let spool {
+                    try sendSpooled(spool, to: backend, id: id)
+                } else if case .contentLength(let n) = head.framing, n > 0 {
+                    if let failure = try streamBody(conn, &parser, to: backend, id: id) {
+                        keepAlive = false
+                        return .finished(failure, reusable: false)
+                    }
+                }
+            }
+            try send(backend, FastCGIRequestWriter.endOfStdin(requestID: id))
+        } catch {
+            // The app went away while we were writing: nothing was sent to the client yet.
+            return .retry
+        }
+        return relayResponse(backend, conn, keepAlive: &keepAlive, outcome: &outcome)
+    }
+
+    /// Reads the app's output and streams it to the client.
+    func relayResponse(_ backend: FileDescriptor, _ conn: ClientConnection, keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
+        var reader = FastCGIResponseReader(requestID: 1, maxHeadSize: ctx.config.limits.maxResponseHead)
+        var framing: HTTPResponseFraming? = nil
+        var redirect: String? = nil
+        var declared: UInt64? = nil
+        var sent: UInt64 = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let isHead = head.method == "HEAD"
+
+        func abort(_ why: String) -> Attempt {
+            ctx.logger.error("\(why)", metadata: meta)
+            keepAlive = false
+            if framing == nil { return .finished(.failed(why.contains("nothing within") ? 504 : 502, []), reusable: false) }
+            return .finished(.done, reusable: false)  // the head is out: all we can do is close
+        }
+
+        while true {
+            // Wait for output, a second at a time (the worker's heartbeat stays fresh).
+            let deadline = Host.monotonicSeconds() + timeouts.backendRead
+            var ready = false
+            while !ready {
+                let left = deadline - Host.monotonicSeconds()
+                if left <= 0 { return abort("\(UpstreamError.timeout)") }
+                ctx.onWait()
+                ready = (try? backend.waitReadable(timeoutMilliseconds: Int32(min(left, 1) * 1000) + 1)) ?? true
+            }
+            let n: Int
+            do { n = try backend.read(into: &buffer, from: 0) ?? 0 } catch {
+                if reader.bytesReceived == 0 { return .retry }
+                return abort("reading from the app: \(error)")
+            }
+            if n == 0 {
+                if reader.bytesReceived == 0 { return .retry }
+                return abort("\(UpstreamError.closedEarly)")
+            }
+            let outputs: [FastCGIResponseReader.Output]
+            do { outputs = try reader.receive(buffer[0..<n]) } catch { return abort("\(error)") }
+            for output in outputs {
+                switch output {
+                case .head(let cgi):
+                    outcome.status = cgi.status
+                    if case .localRedirect(let location) = cgi.kind, head.method == "GET" || head.method == "HEAD" {
+                        redirect = location
+                        continue
+                    }
+                    keepAlive = keepAlive && !ctx.draining
+                    let (bytes, f) = ResponseHead.forApp(cgi, request: head, keepAlive: keepAlive, date: ctx.httpDate())
+                    framing = f
+                    if f == .untilClose { keepAlive = false }
+                    if case .contentLength(let c) = f { declared = c }
+                    guard write(bytes, conn, &outcome) else { return .finished(.done, reusable: false) }
+                case .body(let bytes):
+                    guard redirect == nil, !isHead, let f = framing, f != .noBody else { continue }
+                    var out = bytes
+                    if let d = declared {
+                        // Never send more than the app's Content-Length promised.
+                        let room = d > sent ? Int(min(d - sent, UInt64(bytes.count))) : 0
+                        out = Array(bytes.prefix(room))
+                    } else if f == .chunked {
+                        var chunk: [UInt8] = []
+                        out.withUnsafeBytes { HTTPChunkedEncoder.appendChunk($0, into: &chunk) }
+                        out = chunk
+                    }
+                    sent += UInt64(bytes.count)
+                    guard out.isEmpty || write(out, conn, &outcome) else { return .finished(.done, reusable: false) }
+                case .stderr(let bytes):
+                    for line in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) where !line.isEmpty {
+                        ctx.logger.warning("app stderr: \(line)", metadata: meta)
+                    }
+                case .end(let appStatus):
+                    if let location = redirect { return .finished(.localRedirect(location), reusable: reader.reusable) }
+                    if appStatus != 0 { ctx.logger.debug("app exit status \(appStatus)", metadata: meta) }
+                    if framing == .chunked && !isHead {
+                        var end: [UInt8] = []
+                        HTTPChunkedEncoder.appendEnd(into: &end)
+                        guard write(end, conn, &outcome) else { return .finished(.done, reusable: false) }
+                    }
+                    if let d = declared, !isHead, sent != d {
+                        ctx.logger.error("app sent \(sent) body bytes but Content-Length \(d)", metadata: meta)
+                        keepAlive = false
+                    }
+                    return .finished(.done, reusable: reader.reusable)
+                }
+            }
+        }
+    }
+
+    func write(_ bytes: [UInt8], _ conn: ClientConnection, _ outcome: inout Outcome) -> Bool {
+        do {
+            try conn.write(bytes, timeout: timeouts.send)
+            outcome.bytesSent += bytes.count
+            return true
+        } catch {
+            ctx.logger.info("client went away: \(error)", metadata: meta)
+            return false
+        }
+    }
+
+    // MARK: - Request body
+
+    func send(_ backend: FileDescriptor, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            guard try backend.waitWritable(timeoutMilliseconds: Int32(timeouts.backendRead * 1000)) else { throw UpstreamError.timeout }
+            ctx.onWait()
+            offset += try backend.write(bytes, from: offset) ?? 0
+        }
+    }
+
+    /// Streams a Content-Length body from the client to the app in STDIN records.
+    /// Returns a failure to answer with when the client is too slow or breaks off.
+    func streamBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, to backend: FileDescriptor, id: UInt16) throws -> Result? {
+        while true {
+            let step: HTTPParseStep
+            do { step = try parser.parse(conn.unconsumed) } catch { return .failed(error.status, []) }
+            switch step.event {
+            case .body(let r):
+                let base = conn.unconsumed.startIndex
+                try send(backend, FastCGIRequestWriter.stdin(requestID: id, conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)]))
+                conn.consume(step.consumed)
+            case .end:
+                conn.consume(step.consumed)
+                return nil
+            default:
+                conn.consume(step.consumed)
+                if step.consumed == 0 {
+                    do {
+                        guard try conn.fill(deadline: Host.monotonicSeconds() + timeouts.body) else { return .failed(400, []) }
+                    } catch {
+                        return .failed(408, [])
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a whole chunked body into an unlinked temporary file; returns it and its length.
+    func spoolChunkedBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser) throws -> (FileDescriptor, UInt64) {
+        let file = try Host.anonymousFile()
+        var total: UInt64 = 0
+        while true {
+            let step = try parser.parse(conn.unconsumed)
+            switch step.event {
+            case .body(let r):
+                let base = conn.unconsumed.startIndex
+                try file.writeAll(Array(conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)]))
+                total += UInt64(r.count)
+                conn.consume(step.consumed)
+            case .end:
+                conn.consume(step.consumed)
+                return (file, total)
+            default:
+                conn.consume(step.consumed)
+                if step.consumed == 0 {
+                    guard try conn.fill(deadline: Host.monotonicSeconds() + timeouts.body) else { throw ClientError.closed }
+                }
+            }
+        }
+    }
+
+    func sendSpooled(_ file: FileDescriptor, to backend: FileDescriptor, id: UInt16) throws {
+        var offset = 0
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try file.pread(into: &chunk, at: offset)
+            if n == 0 { return }
+            try send(backend, FastCGIRequestWriter.stdin(requestID: id, chunk[0..<n]))
+            offset += n
+        }
+    }
+
+    // MARK: - Meta-variables
+
+    /// For a local redirect the app sees a GET of the new target, without a body.
+    func redirectedHead() -> HTTPRequestHead {
+        guard target != head.target else { return head }
+        var h = head
+        h.method = head.method == "HEAD" ? "HEAD" : "GET"
+        h.target = target
+        h.framing = .none
+        return h
+    }
+
+    func cgiContext(_ conn: ClientConnection, contentLength: UInt64?) -> CGIRequestContext {
+        let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
+        let root = app.root
+        let filename = root.map { CGIEnvironmentPath.join($0, match.scriptName) }
+        return CGIRequestContext(
+            scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: root, scriptFilename: filename,
+            contentLength: contentLength, remoteAddress: conn.remote.address.isEmpty ? "127.0.0.1" : conn.remote.address,
+            remotePort: conn.remote.port, serverName: host.isEmpty ? ctx.config.server.serverName : host,
+            serverPort: conn.local.port, serverAddress: conn.local.address.isEmpty ? nil : conn.local.address,
+            https: false, serverSoftware: WorkerContext.software,
+            extra: match.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } + app.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+}
+
+enum CGIEnvironmentPath {
+    static func join(_ root: String, _ script: String) -> String {
+        root.hasSuffix("/") ? root + script.drop { $0 == "/" } : root + (script.hasPrefix("/") ? script : "/" + script)
+    }
+}

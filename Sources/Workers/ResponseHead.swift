@@ -1,0 +1,42 @@
+import CGIProtocol
+import HTTPWire
+
+/// Client-facing responses: error pages, and the HTTP head made from an app's CGI head.
+enum ResponseHead {
+    /// Fields that describe one hop; an app's values never reach the client.
+    static let hopByHop: Set<String> = ["connection", "keep-alive", "transfer-encoding", "te", "trailer",
+                                        "upgrade", "proxy-connection", "content-length", "status"]
+
+    /// A small text error response. `keepAlive` false adds Connection: close.
+    static func error(_ status: Int, keepAlive: Bool, date: String, extraHeaders: [(String, String)] = [], isHead: Bool = false) -> [UInt8] {
+        let body = Array("\(status) \(HTTPStatus.reasonPhrase(status))\n".utf8)
+        let headers = HTTPHeaders([("Server", WorkerContext.software), ("Content-Type", "text/plain; charset=utf-8")] + extraHeaders)
+        var out: [UInt8] = []
+        HTTPResponseWriter.writeHead(status: status, headers: headers, framing: .contentLength(UInt64(body.count)),
+                                     keepAlive: keepAlive, date: date, into: &out)
+        if !isHead { out += body }
+        return out
+    }
+
+    /// The app's Content-Length, when it sent a valid one.
+    static func contentLength(_ head: CGIResponseHead) -> UInt64? {
+        guard let v = head.headers.first(where: { $0.name.lowercased() == "content-length" })?.value,
+              !v.isEmpty, v.utf8.count <= 19, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return UInt64(v)
+    }
+
+    /// The response head for an app's CGI head, with the framing the worker must use.
+    static func forApp(_ cgi: CGIResponseHead, request: HTTPRequestHead, keepAlive: Bool, date: String) -> (bytes: [UInt8], framing: HTTPResponseFraming) {
+        var headers = HTTPHeaders()
+        headers.append(name: "Server", value: WorkerContext.software)
+        for f in cgi.headers where !hopByHop.contains(f.name.lowercased()) { headers.append(name: f.name, value: f.value) }
+        let isHead = request.method == "HEAD"
+        var framing = HTTPResponseFraming.choose(status: cgi.status, requestMethod: request.method,
+                                                 requestVersion: request.version, contentLength: contentLength(cgi))
+        if isHead, framing == .chunked || framing == .untilClose { framing = .noBody }
+        var out: [UInt8] = []
+        HTTPResponseWriter.writeHead(status: cgi.status, reason: cgi.reason, headers: headers, framing: framing,
+                                     keepAlive: keepAlive, version: request.version, date: date, into: &out)
+        return (out, framing)
+    }
+}

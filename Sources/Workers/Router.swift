@@ -1,0 +1,39 @@
+import GatewayConfig
+import CGIProtocol
+
+/// Where a request goes, and the SCRIPT_NAME / PATH_INFO split it implies.
+public struct RouteMatch: Sendable, Equatable {
+    public var route: RouteConfig
+    public var scriptName: String
+    public var pathInfo: String
+}
+
+/// Chooses a route like nginx: extension routes first (as its regex locations), then
+/// the longest matching path prefix.
+public struct Router: Sendable {
+    let extensionRoutes: [RouteConfig]
+    let prefixRoutes: [RouteConfig]  // longest prefix first
+
+    public init(routes: [RouteConfig]) {
+        extensionRoutes = routes.filter { if case .extension = $0.match { return true }; return false }
+        prefixRoutes = routes.compactMap { r -> (Int, RouteConfig)? in
+            if case .path(let p) = r.match { return (p.count, r) }
+            return nil
+        }.sorted { $0.0 > $1.0 }.map(\.1)
+    }
+
+    /// `path` is the decoded, normalised request path.
+    public func match(_ path: String) -> RouteMatch? {
+        for r in extensionRoutes {
+            if case .extension(let ext) = r.match, let split = CGIPath.splitAtExtension(path, ext) {
+                return RouteMatch(route: r, scriptName: split.scriptName, pathInfo: split.pathInfo)
+            }
+        }
+        for r in prefixRoutes {
+            if case .path(let prefix) = r.match, let split = CGIPath.splitAtMount(path, prefix: prefix) {
+                return RouteMatch(route: r, scriptName: split.scriptName, pathInfo: split.pathInfo)
+            }
+        }
+        return nil
+    }
+}
