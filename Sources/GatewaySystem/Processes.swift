@@ -118,3 +118,41 @@ public enum Signals {
         }
     }
 }
+
+extension Processes {
+    /// This process's environment, as "NAME=value" strings (handed on to workers).
+    public static func environment() -> [String] {
+        var out: [String] = []
+        var p = environ
+        while let entry = p.pointee {
+            out.append(String(cString: entry))
+            p += 1
+        }
+        return out
+    }
+
+    /// Drops privileges to `user` (and `group`, else the user's group). Only root can.
+    public static func switchUser(_ user: String?, group: String?) throws(SystemError) {
+        guard user != nil || group != nil else { return }
+        var gid: gid_t? = nil
+        var uid: uid_t? = nil
+        if let user {
+            guard let pw = getpwnam(user) else { throw SystemError(errno: ENOENT, "getpwnam(\(user)): no such user") }
+            uid = pw.pointee.pw_uid
+            gid = pw.pointee.pw_gid
+        }
+        if let group {
+            guard let gr = getgrnam(group) else { throw SystemError(errno: ENOENT, "getgrnam(\(group)): no such group") }
+            gid = gr.pointee.gr_gid
+        }
+        if let gid {
+            _ = try syscall("setgroups") { setgroups(1, [gid]) }
+            _ = try syscall("setgid") { setgid(gid) }
+        }
+        if let uid { _ = try syscall("setuid") { setuid(uid) } }
+    }
+}
+
+extension FileDescriptor {
+    public static let standardError = FileDescriptor(2)
+}

@@ -23,7 +23,7 @@ struct Gatewayd: ParsableCommand {
           backend_connect 5 s, backend_read 60 s, queue_timeout 10 s.
         """,
         version: "gatewayd \(version)",
-        subcommands: [Run.self, Check.self, VersionCommand.self],
+        subcommands: [Run.self, Check.self, VersionCommand.self, WorkerCommand.self],
         defaultSubcommand: Run.self
     )
 }
@@ -59,6 +59,16 @@ struct ConfigOptions: ParsableArguments {
         o.threads = threads
         o.timeout = timeout
         return o
+    }
+
+    /// Loads like `load()` but throws the problems instead of printing them (reload on HUP).
+    func loadOrThrow() throws -> Configuration {
+        let cwd = Host.currentDirectory()
+        let absolute = config.hasPrefix("/") ? config : cwd + "/" + config
+        let base = String(absolute[..<(absolute.lastIndex(of: "/") ?? absolute.startIndex)])
+        let text = String(decoding: try Host.readFile(absolute), as: UTF8.self)
+        let loaded = try ConfigLoader.load(text: text, file: config, baseDirectory: base.isEmpty ? "/" : base, cpuCount: Host.cpuCount())
+        return try loaded.applying(overrides, baseDirectory: cwd)
     }
 
     /// Reads, validates and applies the flags; on any problem prints every issue

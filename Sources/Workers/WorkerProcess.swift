@@ -1,0 +1,72 @@
+import GatewayConfig
+import GatewayLogging
+import GatewaySystem
+import Logging
+
+/// The parts of a worker process every class shares: the inherited fds, the heartbeat,
+/// signals (TERM: finish and stop; INT/QUIT: stop now; USR1: reopen logs) and the
+/// parent check, so workers never outlive the master.
+public final class WorkerProcess {
+    public let listeners: [FileDescriptor]
+    public let heartbeat: FileDescriptor
+    public let signalPipe: FileDescriptor
+    let masterPID: Int32
+    var lastBeat = 0.0
+
+    public init(listeners: [FileDescriptor], heartbeat: FileDescriptor) throws {
+        self.listeners = listeners
+        self.heartbeat = heartbeat
+        masterPID = Processes.parentPID
+        Signals.onParentDeath(Signals.term)
+        Signals.ignore(13)  // SIGPIPE: a client that goes away is an error return, not a death
+        signalPipe = try Signals.pipe(for: [Signals.term, Signals.int, Signals.quit, Signals.usr1, Signals.hup])
+    }
+
+    /// The request count after which this worker retires: max_requests plus a random
+    /// share of max_requests_jitter, so workers do not all restart at once.
+    public func requestLimit(_ s: ServerConfig) -> Int {
+        guard s.maxRequests > 0 else { return 0 }
+        return s.maxRequests + (s.maxRequestsJitter > 0 ? Int.random(in: 0...s.maxRequestsJitter) : 0)
+    }
+
+    /// Proves the worker is alive (at most every 0.5 s).
+    public func beat() {
+        let now = Host.monotonicSeconds()
+        if now - lastBeat >= 0.5 {
+            heartbeat.touch()
+            lastBeat = now
+        }
+        if Processes.parentPID != masterPID {
+            // The master is gone (PDEATHSIG should have come first).
+            Processes.exit(0)
+        }
+    }
+
+    /// Called while waiting inside a request: heartbeat, and act on INT/QUIT at once.
+    public func beatAndCheck(_ ctx: WorkerContext) {
+        beat()
+        handleSignals(ctx)
+    }
+
+    public func handleSignals(_ ctx: WorkerContext) {
+        for sig in Signals.drain(signalPipe) {
+            switch sig {
+            case Signals.term:
+                if !ctx.draining { ctx.logger.info("TERM: finishing the request in hand, then exiting") }
+                ctx.draining = true
+            case Signals.int, Signals.quit:
+                ctx.logger.info("\(Signals.name(sig)): exiting now")
+                Processes.exit(0)
+            case Signals.usr1:
+                ctx.errorSink.reopen()
+                ctx.accessLog?.reopen()
+            default:
+                break  // HUP is the master's business
+            }
+        }
+    }
+}
+
+extension AccessLog {
+    public func reopen() { sink.reopen() }
+}
