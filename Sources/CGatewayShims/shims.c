@@ -49,6 +49,7 @@ uint64_t gw_epoll_event_data(const struct epoll_event *e) { return e->data.u64; 
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <pthread.h>
 
 static volatile int gw_signal_write_fd = -1;
 
@@ -67,10 +68,14 @@ int gw_install_signal_pipe(int write_fd, const int *signals, int count) {
     sa.sa_handler = gw_on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
+    sigset_t unblock;
+    sigemptyset(&unblock);
     for (int i = 0; i < count; i++) {
         if (sigaction(signals[i], &sa, NULL) != 0) return -1;
+        sigaddset(&unblock, signals[i]);
     }
-    return 0;
+    /* Whoever started us may have blocked these (threads of a test runner do): unblock. */
+    return pthread_sigmask(SIG_UNBLOCK, &unblock, NULL) == 0 ? 0 : -1;
 }
 
 int gw_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }

@@ -20,26 +20,32 @@ struct TestFailure: Error, CustomStringConvertible {
 final class FastCGIApp: @unchecked Sendable {
     let name: String
     let socketPath: String
-    let process = Process()
+    var processes: [Process] = []
+    var process: Process { processes[0] }
 
-    init(name: String, command: [String], cwd: String? = nil, env: [String: String] = [:]) throws {
+    /// `instances` processes share the one listening socket (as spawn-fcgi -F does).
+    init(name: String, command: [String], cwd: String? = nil, env: [String: String] = [:], instances: Int = 1) throws {
         self.name = name
         socketPath = "/tmp/gatewayd-it-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        let listener = try Socket.listenUnix(path: socketPath, backlog: 64, mode: 0o600)
+        let listener = try Socket.listenUnix(path: socketPath, backlog: 128, mode: 0o600)
         defer { try? listener.close() }
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        // The PATH of the test run, so python3 is the one scripts/setup installed flup into.
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        process.environment = ["PATH": path].merging(env) { $1 }
-        if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
-        process.standardInput = FileHandle(fileDescriptor: listener.rawValue, closeOnDealloc: false)
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        for _ in 0..<instances {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = command
+            // The PATH of the test run, so python3 is the one scripts/setup installed flup into.
+            let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+            process.environment = ["PATH": path].merging(env) { $1 }
+            if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+            process.standardInput = FileHandle(fileDescriptor: listener.rawValue, closeOnDealloc: false)
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            processes.append(process)
+        }
     }
 
     func stop() {
-        if process.isRunning {
+        for process in processes where process.isRunning {
             process.terminate()
             let deadline = Date().addingTimeInterval(0.3)
             while process.isRunning && Date() < deadline { usleep(10_000) }
