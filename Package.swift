@@ -12,6 +12,8 @@ let package = Package(
     name: "gatewayd",
     products: [
         .executable(name: "gatewayd", targets: ["gatewayd"]),
+        // The Swift sample FastCGI app (apps/swift), on libfcgi.
+        .executable(name: "swift-app", targets: ["SwiftSampleApp"]),
     ],
     dependencies: [
         // CLI parsing, `--help`, subcommands.
@@ -43,6 +45,9 @@ let package = Package(
             "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // libfcgi for the Swift sample app (Debian: libfcgi-dev; scripts/setup installs it).
+        .systemLibrary(name: "CFastCGI", path: "apps/swift/CFastCGI"),
+        .executableTarget(name: "SwiftSampleApp", dependencies: ["CFastCGI"], path: "apps/swift/Sources/SwiftSampleApp"),
         .testTarget(name: "HTTPWireTests", dependencies: ["HTTPWire"], exclude: ["Fixtures"]),
         .testTarget(name: "FastCGIWireTests", dependencies: ["FastCGIWire", "CGIProtocol"]),
         .testTarget(name: "CGIProtocolTests", dependencies: ["CGIProtocol", "HTTPWire"]),

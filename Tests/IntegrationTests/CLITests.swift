@@ -48,7 +48,7 @@ struct CLITests {
         #expect(r.stdout.contains("[server]"))
         #expect(r.stdout.contains("workers = 2"))
         #expect(r.stdout.contains("bind = [\"127.0.0.1:8080\"]"))
-        #expect(r.stdout.contains("command = [\"\(repositoryRoot)/apps/bin/c-app\"]"))
+        #expect(r.stdout.contains("connect = \"unix:\(repositoryRoot)/run/c.sock\""))
         #expect(r.stderr.contains("configuration config/gateway.toml is valid"))
     }
 
@@ -111,11 +111,9 @@ struct CLITests {
         #expect(ch.stdout.contains("(default: sync)"))
     }
 
-    @Test func runValidatesAndSaysNothingIsServedYet() throws {
-        let r = try runGatewayd(["-c", "config/gateway.toml"])
-        #expect(r.status == 0)
-        #expect(r.stderr.contains("is valid: 2 sync workers on 127.0.0.1:8080, 3 apps, 4 routes"))
+    @Test func runRefusesABrokenConfiguration() throws {
         let bad = try runGatewayd(["-c", "/nonexistent.toml"])
         #expect(bad.status == 1)
+        #expect(bad.stderr.contains("cannot read configuration /nonexistent.toml"))
     }
 }

@@ -5,13 +5,18 @@ import Glibc
 /// The sample apps behind a real gatewayd, as a client sees them.
 final class AppStack: @unchecked Sendable {
     let c: FastCGIApp
+    let swift: FastCGIApp
     let python: FastCGIApp
     let php: FastCGIApp
+    let fpm: PHPFPM?
 
-    init() throws {
+    /// `phpFPM`: .php goes to php-fpm instead of php-cgi.
+    init(phpFPM: Bool = false) throws {
         c = try FastCGIApp(name: "c", command: [repositoryRoot + "/apps/bin/c-app"], instances: 2)
+        swift = try FastCGIApp(name: "swift", command: [repositoryRoot + "/.build/debug/swift-app"])
         python = try FastCGIApp(name: "py", command: ["python3", repositoryRoot + "/apps/python/app.py"])
         php = try FastCGIApp(name: "php", command: ["php-cgi"])
+        fpm = phpFPM ? try PHPFPM() : nil
     }
 
     var config: String {
@@ -20,11 +25,14 @@ final class AppStack: @unchecked Sendable {
         name = "c"
         connect = "unix:\(c.socketPath)"
         [[app]]
+        name = "swift"
+        connect = "unix:\(swift.socketPath)"
+        [[app]]
         name = "python"
         connect = "unix:\(python.socketPath)"
         [[app]]
         name = "php"
-        connect = "unix:\(php.socketPath)"
+        connect = "unix:\(fpm?.socketPath ?? php.socketPath)"
         root = "\(repositoryRoot)/apps/php"
         [[app]]
         name = "missing"
@@ -32,6 +40,9 @@ final class AppStack: @unchecked Sendable {
         [[route]]
         path = "/c"
         app = "c"
+        [[route]]
+        path = "/swift"
+        app = "swift"
         [[route]]
         path = "/py"
         app = "python"
@@ -46,19 +57,21 @@ final class AppStack: @unchecked Sendable {
 
     func stop() {
         c.stop()
+        swift.stop()
         python.stop()
         php.stop()
+        fpm?.stop()
     }
 }
 
 /// Where each sample app's endpoints live behind the test configuration.
-let appPrefixes = [("c", "/c"), ("python", "/py"), ("php", "/app.php")]
+let appPrefixes = [("c", "/c"), ("swift", "/swift"), ("python", "/py"), ("php", "/app.php"), ("php-fpm", "/app.php")]
 
 @Suite("gatewayd end to end", .serialized)
 struct GatewaydEndToEndTests {
     @Test("every sample app answers and sees the environment it should", arguments: appPrefixes)
     func appsAnswer(app: String, prefix: String) throws {
-        let stack = try AppStack()
+        let stack = try AppStack(phpFPM: app == "php-fpm")
         defer { stack.stop() }
         let server = try GatewaydServer(config: stack.config)
         defer { server.stop() }
@@ -78,7 +91,7 @@ struct GatewaydEndToEndTests {
         #expect(env["REMOTE_ADDR"] as? String == "127.0.0.1")
         #expect(env["SERVER_PORT"] as? String == String(server.port))
         #expect(env["HTTP_PROXY"] == nil)
-        if app == "php" { #expect(env["SCRIPT_FILENAME"] as? String == repositoryRoot + "/apps/php/app.php") }
+        if app.hasPrefix("php") { #expect(env["SCRIPT_FILENAME"] as? String == repositoryRoot + "/apps/php/app.php") }
 
         let s = try http(server.port, "GET", "\(prefix)/status?code=418&name=X-Custom&value=brewed")
         #expect(s.status == 418)
@@ -88,7 +101,7 @@ struct GatewaydEndToEndTests {
 
     @Test("bodies up and down arrive byte-identical", arguments: appPrefixes)
     func bodies(app: String, prefix: String) throws {
-        let stack = try AppStack()
+        let stack = try AppStack(phpFPM: app == "php-fpm")
         defer { stack.stop() }
         let server = try GatewaydServer(config: stack.config)
         defer { server.stop() }

@@ -160,3 +160,48 @@ func sha256Hex(_ bytes: [UInt8]) throws -> String {
     p.waitUntilExit()
     return String(decoding: out, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
 }
+
+/// php-fpm from Debian with a pool of `children` static processes on a unix socket.
+final class PHPFPM: @unchecked Sendable {
+    let dir: String
+    let process = Process()
+    var socketPath: String { dir + "/fpm.sock" }
+
+    init(children: Int = 2) throws {
+        dir = "/tmp/gatewayd-it-fpm-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let conf = """
+        [global]
+        pid = \(dir)/fpm.pid
+        error_log = \(dir)/fpm.log
+        daemonize = no
+        [www]
+        listen = \(dir)/fpm.sock
+        listen.mode = 0600
+        pm = static
+        pm.max_children = \(children)
+        catch_workers_output = yes
+        """
+        try conf.write(toFile: dir + "/fpm.conf", atomically: true, encoding: .utf8)
+        let binary = ["/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let binary else { throw TestFailure("php-fpm is not installed (scripts/setup installs it)") }
+        process.executableURL = URL(fileURLWithPath: binary)
+        // -R: the tests may run as root; -F: stay in the foreground so stop() can end it.
+        process.arguments = ["-R", "-F", "-y", dir + "/fpm.conf"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: socketPath) && Date() < deadline { usleep(20_000) }
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,2 @@
+// libfcgi's request API (Debian: libfcgi-dev).
+#include <fcgiapp.h>
