@@ -1,0 +1,52 @@
+import Testing
+import GatewayConfig
+@testable import Workers
+
+@Suite("routing")
+struct RouterTests {
+    let router = Router(routes: [
+        RouteConfig(match: .path("/"), target: .static("/srv/www"), env: [:]),
+        RouteConfig(match: .path("/api"), target: .app("api"), env: [:]),
+        RouteConfig(match: .path("/api/v2"), target: .app("api2"), env: [:]),
+        RouteConfig(match: .extension(".php"), target: .app("php"), env: [:]),
+    ])
+
+    @Test("extension routes first, then the longest prefix", arguments: [
+        ("/index.php", "php", "/index.php", ""),
+        ("/api/x.php/y", "php", "/api/x.php", "/y"),
+        ("/api/users", "api", "/api", "/users"),
+        ("/api", "api", "/api", ""),
+        ("/api/v2/users", "api2", "/api/v2", "/users"),
+        ("/apix", "/srv/www", "", "/apix"),
+        ("/", "/srv/www", "", "/"),
+    ])
+    func routes(path: String, target: String, scriptName: String, pathInfo: String) throws {
+        let m = try #require(router.match(path))
+        switch m.route.target {
+        case .app(let a): #expect(a == target)
+        case .static(let d): #expect(d == target)
+        case .cgi: Issue.record("unexpected cgi route")
+        }
+        #expect(m.scriptName == scriptName)
+        #expect(m.pathInfo == pathInfo)
+    }
+
+    @Test func noRoute() {
+        #expect(Router(routes: [RouteConfig(match: .path("/api"), target: .app("a"), env: [:])]).match("/other") == nil)
+    }
+
+    @Test("request targets to paths", arguments: [
+        ("/a/b?x=1", "/a/b" as String?), ("/a/%2e%2e/b", "/b"), ("http://example.com/x/y?z", "/x/y"),
+        ("http://example.com", "/"), ("*", nil), ("example.com:443", nil), ("/../etc/passwd", nil), ("/a%00b", nil),
+    ])
+    func requestPath(target: String, path: String?) {
+        #expect(BlockingPipeline.requestPath(target) == path)
+    }
+
+    @Test func accessLogEscapesAndFormats() {
+        #expect(AccessLog.seconds(0.0042) == "0.004")
+        #expect(AccessLog.seconds(12.3456) == "12.346")
+        #expect(AccessLog.escape("a\"b\nc") == "a\\\"b\\x0ac")
+        #expect(AccessLog.json("a\"b\u{1}") == "\"a\\\"b\\u0001\"")
+    }
+}
