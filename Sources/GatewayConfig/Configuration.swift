@@ -158,6 +158,12 @@ public struct RouteConfig: Sendable, Equatable {
 
     public var match: Match
     public var target: Target
-    /// Extra meta-variables for the app or CGI programs, in file order.
+    /// Extra meta-variables for the app or CGI programs.
     public var env: [String: String]
+
+    public init(match: Match, target: Target, env: [String: String] = [:]) {
+        self.match = match
+        self.target = target
+        self.env = env
+    }
 }
