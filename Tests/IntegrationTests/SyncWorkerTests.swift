@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+import Glibc
+import GatewaySystem
+
+/// Reads from `fd` until EOF or `timeout`; returns what arrived.
+func readAll(_ fd: FileDescriptor, timeout: Double) throws -> [UInt8] {
+    var data: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        guard try fd.waitReadable(timeoutMilliseconds: 100) else { continue }
+        guard let n = try fd.read(into: &chunk, from: 0), n > 0 else { break }
+        data += chunk[0..<n]
+    }
+    return data
+}
+
+func count(_ needle: String, in data: [UInt8]) -> Int {
+    String(decoding: data, as: UTF8.self).components(separatedBy: needle).count - 1
+}
+
+@Suite("sync worker", .serialized)
+struct SyncWorkerTests {
+    @Test func keepAliveServesSeveralRequestsOnOneConnection() throws {
+        let stack = try AppStack()
+        defer { stack.stop() }
+        let server = try GatewaydServer(config: stack.config, server: "keepalive = 2", workers: 1)
+        defer { server.stop() }
+        let fd = try Socket.connectTCP(host: "127.0.0.1", port: server.port)
+        defer { try? fd.close() }
+        let get = "GET /c/hello HTTP/1.1\r\nHost: x\r\n\r\n"
+        try fd.writeAll(Array((get + get + "GET /c/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").utf8))
+        let data = try readAll(fd, timeout: 5)
+        #expect(count("HTTP/1.1 200 OK", in: data) == 3, "pipelined requests on one connection")
+        #expect(count("Connection: close", in: data) == 1)
+    }
+
+    @Test func keepaliveZeroClosesAfterEachResponse() throws {
+        let stack = try AppStack()
+        defer { stack.stop() }
+        let server = try GatewaydServer(config: stack.config, server: "keepalive = 0", workers: 1)
+        defer { server.stop() }
+        let fd = try Socket.connectTCP(host: "127.0.0.1", port: server.port)
+        defer { try? fd.close() }
+        let get = "GET /c/hello HTTP/1.1\r\nHost: x\r\n\r\n"
+        try fd.writeAll(Array((get + get).utf8))
+        let data = try readAll(fd, timeout: 5)
+        #expect(count("HTTP/1.1 200 OK", in: data) == 1)
+        #expect(count("Connection: close", in: data) == 1)
+    }
+
+    @Test func aSlowClientGets408AndFreesTheWorker() throws {
+        let stack = try AppStack()
+        defer { stack.stop() }
+        let server = try GatewaydServer(config: stack.config, server: "[timeouts]\nheader = 1", workers: 1)
+        defer { server.stop() }
+        let slow = try Socket.connectTCP(host: "127.0.0.1", port: server.port)
+        defer { try? slow.close() }
+        try slow.writeAll(Array("GET /c/hello HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8))
+        let t0 = Date()
+        let data = try readAll(slow, timeout: 5)
+        #expect(String(decoding: data, as: UTF8.self).hasPrefix("HTTP/1.1 408 "))
+        #expect(Date().timeIntervalSince(t0) < 3)
+        // The only worker is free again.
+        #expect(try http(server.port, "GET", "/c/hello").status == 200)
+    }
+
+    @Test func maxRequestsRecyclesTheWorker() throws {
+        let stack = try AppStack()
+        defer { stack.stop() }
+        let server = try GatewaydServer(config: stack.config, server: "max_requests = 3\nmax_requests_jitter = 1", workers: 1)
+        defer { server.stop() }
+        let first = try #require(server.workerPIDs().first)
+        for _ in 0..<8 { #expect(try http(server.port, "GET", "/c/hello").status == 200) }
+        usleep(300_000)
+        let now = try #require(server.workerPIDs().first)
+        #expect(now != first)
+        #expect(server.errorLog.contains("max_requests"))
+    }
+
+    @Test func usr1ReopensLogFiles() throws {
+        let stack = try AppStack()
+        defer { stack.stop() }
+        let dir = "/tmp/gatewayd-it-logs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try GatewaydServer(config: "[log]\naccess_log = \"\(dir)/access.log\"\nerror_log = \"\(dir)/error.log\"\n" + stack.config, workers: 1)
+        defer { server.stop() }
+        #expect(try http(server.port, "GET", "/c/hello").status == 200)
+        try FileManager.default.moveItem(atPath: dir + "/access.log", toPath: dir + "/access.log.1")
+        server.signal(SIGUSR1)
+        usleep(1_500_000)
+        #expect(try http(server.port, "GET", "/c/hello?after").status == 200)
+        usleep(200_000)
+        let fresh = (try? String(contentsOfFile: dir + "/access.log", encoding: .utf8)) ?? ""
+        #expect(fresh.contains("/c/hello?after"), "the request after USR1 goes to the new file")
+        let rotated = (try? String(contentsOfFile: dir + "/access.log.1", encoding: .utf8)) ?? ""
+        #expect(!rotated.contains("/c/hello?after"))
+    }
+}
