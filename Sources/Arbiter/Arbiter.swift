@@ -160,7 +160,8 @@ public final class Arbiter {
             let id = nextWorkerID
             nextWorkerID += 1
             let args = [executable, "worker", "--config-fd", "3", "--heartbeat-fd", "4",
-                        "--listen-fds", listenFDs.joined(separator: ","), "--worker-id", String(id)]
+                        "--listen-fds", listenFDs.joined(separator: ","), "--worker-id", String(id),
+                        "--master-pid", String(Processes.currentPID)]
             let pid = try Processes.spawn(path: executable, arguments: args, environment: Processes.environment(), fds: fds)
             workers[pid] = Worker(pid: pid, id: id, generation: generation, heartbeat: heartbeat, started: Host.monotonicSeconds())
             logger.info("booted worker \(id) (pid \(pid))")

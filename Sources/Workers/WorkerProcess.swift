@@ -13,11 +13,14 @@ public final class WorkerProcess {
     let masterPID: Int32
     var lastBeat = 0.0
 
-    public init(listeners: [FileDescriptor], heartbeat: FileDescriptor) throws {
+    /// `masterPID`: the pid of the master that spawned us. If it is no longer our parent
+    /// once the death signal is armed, the master died while we booted: exit at once.
+    public init(listeners: [FileDescriptor], heartbeat: FileDescriptor, masterPID: Int32) throws {
         self.listeners = listeners
         self.heartbeat = heartbeat
-        masterPID = Processes.parentPID
+        self.masterPID = masterPID
         Signals.onParentDeath(Signals.term)
+        if Processes.parentPID != masterPID { Processes.exit(0) }
         Signals.ignore(13)  // SIGPIPE: a client that goes away is an error return, not a death
         signalPipe = try Signals.pipe(for: [Signals.term, Signals.int, Signals.quit, Signals.usr1, Signals.hup])
     }

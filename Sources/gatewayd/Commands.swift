@@ -34,6 +34,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Fd of the heartbeat file.") var heartbeatFd: Int32
     @Option(help: "Comma-separated listener fds.") var listenFds: String
     @Option(help: "Worker number, for logs.") var workerId: Int = 0
+    @Option(help: "The master's pid (a worker exits if its parent is another process).") var masterPid: Int32
 
     func run() throws {
         let bootFailure = ExitCode(Arbiter.workerBootError)
@@ -57,7 +58,7 @@ struct WorkerCommand: ParsableCommand {
         let listeners = listenFds.split(separator: ",").compactMap { Int32($0) }.map(FileDescriptor.init)
         let process: WorkerProcess
         do {
-            process = try WorkerProcess(listeners: listeners, heartbeat: FileDescriptor(heartbeatFd))
+            process = try WorkerProcess(listeners: listeners, heartbeat: FileDescriptor(heartbeatFd), masterPID: masterPid)
             try Processes.switchUser(config.server.user, group: config.server.group)
         } catch {
             logger.critical("cannot boot: \(error)")

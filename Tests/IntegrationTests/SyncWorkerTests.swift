@@ -98,4 +98,35 @@ struct SyncWorkerTests {
         let rotated = (try? String(contentsOfFile: dir + "/access.log.1", encoding: .utf8)) ?? ""
         #expect(!rotated.contains("/c/hello?after"))
     }
+
+    @Test func workersExitWhenTheMasterDies() throws {
+        let server = try GatewaydServer(config: "", workers: 2)
+        defer { server.stop() }
+        let workers = server.workerPIDs()
+        #expect(workers.count == 2)
+        kill(server.masterPID, SIGKILL)
+        _ = server.waitForExit(timeout: 5)
+        usleep(1_000_000)
+        for w in workers {
+            // Gone, or a zombie waiting for init to reap it.
+            let state = (try? String(contentsOfFile: "/proc/\(w)/stat", encoding: .utf8))?.split(separator: " ")[2] ?? "X"
+            #expect(state == "Z" || state == "X", "worker \(w) still running after the master died")
+        }
+    }
+
+    @Test func keptBackendConnectionsServeRequests() throws {
+        let stack = try AppStack()
+        defer { stack.stop() }
+        let config = stack.config.replacingOccurrences(of: "connect = \"unix:\(stack.c.socketPath)\"",
+                                                       with: "connect = \"unix:\(stack.c.socketPath)\"\nkeep_conn = true")
+        let server = try GatewaydServer(config: config, workers: 1)
+        defer { server.stop() }
+        for i in 0..<10 {
+            let r = try http(server.port, "GET", "/c/status?code=\(200 + i)")
+            #expect(r.status == 200 + i)
+        }
+        let body = [UInt8](repeating: 7, count: 300_000)
+        let echo = try http(server.port, "POST", "/c/echo", body: body)
+        #expect(try jsonObject(echo.body)["length"] as? Int == body.count)
+    }
 }
