@@ -129,4 +129,35 @@ struct SyncWorkerTests {
         let echo = try http(server.port, "POST", "/c/echo", body: body)
         #expect(try jsonObject(echo.body)["length"] as? Int == body.count)
     }
+
+    /// A frozen worker (SIGSTOP) stops its heartbeat: the master aborts and replaces it.
+    @Test func aSilentWorkerIsKilledAndReplaced() throws {
+        let server = try GatewaydServer(config: "", server: "timeout = 1", workers: 1)
+        defer { server.stop() }
+        let frozen = try #require(server.workerPIDs().first)
+        kill(frozen, SIGSTOP)
+        var replaced = false
+        for _ in 0..<100 where !replaced {
+            usleep(100_000)
+            let now = server.workerPIDs()
+            replaced = now.count == 1 && !now.contains(frozen)
+        }
+        #expect(replaced, "\(server.errorLog)")
+        #expect(server.errorLog.contains("silent for"))
+    }
+
+    @Test func intStopsFast() throws {
+        let stack = try AppStack()
+        defer { stack.stop() }
+        let server = try GatewaydServer(config: stack.config, workers: 2)
+        defer { server.stop() }
+        let port = server.port
+        let t = Thread { _ = try? http(port, "GET", "/py/sleep?ms=5000") }
+        t.start()
+        usleep(300_000)
+        let t0 = Date()
+        server.signal(SIGINT)
+        #expect(server.waitForExit(timeout: 4) == 0)
+        #expect(Date().timeIntervalSince(t0) < 3, "INT does not wait for the 5 s request")
+    }
 }
