@@ -65,8 +65,10 @@ struct FastCGIExchange {
 
         // A kept connection may have been closed by the app meanwhile: retry once on a
         // fresh one, but only if the app sent nothing and the body can be sent again.
+        // A body streamed from the client cannot be sent twice, so such a request never
+        // rides on a kept connection (it may still leave its fresh one for the next).
         let replayable = redirected || spool != nil || bodyLength == nil || bodyLength == 0
-        var kept = app.keepConnection ? ctx.takeKeptBackend(app.name) : nil
+        var kept = app.keepConnection && replayable ? ctx.takeKeptBackend(app.name) : nil
         while true {
             let backend: FileDescriptor
             let reused = kept != nil
@@ -109,7 +111,17 @@ struct FastCGIExchange {
                   params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
         let id: UInt16 = 1
         do {
-            try send(backend, FastCGIRequestWriter.begin(requestID: id, params: params, keepConnection: app.keepConnection))
+            var opening = FastCGIRequestWriter.begin(requestID: id, params: params, keepConnection: app.keepConnection)
+            let streamsBody = target == head.target && (spool != nil || head.framing != .none && head.framing != .contentLength(0))
+            if !streamsBody {
+                // One write for the whole request: an app that answers before reading the
+                // empty STDIN record would otherwise find it on the kept connection later
+                // and close it (libfcgi does).
+                opening += FastCGIRequestWriter.endOfStdin(requestID: id)
+                try send(backend, opening)
+                return relayResponse(backend, conn, keepAlive: &keepAlive, outcome: &outcome)
+            }
+            try send(backend, opening)
             if target == head.target {
                 if let spool {
                     try sendSpooled(spool, to: backend, id: id)
