@@ -125,9 +125,16 @@ struct SyncWorkerTests {
             let r = try http(server.port, "GET", "/c/status?code=\(200 + i)")
             #expect(r.status == 200 + i)
         }
+        // Bodiless requests on a kept connection, each followed by one with a streamed
+        // body: once, libfcgi closed the kept connection in about 1 in 70 such pairs.
         let body = [UInt8](repeating: 7, count: 300_000)
-        let echo = try http(server.port, "POST", "/c/echo", body: body)
-        #expect(try jsonObject(echo.body)["length"] as? Int == body.count)
+        for _ in 0..<100 {
+            #expect(try http(server.port, "GET", "/c/status?code=201").status == 201)
+            let echo = try http(server.port, "POST", "/c/echo", body: body)
+            #expect(echo.status == 200)
+            #expect(try jsonObject(echo.body)["length"] as? Int == body.count)
+        }
+        #expect(!server.errorLog.contains("[ERROR]"), "\(server.errorLog)")
     }
 
     /// A frozen worker (SIGSTOP) stops its heartbeat: the master aborts and replaces it.
