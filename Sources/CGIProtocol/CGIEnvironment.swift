@@ -131,8 +131,10 @@ public enum CGIEnvironment {
         return host
     }
 
-    static func joinPath(_ root: String, _ sub: String) -> String {
+    /// root + path with exactly one "/" between them (PATH_TRANSLATED, SCRIPT_FILENAME).
+    public static func joinPath(_ root: String, _ sub: String) -> String {
         if root.hasSuffix("/") && sub.hasPrefix("/") { return root + sub.dropFirst() }
+        if !root.hasSuffix("/") && !sub.hasPrefix("/") && !sub.isEmpty { return root + "/" + sub }
         return root + sub
     }
 }

@@ -17,13 +17,7 @@ public enum Host {
     public static func readFile(_ path: String) throws(SystemError) -> [UInt8] {
         let fd = FileDescriptor(try syscall("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) })
         defer { try? fd.close() }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = try syscall("read(\(path))") { chunk.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) } }
-            if n == 0 { return out }
-            out += chunk[0..<n]
-        }
+        return try fd.readAll()
     }
 
     /// Seconds since the Unix epoch (for the Date header, formatted once a second).

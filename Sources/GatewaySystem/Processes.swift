@@ -27,6 +27,12 @@ public enum Processes {
         case exited(Int32)
         case signaled(Int32)
 
+        /// Decodes a waitpid status (WIFEXITED / WEXITSTATUS / WTERMSIG are macros Swift does not import).
+        init(waitStatus status: Int32) {
+            let termsig = status & 0x7F
+            self = termsig == 0 ? .exited((status >> 8) & 0xFF) : .signaled(termsig)
+        }
+
         public var description: String {
             switch self {
             case .exited(let c): return "exit code \(c)"
@@ -42,9 +48,7 @@ public enum Processes {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { break }
-            // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (macros are not imported).
-            let termsig = status & 0x7F
-            out.append((pid, termsig == 0 ? .exited((status >> 8) & 0xFF) : .signaled(termsig)))
+            out.append((pid, ExitStatus(waitStatus: status)))
         }
         return out
     }
@@ -55,8 +59,7 @@ public enum Processes {
         while waitpid(pid, &status, 0) == -1 {
             if errno != EINTR { return nil }
         }
-        let termsig = status & 0x7F
-        return termsig == 0 ? .exited((status >> 8) & 0xFF) : .signaled(termsig)
+        return ExitStatus(waitStatus: status)
     }
 
     @discardableResult

@@ -49,30 +49,13 @@ public enum Socket {
         }
     }
 
-    /// A blocking TCP connection to an IPv4/IPv6 literal (clients in tests, backends).
+    /// A blocking TCP connection to an IPv4/IPv6 literal, waiting as long as connect does.
     public static func connectTCP(host: String, port: Int) throws(SystemError) -> FileDescriptor {
-        var storage = sockaddr_storage()
-        let length = try fillAddress(&storage, host: host, port: port)
-        let fd = FileDescriptor(try syscall("socket") { gw_socket(Int32(storage.ss_family), Int32(SOCK_STREAM.rawValue), 0) })
-        do {
-            _ = try syscall("connect") { withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, length) } } }
-        } catch {
-            try? fd.close()
-            throw error
-        }
-        return fd
+        try connectTCP(host: host, port: port, timeoutMilliseconds: -1)
     }
 
     public static func connectUnix(path: String) throws(SystemError) -> FileDescriptor {
-        var addr = try unixAddress(path)
-        let fd = FileDescriptor(try syscall("socket") { gw_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0) })
-        do {
-            _ = try syscall("connect") { withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } }
-        } catch {
-            try? fd.close()
-            throw error
-        }
-        return fd
+        try connectUnix(path: path, timeoutMilliseconds: -1)
     }
 
     /// The port a socket is bound to (after binding port 0).

@@ -61,7 +61,6 @@ public struct FastCGIResponseReader: Sendable {
 
     /// Consumes `input` whole (an unfinished record header is kept for the next call).
     private mutating func feed(_ input: ArraySlice<UInt8>) throws(UpstreamError) -> [Output] {
-        bytesReceived += input.count
         var out: [Output] = []
         var rest = input
         while true {
@@ -97,10 +96,9 @@ public struct FastCGIResponseReader: Sendable {
 
     /// Feeds new bytes, prefixed by any unfinished record from the last call.
     public mutating func receive(_ bytes: ArraySlice<UInt8>) throws(UpstreamError) -> [Output] {
+        bytesReceived += bytes.count
         if pendingTail.isEmpty { return try feed(bytes) }
-        let joined = pendingTail + bytes
-        bytesReceived -= pendingTail.count
-        return try feed(joined[...])
+        return try feed((pendingTail + bytes)[...])
     }
 
     private mutating func stdout(_ bytes: ArraySlice<UInt8>, into out: inout [Output]) throws(UpstreamError) {

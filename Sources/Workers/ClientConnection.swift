@@ -17,6 +17,8 @@ public final class ClientConnection {
     /// Unconsumed bytes are buffer[start...].
     public var buffer: [UInt8] = []
     public var start = 0
+    /// Reads land here first, so a read costs a copy of what arrived, not a 64 KiB fill.
+    private var scratch = [UInt8](repeating: 0, count: 65536)
     let heartbeat: () -> Void
 
     public init(fd: FileDescriptor, heartbeat: @escaping () -> Void) {
@@ -44,18 +46,15 @@ public final class ClientConnection {
             buffer.removeFirst(start)
             start = 0
         }
-        let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: 65536))
-        let n: Int?
+        let n: Int
         do {
-            n = try fd.read(into: &buffer, from: old)
+            n = try fd.read(into: &scratch, from: 0) ?? 0
         } catch {
-            buffer.removeLast(65536)
             if error.errno == ECONNRESET_ { throw .closed }
             throw .io(error)
         }
-        buffer.removeLast(65536 - (n ?? 0))
-        return (n ?? 0) > 0
+        buffer.append(contentsOf: scratch[0..<n])
+        return n > 0
     }
 
     /// Writes everything, waiting at most `timeout` seconds for each bit of progress.

@@ -46,12 +46,13 @@ struct FastCGIExchange {
                     let (file, n) = try spoolChunkedBody(conn, &parser)
                     spool = file
                     bodyLength = n
-                } catch let e as HTTPParseError {
+                } catch let e as BodyError {
                     keepAlive = false
                     return .failed(e.status, [])
                 } catch {
                     keepAlive = false
-                    return .failed(408, [])
+                    ctx.logger.error("cannot spool the request body: \(error)", metadata: meta)
+                    return .failed(500, [])
                 }
             }
             if head.expectContinue, case .contentLength(let n) = head.framing, n > 0 {
@@ -126,13 +127,15 @@ struct FastCGIExchange {
                 if let spool {
                     try sendSpooled(spool, to: backend, id: id)
                 } else if case .contentLength(let n) = head.framing, n > 0 {
-                    if let failure = try streamBody(conn, &parser, to: backend, id: id) {
-                        keepAlive = false
-                        return .finished(failure, reusable: false)
+                    try readBody(conn, &parser) { piece in
+                        try send(backend, FastCGIRequestWriter.stdin(requestID: id, piece))
                     }
                 }
             }
             try send(backend, FastCGIRequestWriter.endOfStdin(requestID: id))
+        } catch let e as BodyError {
+            keepAlive = false
+            return .finished(.failed(e.status, []), reusable: false)
         } catch {
             // The app went away while we were writing: nothing was sent to the client yet.
             return .retry
@@ -250,29 +253,36 @@ struct FastCGIExchange {
         }
     }
 
-    /// Streams a Content-Length body from the client to the app in STDIN records.
-    /// Returns a failure to answer with when the client is too slow or breaks off.
-    func streamBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, to backend: FileDescriptor, id: UInt16) throws -> Result? {
+    /// The client broke off or sent a bad body: answer with this status (nothing was sent yet).
+    struct BodyError: Error { let status: Int }
+
+    /// Reads the request body through the parser, handing each piece to `sink` as it
+    /// arrives (the body is never held whole). Client trouble throws BodyError; errors
+    /// from `sink` pass through.
+    func readBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, into sink: (ArraySlice<UInt8>) throws -> Void) throws {
         while true {
             let step: HTTPParseStep
-            do { step = try parser.parse(conn.unconsumed) } catch { return .failed(error.status, []) }
+            do { step = try parser.parse(conn.unconsumed) } catch { throw BodyError(status: error.status) }
             switch step.event {
             case .body(let r):
                 let base = conn.unconsumed.startIndex
-                try send(backend, FastCGIRequestWriter.stdin(requestID: id, conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)]))
+                try sink(conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)])
                 conn.consume(step.consumed)
             case .end:
                 conn.consume(step.consumed)
-                return nil
+                return
             default:
                 conn.consume(step.consumed)
-                if step.consumed == 0 {
-                    do {
-                        guard try conn.fill(deadline: Host.monotonicSeconds() + timeouts.body) else { return .failed(400, []) }
-                    } catch {
-                        return .failed(408, [])
-                    }
+                guard step.consumed == 0 else { continue }
+                let more: Bool
+                do {
+                    more = try conn.fill(deadline: Host.monotonicSeconds() + timeouts.body)
+                } catch ClientError.timeout {
+                    throw BodyError(status: 408)
+                } catch {
+                    throw BodyError(status: 400)
                 }
+                guard more else { throw BodyError(status: 400) }
             }
         }
     }
@@ -281,24 +291,16 @@ struct FastCGIExchange {
     func spoolChunkedBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser) throws -> (FileDescriptor, UInt64) {
         let file = try Host.anonymousFile()
         var total: UInt64 = 0
-        while true {
-            let step = try parser.parse(conn.unconsumed)
-            switch step.event {
-            case .body(let r):
-                let base = conn.unconsumed.startIndex
-                try file.writeAll(Array(conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)]))
-                total += UInt64(r.count)
-                conn.consume(step.consumed)
-            case .end:
-                conn.consume(step.consumed)
-                return (file, total)
-            default:
-                conn.consume(step.consumed)
-                if step.consumed == 0 {
-                    guard try conn.fill(deadline: Host.monotonicSeconds() + timeouts.body) else { throw ClientError.closed }
-                }
+        do {
+            try readBody(conn, &parser) { piece in
+                try file.writeAll(Array(piece))
+                total += UInt64(piece.count)
             }
+        } catch {
+            try? file.close()
+            throw error
         }
+        return (file, total)
     }
 
     func sendSpooled(_ file: FileDescriptor, to backend: FileDescriptor, id: UInt16) throws {
@@ -327,7 +329,7 @@ struct FastCGIExchange {
     func cgiContext(_ conn: ClientConnection, contentLength: UInt64?) -> CGIRequestContext {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
         let root = app.root
-        let filename = root.map { CGIEnvironmentPath.join($0, match.scriptName) }
+        let filename = root.map { CGIEnvironment.joinPath($0, match.scriptName) }
         return CGIRequestContext(
             scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: root, scriptFilename: filename,
             contentLength: contentLength, remoteAddress: conn.remote.address.isEmpty ? "127.0.0.1" : conn.remote.address,
@@ -338,8 +340,3 @@ struct FastCGIExchange {
     }
 }
 
-enum CGIEnvironmentPath {
-    static func join(_ root: String, _ script: String) -> String {
-        root.hasSuffix("/") ? root + script.drop { $0 == "/" } : root + (script.hasPrefix("/") ? script : "/" + script)
-    }
-}

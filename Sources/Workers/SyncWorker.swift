@@ -31,7 +31,7 @@ public final class SyncWorker {
             for (i, l) in process.listeners.enumerated() where ready[i] != 0 && !ctx.draining {
                 guard let fd = (try? Socket.accept(l)) ?? nil else { continue }  // another worker won the race
                 Socket.setNoDelay(fd)
-                let conn = ClientConnection(fd: fd) { [process, ctx] in process.beatAndCheck(ctx) }
+                let conn = ClientConnection(fd: fd, heartbeat: ctx.onWait)
                 pipeline.serve(conn)
                 conn.close()
             }

@@ -74,25 +74,15 @@ struct ConfigOptions: ParsableArguments {
     /// Reads, validates and applies the flags; on any problem prints every issue
     /// (`file:line: key: message`) to stderr and exits 1.
     func load() throws -> Configuration {
-        let cwd = Host.currentDirectory()
-        let absolute = config.hasPrefix("/") ? config : cwd + "/" + config
-        let base = String(absolute[..<(absolute.lastIndex(of: "/") ?? absolute.startIndex)])
-        let bytes: [UInt8]
         do {
-            bytes = try Host.readFile(config)
-        } catch {
+            return try loadOrThrow()
+        } catch let error as SystemError {
             printError("gatewayd: cannot read configuration \(config): \(error)")
-            throw ExitCode(1)
-        }
-        do {
-            let text = String(decoding: bytes, as: UTF8.self)
-            let loaded = try ConfigLoader.load(text: text, file: config, baseDirectory: base.isEmpty ? "/" : base, cpuCount: Host.cpuCount())
-            return try loaded.applying(overrides, baseDirectory: cwd)
         } catch {
-            printError(error.description)
+            printError("\(error)")
             printError("gatewayd: configuration \(config) is invalid")
-            throw ExitCode(1)
         }
+        throw ExitCode(1)
     }
 }
 
