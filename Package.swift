@@ -35,12 +35,13 @@ let package = Package(
         .target(name: "GatewayLogging", dependencies: [
             "GatewaySystem", .product(name: "Logging", package: "swift-log"),
         ]),
-        // FastCGI client: connections with deadlines, the request/response translation.
-        .target(name: "Upstream", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "GatewayConfig", "GatewaySystem"]),
+        // FastCGI client, the shared slot table (slots + FIFO queue), hosted app processes.
+        .target(name: "Upstream", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "GatewayConfig", "GatewaySystem",
+                                                 "GatewayLogging", .product(name: "Logging", package: "swift-log")]),
         // The worker classes and the one request pipeline they share.
         .target(name: "Workers", dependencies: ["Upstream", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem", "GatewayLogging"]),
         // The master: listeners, worker processes, signals, reload.
-        .target(name: "Arbiter", dependencies: ["GatewayConfig", "GatewaySystem", "GatewayLogging"]),
+        .target(name: "Arbiter", dependencies: ["Upstream", "GatewayConfig", "GatewaySystem", "GatewayLogging"]),
         .executableTarget(name: "gatewayd", dependencies: [
             "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -53,6 +54,7 @@ let package = Package(
         .testTarget(name: "CGIProtocolTests", dependencies: ["CGIProtocol", "HTTPWire"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
+        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "GatewayConfig", "GatewaySystem"]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "Upstream", "GatewayConfig", "HTTPWire", "CGIProtocol"]),
         // Runs real peers: the gatewayd binary, libfcgi / flup / php-cgi apps.
         .testTarget(name: "IntegrationTests", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "GatewaySystem"]),

@@ -2,6 +2,7 @@ import GatewayConfig
 import GatewayLogging
 import GatewaySystem
 import Logging
+import Upstream
 
 /// The master process, after gunicorn's arbiter: binds the listeners, keeps `workers`
 /// worker processes running, kills silent ones, and acts on signals. It never touches
@@ -16,6 +17,8 @@ public final class Arbiter {
         let generation: Int
         let heartbeat: FileDescriptor
         let started: Double
+        /// Its row in the slot table's worker list (status page).
+        let record: Int
         var abortedAt: Double? = nil
         var termSentAt: Double? = nil
     }
@@ -37,6 +40,14 @@ public final class Arbiter {
     var fastDeaths = 0
     var stopping: (graceful: Bool, since: Double)? = nil
     var signalPipe: FileDescriptor!
+    /// What the master and workers share about the apps: slots, queues, counters.
+    var table: SlotTable!
+    /// Hosted app processes (command apps).
+    var apps: AppSupervisor!
+    /// Workers write a byte here when the master should look at the apps now
+    /// (a request waits for a process; a process reached max_requests).
+    var nudgeRead: FileDescriptor!
+    var nudgeWrite: FileDescriptor!
 
     public init(config: Configuration, executable: String, errorSink: LogSink, reload: @escaping () throws -> Configuration) {
         self.config = config
@@ -55,6 +66,7 @@ public final class Arbiter {
             Signals.ignore(13)  // SIGPIPE
             _ = try listeners.update(to: config.server.bind, backlog: config.server.backlog, unixMode: config.server.unixSocketMode)
             try writeConfigFile()
+            try startApps()
         } catch {
             logger.critical("cannot start: \(error)")
             listeners.closeAll()
@@ -68,14 +80,35 @@ public final class Arbiter {
         }
     }
 
-    /// One turn of the loop: signals, dead workers, silent workers, the worker count.
+    /// The slot table, the nudge pipe, the apps' run directory, and the first app processes.
+    func startApps() throws {
+        table = try SlotTable.create(for: config)
+        let (r, w) = try Pipe.make(nonBlocking: true)
+        nudgeRead = r
+        nudgeWrite = try w.duplicate(atLeast: 64)
+        try? w.close()
+        let dir = try Host.makeTemporaryDirectory("/tmp/gatewayd-apps-XXXXXX")
+        if Host.isRoot && (config.server.user != nil || config.server.group != nil) {
+            try Host.changeOwner(dir, user: config.server.user, group: config.server.group)
+        }
+        apps = AppSupervisor(config: config, table: table, runDirectory: dir, executable: executable,
+                             logger: GatewayLogging.logger(role: "master", sink: errorSink, level: config.log.level))
+        apps.tick()
+    }
+
+    /// One turn of the loop: signals, dead workers and app processes, silent workers,
+    /// the worker count, the app processes.
     func step() -> Int32? {
-        _ = try? Poll.wait([(signalPipe, Poll.readable)], timeoutMilliseconds: 250)
+        let watched = [(signalPipe!, Poll.readable), (nudgeRead!, Poll.readable)] + apps.outputDescriptors.map { ($0, Poll.readable) }
+        _ = try? Poll.wait(watched, timeoutMilliseconds: apps.hasHostedApps ? 100 : 250)
         for sig in Signals.drain(signalPipe) { handle(sig) }
-        if let code = reapWorkers() { return code }
+        _ = Signals.drain(nudgeRead)
+        apps.readOutput()
+        if let code = reapChildren() { return code }
         if let stop = stopping {
             if workers.isEmpty {
-                logger.info("all workers have exited; bye")
+                logger.info("all workers have exited; stopping the apps; bye")
+                apps.stopAll(grace: 3)
                 return 0
             }
             let limit = stop.graceful ? config.server.gracefulTimeout : 1
@@ -88,6 +121,7 @@ public final class Arbiter {
         killSilentWorkers()
         drainOldGenerations()
         spawnMissingWorkers()
+        apps.tick()
         return nil
     }
 
@@ -151,19 +185,24 @@ public final class Arbiter {
             try? heartbeatRaw.close()
             heartbeat.touch()
             guard let configFD = configFile else { return }
-            var fds: [(source: FileDescriptor, target: Int32)] = [(configFD, 3), (heartbeat, 4)]
+            var fds: [(source: FileDescriptor, target: Int32)] = [(configFD, 3), (heartbeat, 4), (table.memory.fd, 5), (nudgeWrite, 6)]
             var listenFDs: [String] = []
             for (i, l) in listeners.byAddress.enumerated() {
-                fds.append((l.fd, Int32(5 + i)))
-                listenFDs.append(String(5 + i))
+                fds.append((l.fd, Int32(7 + i)))
+                listenFDs.append(String(7 + i))
             }
             let id = nextWorkerID
             nextWorkerID += 1
-            let args = [executable, "worker", "--config-fd", "3", "--heartbeat-fd", "4",
+            let used = Set(workers.values.map(\.record))
+            let record = (0..<SlotTable.workerCapacity).first { !used.contains($0) } ?? -1
+            let args = [executable, "worker", "--config-fd", "3", "--heartbeat-fd", "4", "--shared-fd", "5", "--nudge-fd", "6",
                         "--listen-fds", listenFDs.joined(separator: ","), "--worker-id", String(id),
+                        "--worker-record", String(record), "--run-dir", apps.runDirectory,
                         "--master-pid", String(Processes.currentPID)]
             let pid = try Processes.spawn(path: executable, arguments: args, environment: Processes.environment(), fds: fds)
-            workers[pid] = Worker(pid: pid, id: id, generation: generation, heartbeat: heartbeat, started: Host.monotonicSeconds())
+            let now = Host.monotonicSeconds()
+            if record >= 0 { table.workers[record] = WorkerRecord(pid: Int64(pid), id: Int64(id), requests: 0, connections: 0, startedAt: now) }
+            workers[pid] = Worker(pid: pid, id: id, generation: generation, heartbeat: heartbeat, started: now, record: record)
             logger.info("booted worker \(id) (pid \(pid))")
         } catch {
             logger.error("cannot start a worker: \(error)")
@@ -173,10 +212,12 @@ public final class Arbiter {
     /// Reaps dead workers. A worker that failed to boot stops the master (exit code 3),
     /// and so do five workers in a row that die within 2 s of starting: better a clear
     /// stop than a spin.
-    func reapWorkers() -> Int32? {
+    func reapChildren() -> Int32? {
         for (pid, status) in Processes.reap() {
+            if apps.processExited(pid, status) { continue }
             guard let w = workers.removeValue(forKey: pid) else { continue }
             try? w.heartbeat.close()
+            apps.workerExited(pid)
             let lifetime = Host.monotonicSeconds() - w.started
             if stopping != nil || w.termSentAt != nil {
                 logger.info("worker \(w.id) (pid \(pid)) exited: \(status)")
@@ -244,6 +285,10 @@ public final class Arbiter {
             logger.error("HUP: the new configuration is invalid; still serving with the old one:\n\(error)")
             return
         }
+        guard new.apps == config.apps else {
+            logger.error("HUP: the [[app]] sections changed; app processes and slots are set at start, so restart gatewayd to apply that. Still serving with the old configuration.")
+            return
+        }
         let oldWorkers = workers.values.filter { $0.termSentAt == nil }.map(\.pid)
         let previous = config
         config = new
@@ -285,6 +330,7 @@ public final class Arbiter {
     }
 
     func cleanUp() {
+        apps?.stopAll(grace: 1)  // idempotent: nothing left after a clean stop
         listeners.closeAll()
         if let path = config.server.pidfile { Host.removeFile(path) }
     }

@@ -2,6 +2,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
 #include "CGatewayShims.h"
 
 int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
@@ -102,3 +108,44 @@ int gw_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[
 }
 
 int gw_touch(int fd) { return futimens(fd, NULL); }
+
+unsigned long gw_shared_mutex_size(void) { return sizeof(pthread_mutex_t); }
+
+int gw_shared_mutex_init(void *mutex) {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    int r = pthread_mutex_init((pthread_mutex_t *)mutex, &attr);
+    pthread_mutexattr_destroy(&attr);
+    return r;
+}
+
+int gw_shared_mutex_lock(void *mutex) {
+    int r = pthread_mutex_lock((pthread_mutex_t *)mutex);
+    if (r == EOWNERDEAD) {
+        /* A worker died holding the lock: the table is still consistent at every
+           store (each field is written whole), so mark the mutex usable again. */
+        pthread_mutex_consistent((pthread_mutex_t *)mutex);
+        return 1;
+    }
+    return r == 0 ? 0 : -r;
+}
+
+int gw_shared_mutex_unlock(void *mutex) { return pthread_mutex_unlock((pthread_mutex_t *)mutex); }
+
+int gw_futex_wait(uint32_t *word, uint32_t expected, int timeout_ms) {
+    struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
+    long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, NULL, 0);
+    return r == 0 ? 0 : errno;
+}
+
+int gw_futex_wake_all(uint32_t *word) {
+    long r = syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+    return r < 0 ? errno : 0;
+}
+
+int gw_execve(const char *path, char *const argv[], char *const envp[]) {
+    execve(path, argv, envp);
+    return errno;
+}

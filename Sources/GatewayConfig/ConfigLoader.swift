@@ -6,13 +6,14 @@ public enum ConfigLoader {
     static let topKeys = ["server", "limits", "timeouts", "log", "app", "route"]
     static let serverKeys = ["bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
                              "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog",
-                             "unix_socket_mode", "pidfile", "user", "group", "server_name"]
+                             "unix_socket_mode", "pidfile", "user", "group", "server_name", "status_path"]
     static let limitKeys = ["max_request_line", "max_header_count", "max_header_field_size", "max_head_size",
                             "max_chunk_extension", "max_body_size", "max_response_head"]
     static let timeoutKeys = ["header", "body", "send", "backend_connect", "backend_read"]
     static let logKeys = ["level", "error_log", "access_log", "access_log_format"]
     static let appKeys = ["name", "command", "connect", "processes", "max_conns", "queue_timeout", "env", "env_copy",
-                          "root", "cwd", "user", "group", "max_requests", "keep_conn"]
+                          "root", "cwd", "user", "group", "max_requests", "keep_conn", "pm", "min_spare", "max_spare",
+                          "idle_timeout", "slow_request"]
     static let routeKeys = ["path", "extension", "app", "cgi", "static", "env"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
@@ -36,7 +37,8 @@ public enum ConfigLoader {
         let limits = readLimits(&r, table(&r, root, "limits"))
         let timeouts = readTimeouts(&r, table(&r, root, "timeouts"))
         let log = readLog(&r, table(&r, root, "log"))
-        let apps = tableArray(&r, root, "app").enumerated().compactMap { readApp(&r, $1, path: "app[\($0)]") }
+        let defaultProcesses = ProcessManager.defaultProcesses(for: server, cpuCount: cpuCount)
+        let apps = tableArray(&r, root, "app").enumerated().compactMap { readApp(&r, $1, path: "app[\($0)]", defaultProcesses: defaultProcesses) }
         let routes = tableArray(&r, root, "route").enumerated().compactMap { readRoute(&r, $1, path: "route[\($0)]") }
         crossCheck(&r, server: server, apps: apps, routes: routes)
 
@@ -105,6 +107,9 @@ public enum ConfigLoader {
         s.user = r.string(t, "user", p)
         s.group = r.string(t, "group", p)
         if let n = r.string(t, "server_name", p) { s.serverName = n }
+        if let sp = r.string(t, "status_path", p) {
+            if sp.hasPrefix("/") && !sp.contains("?") { s.statusPath = sp } else { r.fail("server.status_path", "must be a path starting with /, got \"\(sp)\"") }
+        }
         return s
     }
 
@@ -156,7 +161,7 @@ public enum ConfigLoader {
         return l
     }
 
-    static func readApp(_ r: inout ConfigReader, _ t: TOMLTable, path p: String) -> AppConfig? {
+    static func readApp(_ r: inout ConfigReader, _ t: TOMLTable, path p: String, defaultProcesses: Int) -> AppConfig? {
         r.rejectUnknownKeys(t, path: p, allowed: appKeys)
         let before = r.issues.count
         let name = r.string(t, "name", p)
@@ -176,9 +181,13 @@ public enum ConfigLoader {
             if cmd.isEmpty { r.fail("\(p).command", "must name a program") }
             if t["max_conns"] != nil { r.fail("\(p).max_conns", "applies to connect apps; a hosted app's slots are its processes") }
             let program = cmd.first.map { $0.contains("/") ? r.resolve($0) : $0 }
-            kind = .hosted(command: (program.map { [$0] } ?? []) + cmd.dropFirst(), processes: processes)
+            let pm = readProcessManager(&r, t, path: p, processes: processes ?? defaultProcesses)
+            kind = .hosted(command: (program.map { [$0] } ?? []) + cmd.dropFirst(), pm: pm)
         case (nil, let c?):
             if t["processes"] != nil { r.fail("\(p).processes", "applies to hosted apps (command); use max_conns for connect") }
+            for key in ["pm", "min_spare", "max_spare", "idle_timeout"] where t[key] != nil {
+                r.fail("\(p).\(key)", "applies to hosted apps (command); gatewayd does not manage the processes of a connect app")
+            }
             switch ConfigValues.parseConnect(c) {
             case .success(.unix(let path)): kind = .external(.unix(path: r.resolve(path)), maxConns: maxConns ?? 8)
             case .success(let a): kind = .external(a, maxConns: maxConns ?? 8)
@@ -200,9 +209,31 @@ public enum ConfigLoader {
         if let v = t["keep_conn"] {
             if let b = v.bool { keep = b } else { r.fail("\(p).keep_conn", "expected true or false, got \(r.describe(v))") }
         }
+        let slow = r.duration(t, "slow_request", p, allowZero: true) ?? 5
         guard r.issues.count == before, let name, let kind else { return nil }
         return AppConfig(name: name, kind: kind, queueTimeout: queueTimeout, env: env, envCopy: envCopy, root: root,
-                         cwd: cwd, user: user, group: group, maxRequests: maxRequests, keepConnection: keep)
+                         cwd: cwd, user: user, group: group, maxRequests: maxRequests, keepConnection: keep, slowRequest: slow)
+    }
+
+    /// pm, processes, min_spare, max_spare and idle_timeout of a hosted app, checked together.
+    static func readProcessManager(_ r: inout ConfigReader, _ t: TOMLTable, path p: String, processes: Int) -> ProcessManager {
+        let mode = r.choice(t, "pm", p, ProcessManager.Mode.self) ?? .static
+        var pm = ProcessManager(mode: mode, maxProcesses: processes, minSpare: 1, maxSpare: max(1, processes / 2), idleTimeout: 10)
+        let minSpare = r.int(t, "min_spare", p, min: 0, max: 4096)
+        let maxSpare = r.int(t, "max_spare", p, min: 1, max: 4096)
+        let idle = r.duration(t, "idle_timeout", p)
+        if mode != .dynamic {
+            for key in ["min_spare", "max_spare"] where t[key] != nil { r.fail("\(p).\(key)", "applies to pm = \"dynamic\" only") }
+        }
+        if mode == .static, t["idle_timeout"] != nil { r.fail("\(p).idle_timeout", "applies to pm = \"dynamic\" or \"ondemand\"") }
+        if let v = minSpare { pm.minSpare = v }
+        if let v = maxSpare { pm.maxSpare = v } else { pm.maxSpare = max(pm.minSpare, pm.maxSpare) }
+        if let v = idle { pm.idleTimeout = v }
+        if mode == .dynamic {
+            if pm.minSpare > pm.maxSpare { r.fail("\(p).min_spare", "is larger than max_spare (\(pm.maxSpare))") }
+            if pm.maxSpare > processes { r.fail("\(p).max_spare", "is larger than processes (\(processes))") }
+        }
+        return pm
     }
 
     static func readRoute(_ r: inout ConfigReader, _ t: TOMLTable, path p: String) -> RouteConfig? {

@@ -28,6 +28,7 @@ extension Configuration {
         if let u = server.user { kv("user", q(u)) }
         if let g = server.group { kv("group", q(g)) }
         kv("server_name", q(server.serverName))
+        if let sp = server.statusPath { kv("status_path", q(sp)) } else { out.append("# status_path: none (the status page is off)") }
 
         out.append("\n[limits]")
         kv("max_request_line", String(limits.maxRequestLine))
@@ -55,9 +56,15 @@ extension Configuration {
             out.append("\n[[app]]")
             kv("name", q(a.name))
             switch a.kind {
-            case .hosted(let command, let processes):
+            case .hosted(let command, let pm):
                 kv("command", list(command))
-                if let n = processes { kv("processes", String(n)) } else { out.append("# processes: the default for worker_class \(server.workerClass.rawValue)") }
+                kv("pm", q(pm.mode.rawValue))
+                kv("processes", String(pm.maxProcesses))
+                if pm.mode == .dynamic {
+                    kv("min_spare", String(pm.minSpare))
+                    kv("max_spare", String(pm.maxSpare))
+                }
+                if pm.mode != .static { kv("idle_timeout", num(pm.idleTimeout)) }
             case .external(let address, let maxConns):
                 kv("connect", q(address.description))
                 kv("max_conns", String(maxConns))
@@ -71,6 +78,7 @@ extension Configuration {
             if let g = a.group { kv("group", q(g)) }
             kv("max_requests", String(a.maxRequests))
             kv("keep_conn", a.keepConnection ? "true" : "false")
+            kv("slow_request", num(a.slowRequest))
         }
         for r in routes {
             out.append("\n[[route]]")

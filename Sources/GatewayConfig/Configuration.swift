@@ -66,6 +66,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var group: String?
     /// SERVER_NAME when the request has no Host.
     public var serverName: String
+    /// Path of the status page (off when nil), like php-fpm's pm.status_path.
+    public var statusPath: String? = nil
 
     public static func defaults(cpuCount: Int) -> ServerConfig {
         ServerConfig(bind: [.tcp(host: "127.0.0.1", port: 8000)], workers: 2 * max(cpuCount, 1) + 1,
@@ -117,7 +119,7 @@ public struct LogConfig: Sendable, Equatable {
 public struct AppConfig: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// gatewayd starts and supervises these processes.
-        case hosted(command: [String], processes: Int?)
+        case hosted(command: [String], pm: ProcessManager)
         /// Someone else runs the app; `maxConns` is its concurrency (php-fpm's pm.max_children).
         case external(ConnectAddress, maxConns: Int)
     }
@@ -140,6 +142,68 @@ public struct AppConfig: Sendable, Equatable {
     /// ties up a single-threaded app process (libfcgi, php-cgi), so it is only safe when
     /// the app has a process or thread to spare for every connection kept.
     public var keepConnection: Bool = false
+    /// A request that holds its slot longer than this counts as slow (status page, log).
+    public var slowRequest: Double = 5
+
+    /// Connection slots: one per process for a hosted app, max_conns for an external one.
+    public var slotCount: Int {
+        switch kind {
+        case .hosted(_, let pm): return pm.maxProcesses
+        case .external(_, let n): return n
+        }
+    }
+}
+
+/// How many processes a hosted app runs, as php-fpm's pm settings.
+public struct ProcessManager: Sendable, Equatable {
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Always `maxProcesses`.
+        case `static`
+        /// Between `minSpare` idle and `maxProcesses`; idle ones beyond `maxSpare` retire.
+        case dynamic
+        /// None until a request needs one; each retires after `idleTimeout` idle.
+        case ondemand
+    }
+
+    public var mode: Mode
+    /// static: the process count; dynamic and ondemand: the most processes at once.
+    public var maxProcesses: Int
+    /// dynamic: idle processes kept ready (also the count started at boot).
+    public var minSpare: Int
+    /// dynamic: idle processes beyond this are retired.
+    public var maxSpare: Int
+    /// ondemand and dynamic: seconds an idle process may wait before it is retired.
+    public var idleTimeout: Double
+
+    public init(mode: Mode, maxProcesses: Int, minSpare: Int, maxSpare: Int, idleTimeout: Double) {
+        self.mode = mode
+        self.maxProcesses = maxProcesses
+        self.minSpare = minSpare
+        self.maxSpare = maxSpare
+        self.idleTimeout = idleTimeout
+    }
+
+    /// Processes started at boot.
+    public var initialProcesses: Int {
+        switch mode {
+        case .static: return maxProcesses
+        case .dynamic: return minSpare
+        case .ondemand: return 0
+        }
+    }
+
+    /// When `processes` is not set: as many as requests can be in flight at once.
+    /// sync: one per worker; thread: workers x threads; epoll: the loop's concurrency
+    /// is bounded by the slots, not by threads, so 2 per core (at least 4): app
+    /// processes that mostly compute gain nothing from more, and the second per core
+    /// covers those waiting on a database.
+    public static func defaultProcesses(for server: ServerConfig, cpuCount: Int) -> Int {
+        switch server.workerClass {
+        case .sync: return server.workers
+        case .thread: return server.workers * server.threads
+        case .epoll: return max(4, 2 * cpuCount)
+        }
+    }
 }
 
 public struct RouteConfig: Sendable, Equatable {

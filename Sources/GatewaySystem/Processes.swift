@@ -81,7 +81,7 @@ public enum Processes {
 /// Signal handling through a self-pipe: handlers only write the signal number.
 public enum Signals {
     public static let term = SIGTERM, int = SIGINT, quit = SIGQUIT, hup = SIGHUP
-    public static let ttin = SIGTTIN, ttou = SIGTTOU, usr1 = SIGUSR1, chld = SIGCHLD
+    public static let ttin = SIGTTIN, ttou = SIGTTOU, usr1 = SIGUSR1, usr2 = SIGUSR2, chld = SIGCHLD
     public static let abrt = SIGABRT, kill = SIGKILL
 
     /// Installs handlers for `signals`; returns the non-blocking read end to watch.

@@ -91,6 +91,14 @@ public struct BlockingPipeline {
             return keep
         }
 
+        if let statusPath = ctx.config.server.statusPath, Self.requestPath(head.target) == statusPath {
+            guard head.method == "GET" || head.method == "HEAD" else { return fail(405, [("Allow", "GET, HEAD")]) }
+            let page = StatusPage.response(ctx, target: head.target, method: head.method, keepAlive: keepAlive && bodyless)
+            outcome.status = 200
+            outcome.bytesSent = page.count
+            do { try conn.write(page, timeout: timeouts.send) } catch { return false }
+            return keepAlive && bodyless
+        }
         var target = head.target
         for _ in 0..<6 {  // local redirects (Location: /path) are followed up to 5 times
             guard let path = Self.requestPath(target) else { return fail(400) }

@@ -20,9 +20,13 @@ public final class ClientConnection {
     /// Reads land here first, so a read costs a copy of what arrived, not a 64 KiB fill.
     private var scratch = [UInt8](repeating: 0, count: 65536)
     let heartbeat: () -> Void
+    /// Also watched while waiting: when it is readable, `heartbeat` runs at once (it
+    /// handles the signal that made it readable).
+    let wake: FileDescriptor?
 
-    public init(fd: FileDescriptor, heartbeat: @escaping () -> Void) {
+    public init(fd: FileDescriptor, wake: FileDescriptor? = nil, heartbeat: @escaping () -> Void) {
         self.fd = fd
+        self.wake = wake
         self.heartbeat = heartbeat
         remote = Socket.peerAddress(fd)
         local = Socket.localAddress(fd)
@@ -79,8 +83,9 @@ public final class ClientConnection {
             heartbeat()
             let ms = Int32(min(left, 1.0) * 1000) + 1
             do {
-                let ready = readable ? try fd.waitReadable(timeoutMilliseconds: ms) : try fd.waitWritable(timeoutMilliseconds: ms)
-                if ready { return }
+                var watched = [(fd, readable ? Poll.readable : Poll.writable)]
+                if let wake { watched.append((wake, Poll.readable)) }
+                if try Poll.wait(watched, timeoutMilliseconds: ms)[0] != 0 { return }
             } catch {
                 throw .io(error)
             }

@@ -27,10 +27,7 @@ struct FastCGIExchange {
     var meta: Logger.Metadata { ["request_id": "\(requestID)", "app": "\(app.name)"] }
 
     func run(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, keepAlive: inout Bool, outcome: inout Outcome) -> Result {
-        guard case .external(let address, _) = app.kind else {
-            ctx.logger.error("app \(app.name) is hosted (command); hosted apps are started by gatewayd from issue #4 on: use connect for now", metadata: meta)
-            return .failed(503, [("Retry-After", "10")])
-        }
+        guard let appIndex = ctx.appIndex(app.name) else { return .failed(500, []) }
         let redirected = target != head.target
         // A chunked body is spooled first: most apps (php-fpm) need CONTENT_LENGTH.
         var spool: FileDescriptor? = nil
@@ -61,15 +58,66 @@ struct FastCGIExchange {
         }
 
         let params = CGIEnvironment.build(head: redirectedHead(), context: cgiContext(conn, contentLength: bodyLength))
-        let upstreamStart = Host.monotonicSeconds()
-        defer { outcome.upstreamTime = Host.monotonicSeconds() - upstreamStart }
-
-        // A kept connection may have been closed by the app meanwhile: retry once on a
-        // fresh one, but only if the app sent nothing and the body can be sent again.
-        // A body streamed from the client cannot be sent twice, so such a request never
-        // rides on a kept connection (it may still leave its fresh one for the next).
+        // A body streamed from the client cannot be sent twice: such a request never
+        // rides on a kept connection and is never retried on another slot.
         let replayable = redirected || spool != nil || bodyLength == nil || bodyLength == 0
-        var kept = app.keepConnection && replayable ? ctx.takeKeptBackend(app.name) : nil
+        let idempotent = ["GET", "HEAD", "OPTIONS"].contains(head.method)
+        var tries = 0
+        while true {
+            tries += 1
+            let queueStart = Host.monotonicSeconds()
+            let lease: AppDispatcher.Lease
+            switch ctx.dispatcher.acquire(app: appIndex, deadline: queueStart + app.queueTimeout, onWait: ctx.onWait) {
+            case .success(let l):
+                lease = l
+            case .failure(let why):
+                let reason = why == .queueFull ? "its queue is full" : "no free slot within queue_timeout (\(app.queueTimeout) s)"
+                ctx.logger.warning("app \(app.name): \(reason); answering 503", metadata: meta)
+                return .failed(503, [("Retry-After", String(max(1, Int(app.queueTimeout.rounded(.up)))))])
+            }
+            let upstreamStart = Host.monotonicSeconds()
+            let (attempt, backend) = send(on: lease, replayable: replayable, conn, &parser, spool: spool, params: params,
+                                          keepAlive: &keepAlive, outcome: &outcome)
+            outcome.upstreamTime = Host.monotonicSeconds() - upstreamStart
+            switch attempt {
+            case .finished(let result, let reusable):
+                if ctx.dispatcher.release(lease, connection: backend, reusable: reusable, served: true) {
+                    ctx.logger.warning("app \(app.name): slow request: \(head.method) \(target) held slot \(lease.slot) for \(Int((outcome.upstreamTime ?? 0) * 1000)) ms", metadata: meta)
+                }
+                return result
+            case .overloaded where replayable && tries <= app.slotCount:
+                ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false, overloaded: true)
+                ctx.logger.info("app \(app.name): slot \(lease.slot) answered FCGI_OVERLOADED; trying another slot", metadata: meta)
+            case .overloaded:
+                ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false, overloaded: true)
+                ctx.logger.warning("\(UpstreamError.overloaded)", metadata: meta)
+                return .failed(503, [("Retry-After", "1")])
+            case .retry where replayable && idempotent && tries < 2:
+                // The process went away before answering (killed, crashed): once more, on any slot.
+                ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false)
+                ctx.logger.warning("app \(app.name): slot \(lease.slot) closed the connection before answering; retrying once", metadata: meta)
+            case .retry:
+                ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false)
+                ctx.logger.error("\(UpstreamError.closedEarly)", metadata: meta)
+                return .failed(502, [])
+            case .unreachable(let error):
+                ctx.dispatcher.release(lease, connection: nil, reusable: false, served: false)
+                ctx.logger.error("\(error)", metadata: meta)
+                return .failed(error.status, [])
+            }
+        }
+    }
+
+    /// Sends the request on the lease's kept connection, or a new one; a kept connection
+    /// the app closed meanwhile (recycling) is replaced by a new one once, as nothing of
+    /// the request has reached the app. Returns the connection for release().
+    func send(on lease: AppDispatcher.Lease, replayable: Bool, _ conn: ClientConnection, _ parser: inout HTTPRequestParser,
+              spool: FileDescriptor?, params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> (Attempt, FileDescriptor?) {
+        var kept = lease.keptConnection
+        if !replayable, let k = kept {
+            try? k.close()
+            kept = nil
+        }
         while true {
             let backend: FileDescriptor
             let reused = kept != nil
@@ -78,32 +126,28 @@ struct FastCGIExchange {
                 kept = nil
             } else {
                 do {
-                    backend = try BackendConnector.connect(address, timeout: timeouts.backendConnect)
+                    backend = try BackendConnector.connect(lease.address, timeout: timeouts.backendConnect)
                 } catch {
-                    ctx.logger.error("\(error)", metadata: meta)
-                    return .failed(error.status, [])
+                    return (.unreachable(error), nil)
                 }
             }
             let attempt = exchange(backend, conn, &parser, spool: spool, params: params, keepAlive: &keepAlive, outcome: &outcome)
-            switch attempt {
-            case .retry where reused && replayable:
+            if case .retry = attempt, reused {
                 try? backend.close()
                 ctx.logger.debug("kept connection was closed by the app; retrying on a new one", metadata: meta)
                 continue
-            case .retry:
-                try? backend.close()
-                ctx.logger.error("\(UpstreamError.closedEarly)", metadata: meta)
-                return .failed(502, [])
-            case .finished(let result, let reusable):
-                if reusable && app.keepConnection { ctx.keepBackend(app.name, backend) } else { try? backend.close() }
-                return result
             }
+            return (attempt, backend)
         }
     }
 
     enum Attempt {
         /// The app closed the connection before sending a byte.
         case retry
+        /// The app answered FCGI_OVERLOADED before any output: like a busy slot.
+        case overloaded
+        /// The app could not be reached.
+        case unreachable(UpstreamError)
         case finished(Result, reusable: Bool)
     }
 
@@ -180,7 +224,10 @@ struct FastCGIExchange {
                 return abort("\(UpstreamError.closedEarly)")
             }
             let outputs: [FastCGIResponseReader.Output]
-            do { outputs = try reader.receive(buffer[0..<n]) } catch { return abort("\(error)") }
+            do { outputs = try reader.receive(buffer[0..<n]) } catch {
+                if case .overloaded = error, framing == nil { return .overloaded }
+                return abort("\(error)")
+            }
             for output in outputs {
                 switch output {
                 case .head(let cgi):

@@ -31,9 +31,13 @@ public final class SyncWorker {
             for (i, l) in process.listeners.enumerated() where ready[i] != 0 && !ctx.draining {
                 guard let fd = (try? Socket.accept(l)) ?? nil else { continue }  // another worker won the race
                 Socket.setNoDelay(fd)
-                let conn = ClientConnection(fd: fd, heartbeat: ctx.onWait)
+                let conn = ClientConnection(fd: fd, wake: process.signalPipe, heartbeat: ctx.onWait)
+                ctx.openConnections += 1
+                ctx.publish()
                 pipeline.serve(conn)
                 conn.close()
+                ctx.openConnections -= 1
+                ctx.publish()
             }
         }
     }

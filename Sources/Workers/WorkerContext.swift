@@ -3,6 +3,7 @@ import GatewayLogging
 import GatewaySystem
 import HTTPWire
 import Logging
+import Upstream
 
 /// What every request in a worker process shares: configuration, router, logs, the
 /// Date header of the current second, counters, and the drain flag.
@@ -21,13 +22,23 @@ public final class WorkerContext {
     var requestCounter: UInt64 = 0
     var dateSecond: Int64 = -1
     var dateValue = ""
-    /// Idle FastCGI connections kept per app (`keep_conn`), one per app in a blocking worker.
-    var keptBackends: [String: FileDescriptor] = [:]
+    /// Slots and queues of the apps, shared with the master and the other workers.
+    public let dispatcher: AppDispatcher
+    /// This worker's row in the shared worker list (-1: none).
+    public let workerRecord: Int
+    /// Open client connections, for the status page.
+    public var openConnections = 0
     /// Called while waiting (each second at most): heartbeat and signal checks.
     public var onWait: () -> Void = {}
+    /// Readable when a signal arrived (the worker's self-pipe): every blocking wait also
+    /// watches it, so a request to give back a kept connection is answered at once.
+    public var wakeDescriptor: FileDescriptor? = nil
 
-    public init(config: Configuration, logger: Logger, errorSink: LogSink, accessLog: AccessLog?) {
+    public init(config: Configuration, logger: Logger, errorSink: LogSink, accessLog: AccessLog?,
+                dispatcher: AppDispatcher, workerRecord: Int = -1) {
         self.config = config
+        self.dispatcher = dispatcher
+        self.workerRecord = workerRecord
         self.router = Router(routes: config.routes)
         self.logger = logger
         self.errorSink = errorSink
@@ -54,11 +65,16 @@ public final class WorkerContext {
         return String(Processes.currentPID, radix: 16) + "-" + String(requestCounter, radix: 16)
     }
 
-    func requestFinished() { requestsServed += 1 }
-
-    func takeKeptBackend(_ app: String) -> FileDescriptor? { keptBackends.removeValue(forKey: app) }
-
-    func keepBackend(_ app: String, _ fd: FileDescriptor) {
-        if let old = keptBackends.updateValue(fd, forKey: app) { try? old.close() }
+    func requestFinished() {
+        requestsServed += 1
+        publish()
     }
+
+    /// Updates this worker's counters on the status page.
+    public func publish() {
+        dispatcher.publish(workerSlot: workerRecord, requests: requestsServed, connections: openConnections)
+    }
+
+    /// The index of an app in the configuration (and in the slot table).
+    func appIndex(_ name: String) -> Int? { config.apps.firstIndex { $0.name == name } }
 }

@@ -4,7 +4,8 @@ import GatewaySystem
 import Logging
 
 /// The parts of a worker process every class shares: the inherited fds, the heartbeat,
-/// signals (TERM: finish and stop; INT/QUIT: stop now; USR1: reopen logs) and the
+/// signals (TERM: finish and stop; INT/QUIT: stop now; USR1: reopen logs; USR2: give
+/// back kept app connections that another worker waits for) and the
 /// parent check, so workers never outlive the master.
 public final class WorkerProcess {
     public let listeners: [FileDescriptor]
@@ -22,7 +23,7 @@ public final class WorkerProcess {
         Signals.onParentDeath(Signals.term)
         if Processes.parentPID != masterPID { Processes.exit(0) }
         Signals.ignore(13)  // SIGPIPE: a client that goes away is an error return, not a death
-        signalPipe = try Signals.pipe(for: [Signals.term, Signals.int, Signals.quit, Signals.usr1, Signals.hup])
+        signalPipe = try Signals.pipe(for: [Signals.term, Signals.int, Signals.quit, Signals.usr1, Signals.usr2, Signals.hup])
     }
 
     /// The request count after which this worker retires: max_requests plus a random
@@ -63,6 +64,9 @@ public final class WorkerProcess {
             case Signals.usr1:
                 ctx.errorSink.reopen()
                 ctx.accessLog?.reopen()
+            case Signals.usr2:
+                // Another worker waits for a slot this worker keeps an idle connection to.
+                ctx.dispatcher.answerReclaims()
             default:
                 break  // HUP is the master's business
             }

@@ -4,6 +4,7 @@ import GatewayConfig
 import GatewayLogging
 import GatewaySystem
 import Logging
+import Upstream
 import Workers
 
 /// `gatewayd [-c FILE]`: start the master, which starts the workers.
@@ -32,6 +33,10 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(help: "Fd holding the effective configuration (TOML).") var configFd: Int32
     @Option(help: "Fd of the heartbeat file.") var heartbeatFd: Int32
+    @Option(help: "Fd of the shared slot table.") var sharedFd: Int32
+    @Option(help: "Fd to nudge the master through.") var nudgeFd: Int32
+    @Option(help: "This worker's row in the slot table's worker list.") var workerRecord: Int = -1
+    @Option(help: "Directory of the hosted apps' sockets.") var runDir: String
     @Option(help: "Comma-separated listener fds.") var listenFds: String
     @Option(help: "Worker number, for logs.") var workerId: Int = 0
     @Option(help: "The master's pid (a worker exits if its parent is another process).") var masterPid: Int32
@@ -64,8 +69,22 @@ struct WorkerCommand: ParsableCommand {
             logger.critical("cannot boot: \(error)")
             throw bootFailure
         }
-        let ctx = WorkerContext(config: config, logger: logger, errorSink: sink, accessLog: access)
+        let dispatcher: AppDispatcher
+        do {
+            let table = try SlotTable.attach(FileDescriptor(sharedFd), config: config)
+            let nudge = FileDescriptor(nudgeFd)
+            try nudge.setNonBlocking(true)
+            dispatcher = AppDispatcher(table: table, config: config, runDirectory: runDir) {
+                _ = try? nudge.write([1], from: 0)  // a full pipe already says "look"
+            }
+        } catch {
+            logger.critical("cannot boot: \(error)")
+            throw bootFailure
+        }
+        let ctx = WorkerContext(config: config, logger: logger, errorSink: sink, accessLog: access,
+                                dispatcher: dispatcher, workerRecord: workerRecord)
         ctx.onWait = { process.beatAndCheck(ctx) }
+        ctx.wakeDescriptor = process.signalPipe
         switch config.server.workerClass {
         case .sync:
             let code = SyncWorker(context: ctx, process: process).run()
@@ -74,6 +93,39 @@ struct WorkerCommand: ParsableCommand {
             logger.critical("cannot boot: worker_class \"\(config.server.workerClass.rawValue)\" is not built yet (issue #5); use sync")
             throw bootFailure
         }
+    }
+}
+
+/// `gatewayd app-exec`: how the master starts a hosted app process (not for people).
+/// posix_spawn cannot set a parent-death signal, a working directory or a user, so
+/// this small step does, then execs the app with its FastCGI socket on fd 0.
+struct AppExec: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "app-exec", abstract: "Internal: start a hosted app process.",
+                                                    shouldDisplay: false)
+
+    @Option(help: "The master's pid (exit if it is gone).") var masterPid: Int32
+    @Option(help: "Working directory.") var cwd: String?
+    @Option(help: "Run as this user (root only).") var user: String?
+    @Option(help: "Run as this group (root only).") var group: String?
+    @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.") var command: [String] = []
+
+    func run() throws {
+        var command = self.command
+        if command.first == "--" { command.removeFirst() }
+        guard let program = command.first else { throw ValidationError("no program given") }
+        // The app dies with the master, even if the master is killed -9.
+        Signals.onParentDeath(Signals.kill)
+        if Processes.parentPID != masterPid { throw ExitCode(1) }
+        do {
+            if let cwd { try Processes.changeDirectory(cwd) }
+            try Processes.switchUser(user, group: group)
+        } catch {
+            printError("gatewayd app-exec: \(error)")
+            throw ExitCode(126)
+        }
+        let error = Processes.exec(path: program, arguments: command, environment: Processes.environment())
+        printError("gatewayd app-exec: \(error)")
+        throw ExitCode(127)
     }
 }
 

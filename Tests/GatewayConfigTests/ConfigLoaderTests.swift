@@ -55,7 +55,7 @@ struct ConfigLoaderTests {
         #expect(c.server.workerClass == .epoll)
         #expect(c.server.threads == 8)
         #expect(c.apps.count == 2)
-        #expect(c.apps[0].kind == .hosted(command: ["php-cgi"], processes: 4))
+        #expect(c.apps[0].kind == .hosted(command: ["php-cgi"], pm: ProcessManager(mode: .static, maxProcesses: 4, minSpare: 1, maxSpare: 2, idleTimeout: 10)))
         #expect(c.apps[0].root == "/srv/www")
         #expect(c.apps[1].kind == .external(.unix(path: "/run/api.sock"), maxConns: 8))
         #expect(c.apps[1].queueTimeout == 10)
@@ -93,7 +93,10 @@ struct ConfigLoaderTests {
         """)
         #expect(c.server.bind == [.unix(path: "/etc/gatewayd/run/gw.sock")])
         #expect(c.server.pidfile == "/etc/gatewayd/run/gw.pid")
-        #expect(c.apps[0].kind == .hosted(command: ["/etc/apps/bin/hello", "--flag"], processes: nil))
+        // processes defaults to the worker count for the sync class
+        guard case .hosted(let command, let pm) = c.apps[0].kind else { Issue.record("not hosted"); return }
+        #expect(command == ["/etc/apps/bin/hello", "--flag"])
+        #expect(pm.maxProcesses == c.server.workers)
         #expect(c.apps[0].root == "/etc/gatewayd/www")
         #expect(c.routes[0].target == .static("/abs/www"))
     }

@@ -56,11 +56,22 @@ final class GatewaydServer: @unchecked Sendable {
         throw TestFailure("gatewayd did not start serving: \(errorLog)")
     }
 
-    /// The master's children (its workers), from /proc.
-    func workerPIDs() -> [Int32] {
+    /// The master's children, from /proc: its workers and its hosted app processes.
+    func childPIDs() -> [Int32] {
         let path = "/proc/\(masterPID)/task/\(masterPID)/children"
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
         return text.split(separator: " ").compactMap { Int32($0) }
+    }
+
+    /// The master's worker processes (`gatewayd worker ...`).
+    func workerPIDs() -> [Int32] { childPIDs().filter { commandLine($0).dropFirst().first == "worker" } }
+
+    /// The master's hosted app processes whose command line contains `fragment`.
+    func appPIDs(_ fragment: String) -> [Int32] {
+        childPIDs().filter { pid in
+            let args = commandLine(pid)
+            return args.dropFirst().first != "worker" && args.contains { $0.contains(fragment) }
+        }
     }
 
     var errorLog: String { (try? String(contentsOfFile: errorLogPath, encoding: .utf8)) ?? "" }
@@ -89,6 +100,12 @@ final class GatewaydServer: @unchecked Sendable {
     }
 
     deinit { stop() }
+}
+
+/// A process's argv, from /proc.
+func commandLine(_ pid: Int32) -> [String] {
+    guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
+    return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
 }
 
 /// Resident memory of a process, and its peak, in KiB (from /proc/PID/status).

@@ -46,3 +46,17 @@ int gw_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[
              const int *src, const int *dst, int count);
 // futimens(fd, NULL): the worker heartbeat (the master reads the file's mtime).
 int gw_touch(int fd);
+
+// Shared memory between the master and its workers (the app slot table).
+// A process-shared, robust mutex: if its holder dies, the next locker recovers it.
+unsigned long gw_shared_mutex_size(void);
+int gw_shared_mutex_init(void *mutex);
+// 0 when locked; 1 when locked after recovering from a holder that died.
+int gw_shared_mutex_lock(void *mutex);
+int gw_shared_mutex_unlock(void *mutex);
+// futex(2) on a word in shared memory (not FUTEX_PRIVATE: other processes wait on it).
+// Waits while *word == expected, at most timeout_ms; returns 0, or errno (ETIMEDOUT, EAGAIN, EINTR).
+int gw_futex_wait(uint32_t *word, uint32_t expected, int timeout_ms);
+int gw_futex_wake_all(uint32_t *word);
+// execve that keeps the caller's fds 0-2 and every fd not close-on-exec. Returns only on error (errno).
+int gw_execve(const char *path, char *const argv[], char *const envp[]);

@@ -1,0 +1,183 @@
+import GatewayConfig
+import GatewaySystem
+
+/// A worker's side of the slot table: take a slot for a request (waiting in FIFO order
+/// when all are busy), give it back, and keep idle FastCGI connections (keep_conn)
+/// only to processes that have nothing else to do.
+///
+/// A kept connection pins a single-threaded app process (libfcgi, php-cgi, flup serve
+/// one connection until it closes), so the slot stays reserved for the worker that
+/// keeps it. When another worker needs a slot and only reserved ones are idle, it asks
+/// the keeper to give one back (a flag in the table and SIGUSR2); the keeper closes it
+/// at its next wake-up. So no request ever queues behind another inside an app process.
+public final class AppDispatcher {
+    public let table: SlotTable
+    let config: Configuration
+    let runDirectory: String
+    let pid: Int64
+    /// Wakes the master (it starts processes for waiting requests and retires recycled ones).
+    let nudgeMaster: () -> Void
+    /// Idle kept connections, per app: slot -> (connection, process generation).
+    var kept: [[Int: (fd: FileDescriptor, generation: Int64)]]
+
+    public struct Lease: Sendable {
+        public let app: Int
+        public let slot: Int
+        public let generation: Int64
+        public let address: ConnectAddress
+        /// An open connection to the slot's idle process, kept from an earlier request.
+        public let keptConnection: FileDescriptor?
+    }
+
+    public enum QueueFailure: Error {
+        /// queue_timeout passed without a free slot.
+        case timedOut
+        /// The queue is full (far more waiting requests than workers can hold).
+        case queueFull
+    }
+
+    public init(table: SlotTable, config: Configuration, runDirectory: String, nudgeMaster: @escaping () -> Void) {
+        self.table = table
+        self.config = config
+        self.runDirectory = runDirectory
+        self.pid = Int64(Processes.currentPID)
+        self.nudgeMaster = nudgeMaster
+        kept = Array(repeating: [:], count: config.apps.count)
+    }
+
+    /// The socket the master binds for a hosted app's slot (the process gets it as fd 0).
+    public static func socketPath(runDirectory: String, app: String, slot: Int) -> String {
+        "\(runDirectory)/\(app).\(slot).sock"
+    }
+
+    func address(_ app: Int, slot: Int) -> ConnectAddress {
+        switch config.apps[app].kind {
+        case .external(let a, _): return a
+        case .hosted: return .unix(path: Self.socketPath(runDirectory: runDirectory, app: config.apps[app].name, slot: slot))
+        }
+    }
+
+    /// A slot for one request to `app`, waiting in the queue until `deadline` if all are
+    /// busy. `onWait` runs at least every 200 ms while waiting (heartbeat, signals).
+    public func acquire(app: Int, deadline: Double, onWait: () -> Void) -> Result<Lease, QueueFailure> {
+        let now = Host.monotonicSeconds()
+        var ticket: Int64? = nil
+        var keeper: Int64? = nil
+        var nudge = false
+        let immediate: (slot: Int, generation: Int64)?? = table.withLock(app) { a in
+            if a.record.pointee.queueLength == 0, let s = a.pickSlot(for: pid, now: now) {
+                a.take(s, for: pid, now: now)
+                return (s, a.slots[s].generation)
+            }
+            guard let t = a.enqueue(pid) else {
+                a.record.pointee.rejected += 1
+                return .some(nil)
+            }
+            ticket = t
+            keeper = a.requestReclaim(excluding: pid)
+            if a.record.pointee.hosted == 1 && a.census().running < a.slotCount {
+                a.record.pointee.spawnWanted = 1
+                nudge = true
+            }
+            return nil
+        }
+        if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }
+        if nudge { nudgeMaster() }
+        switch immediate {
+        case .some(.some(let got)): return .success(lease(app, got.slot, got.generation))
+        case .some(.none): return .failure(.queueFull)
+        case .none: break
+        }
+        guard let ticket else { return .failure(.queueFull) }
+        return waitForGrant(app: app, ticket: ticket, deadline: deadline, onWait: onWait)
+    }
+
+    func waitForGrant(app: Int, ticket: Int64, deadline: Double, onWait: () -> Void) -> Result<Lease, QueueFailure> {
+        let area = table.apps[app]
+        while true {
+            let now = Host.monotonicSeconds()
+            let (got, seq): ((Int, Int64)?, UInt32) = table.withLock(app) { a in
+                a.dispatch(now: now)  // a slot may have come back without a release (an overload pause ended)
+                if let s = a.collect(ticket) { return ((s, a.slots[s].generation), 0) }
+                if now >= deadline {
+                    if let s = a.cancel(ticket) { return ((s, a.slots[s].generation), 0) }
+                    a.record.pointee.rejected += 1
+                }
+                return (nil, a.record.pointee.wake)
+            }
+            if let got { return .success(lease(app, got.0, got.1)) }
+            if now >= deadline { return .failure(.timedOut) }
+            let ms = Int32(min(deadline - now, 0.2) * 1000) + 1
+            Futex.wait(&area.record.pointee.wake, expected: seq, timeoutMilliseconds: ms)
+            onWait()
+        }
+    }
+
+    func lease(_ app: Int, _ slot: Int, _ generation: Int64) -> Lease {
+        var connection: FileDescriptor? = nil
+        if let k = kept[app].removeValue(forKey: slot) {
+            if k.generation == generation { connection = k.fd } else { try? k.fd.close() }
+        }
+        return Lease(app: app, slot: slot, generation: generation, address: address(app, slot: slot), keptConnection: connection)
+    }
+
+    /// Gives the slot back. `connection`: the open backend connection, kept for the next
+    /// request when `reusable` and keep_conn allow it, else closed. `served`: a request
+    /// ran to the end on this slot (counts towards max_requests and slow requests).
+    /// `overloaded`: the app answered FCGI_OVERLOADED; the slot rests for a moment.
+    /// Returns whether the request counted as slow (slow_request).
+    @discardableResult
+    public func release(_ lease: Lease, connection: FileDescriptor?, reusable: Bool, served: Bool, overloaded: Bool = false) -> Bool {
+        let now = Host.monotonicSeconds()
+        let app = config.apps[lease.app]
+        let wantKeep = reusable && app.keepConnection && connection != nil
+        let (keptIt, retire, slow) = table.withLock(lease.app) { a in
+            var slow = false
+            if served && app.slowRequest > 0 && now - a.slots[lease.slot].busySince > app.slowRequest {
+                a.record.pointee.slowRequests += 1
+                slow = true
+            }
+            if overloaded { a.slots[lease.slot].unavailableUntil = now + 0.25 }
+            let r = a.release(lease.slot, by: pid, generation: lease.generation, keep: wantKeep, countRequest: served, now: now)
+            return (r.kept, r.retire, slow)
+        }
+        if keptIt, let c = connection {
+            kept[lease.app][lease.slot] = (c, lease.generation)
+        } else {
+            try? connection?.close()
+        }
+        if retire { nudgeMaster() }
+        return slow
+    }
+
+    /// Closes kept connections that another worker asked for (SIGUSR2), or whose
+    /// process has been replaced, and hands their slots to the queue.
+    public func answerReclaims() {
+        for app in kept.indices where !kept[app].isEmpty {
+            let mine = kept[app]
+            let drop: [Int] = table.withLock(app) { a in
+                var drop: [Int] = []
+                for (s, k) in mine {
+                    let slot = a.slots[s]
+                    if slot.keeper != pid || slot.generation != k.generation {
+                        drop.append(s)  // no longer ours: the process was replaced
+                    } else if slot.reclaim == 1 && slot.state == SlotState.idle.rawValue {
+                        a.slots[s].keeper = 0
+                        a.slots[s].reclaim = 0
+                        drop.append(s)
+                    }
+                }
+                if !drop.isEmpty { a.dispatch(now: Host.monotonicSeconds()) }
+                return drop
+            }
+            for s in drop { try? kept[app].removeValue(forKey: s)?.fd.close() }
+        }
+    }
+
+    /// This worker's public counters (status page).
+    public func publish(workerSlot: Int, requests: Int, connections: Int) {
+        guard workerSlot >= 0 && workerSlot < SlotTable.workerCapacity else { return }
+        table.workers[workerSlot].requests = Int64(requests)
+        table.workers[workerSlot].connections = Int64(connections)
+    }
+}

@@ -1,0 +1,399 @@
+import GatewayConfig
+import GatewaySystem
+
+// The slot table: what the master and every worker share about each app, in one
+// MAP_SHARED region. Each app has a fixed number of connection slots (one per hosted
+// process, or max_conns for an external app) and a FIFO queue of requests waiting for
+// one. Every change happens under the app's robust process-shared mutex; waiters sleep
+// on the app's futex word, which every grant bumps.
+//
+// Layout: [RegionHeader][WorkerRecord x workerCapacity], then per app, 64-byte aligned:
+// [mutex][AppRecord][SlotRecord x slots][WaiterRecord x queueCapacity].
+// Master and workers compute the same layout from the same configuration.
+
+/// One connection slot. Plain integers only: this lives in shared memory.
+public struct SlotRecord {
+    public var state: Int64 = SlotState.empty.rawValue
+    /// The worker pid that holds the slot (busy).
+    public var owner: Int64 = 0
+    /// The worker pid that keeps an idle connection to this slot's process (keep_conn).
+    /// Only that worker may take the slot until it gives the connection back.
+    public var keeper: Int64 = 0
+    /// 1: a waiting request asked the keeper to close its kept connection.
+    public var reclaim: Int64 = 0
+    /// Hosted: the app process serving this slot (0: none running).
+    public var processPID: Int64 = 0
+    /// Bumped for every new process: a kept connection from an older one is stale.
+    public var generation: Int64 = 0
+    /// Requests served by the current process, and its recycling limit (0: none).
+    public var requests: Int64 = 0
+    public var requestLimit: Int64 = 0
+    /// 1: retire the process when its request ends (max_requests reached).
+    public var retire: Int64 = 0
+    public var busySince: Double = 0
+    public var idleSince: Double = 0
+    public var startedAt: Double = 0
+    /// After FCGI_OVERLOADED the slot is left alone until then.
+    public var unavailableUntil: Double = 0
+}
+
+public enum SlotState: Int64, Sendable {
+    /// Hosted: no process runs for it.
+    case empty = 0
+    case idle = 1
+    case busy = 2
+    /// Its process is being stopped (idle retirement or max_requests).
+    case retiring = 3
+}
+
+/// Per-app counters and the queue's ring indexes.
+public struct AppRecord {
+    /// The futex word waiters sleep on; bumped whenever a waiter is granted a slot.
+    public var wake: UInt32 = 0
+    var pad: UInt32 = 0
+    public var slotCount: Int64 = 0
+    /// 1: gatewayd runs the processes (a slot without one is empty).
+    public var hosted: Int64 = 0
+    public var queueCapacity: Int64 = 0
+    /// Tickets: head is the oldest not yet served, tail the next to hand out.
+    public var queueHead: Int64 = 0
+    public var queueTail: Int64 = 0
+    /// Requests waiting now (cancelled ones excluded), and the most ever.
+    public var queueLength: Int64 = 0
+    public var queueMax: Int64 = 0
+    /// Requests that got a slot.
+    public var accepted: Int64 = 0
+    /// App processes started after the first ones (crashes, recycling, scaling).
+    public var restarts: Int64 = 0
+    public var slowRequests: Int64 = 0
+    /// Requests answered 503: queue_timeout passed or the queue was full.
+    public var rejected: Int64 = 0
+    /// 1: a request is waiting and more processes may start (dynamic, ondemand).
+    public var spawnWanted: Int64 = 0
+}
+
+/// A request waiting for a slot.
+public struct WaiterRecord {
+    public var ticket: Int64 = -1
+    public var pid: Int64 = 0
+    public var state: Int64 = WaiterState.free.rawValue
+    public var slot: Int64 = -1
+}
+
+public enum WaiterState: Int64 {
+    case free = 0, waiting = 1, granted = 2
+}
+
+/// A worker's public counters, for the status page. Only the worker writes them.
+public struct WorkerRecord {
+    public var pid: Int64 = 0
+    public var id: Int64 = 0
+    public var requests: Int64 = 0
+    public var connections: Int64 = 0
+    public var startedAt: Double = 0
+
+    public init(pid: Int64 = 0, id: Int64 = 0, requests: Int64 = 0, connections: Int64 = 0, startedAt: Double = 0) {
+        self.pid = pid
+        self.id = id
+        self.requests = requests
+        self.connections = connections
+        self.startedAt = startedAt
+    }
+}
+
+struct RegionHeader {
+    var magic: Int64
+    var appCount: Int64
+    var workerCapacity: Int64
+}
+
+/// Pointers into one app's part of the region.
+public struct AppArea {
+    public let lock: UnsafeMutableRawPointer
+    public let record: UnsafeMutablePointer<AppRecord>
+    public let slots: UnsafeMutablePointer<SlotRecord>
+    public let waiters: UnsafeMutablePointer<WaiterRecord>
+
+    public var slotCount: Int { Int(record.pointee.slotCount) }
+    public var slotIndices: Range<Int> { 0..<slotCount }
+}
+
+public final class SlotTable: @unchecked Sendable {
+    public static let workerCapacity = 1024
+    static let magic: Int64 = 0x6761_7465_7761_7964  // "gatewayd"
+
+    public let memory: SharedMemory
+    public let apps: [AppArea]
+    public let workers: UnsafeMutablePointer<WorkerRecord>
+
+    /// Waiting requests an app's queue can hold: twice what the workers can have in
+    /// flight, so it fills only when something is badly wrong (then: 503 at once).
+    public static func queueCapacity(_ server: ServerConfig) -> Int {
+        let perWorker: Int
+        switch server.workerClass {
+        case .sync: perWorker = 1
+        case .thread: perWorker = server.threads
+        case .epoll: perWorker = server.workerConnections
+        }
+        return min(65536, max(256, 2 * server.workers * perWorker))
+    }
+
+    static func align(_ n: Int) -> Int { (n + 63) & ~63 }
+
+    static var workersOffset: Int { align(MemoryLayout<RegionHeader>.stride) }
+    static var firstAppOffset: Int { workersOffset + align(workerCapacity * MemoryLayout<WorkerRecord>.stride) }
+
+    static func areaSize(slots: Int, queue: Int) -> Int {
+        align(SharedMutex.size) + align(MemoryLayout<AppRecord>.stride)
+            + align(slots * MemoryLayout<SlotRecord>.stride) + align(queue * MemoryLayout<WaiterRecord>.stride)
+    }
+
+    /// Binds one app's area at `p`, sized by the counts stored in its record.
+    static func area(at p: UnsafeMutableRawPointer) -> (AppArea, size: Int) {
+        let lock = p
+        let record = (p + align(SharedMutex.size)).bindMemory(to: AppRecord.self, capacity: 1)
+        let slotCount = Int(record.pointee.slotCount)
+        let queue = Int(record.pointee.queueCapacity)
+        let slotsAt = p + align(SharedMutex.size) + align(MemoryLayout<AppRecord>.stride)
+        let slots = slotsAt.bindMemory(to: SlotRecord.self, capacity: slotCount)
+        let waiters = (slotsAt + align(slotCount * MemoryLayout<SlotRecord>.stride)).bindMemory(to: WaiterRecord.self, capacity: queue)
+        return (AppArea(lock: lock, record: record, slots: slots, waiters: waiters), areaSize(slots: slotCount, queue: queue))
+    }
+
+    /// Walks the region: each app's record says how big its area is, so a worker with a
+    /// reloaded configuration (other worker counts) still reads the table right.
+    init(memory: SharedMemory, appCount: Int) {
+        self.memory = memory
+        workers = (memory.base + Self.workersOffset).bindMemory(to: WorkerRecord.self, capacity: Self.workerCapacity)
+        var areas: [AppArea] = []
+        var offset = Self.firstAppOffset
+        for _ in 0..<appCount {
+            let (area, size) = Self.area(at: memory.base + offset)
+            areas.append(area)
+            offset += size
+        }
+        apps = areas
+    }
+
+    /// The master's table: every external slot idle, every hosted slot empty until its process starts.
+    public static func create(for config: Configuration) throws(SystemError) -> SlotTable {
+        let capacity = queueCapacity(config.server)
+        let size = firstAppOffset + config.apps.reduce(0) { $0 + areaSize(slots: $1.slotCount, queue: capacity) }
+        let memory = try SharedMemory.create(size: size)
+        memory.base.bindMemory(to: RegionHeader.self, capacity: 1).pointee =
+            RegionHeader(magic: magic, appCount: Int64(config.apps.count), workerCapacity: Int64(workerCapacity))
+        var offset = firstAppOffset
+        for app in config.apps {
+            let p = memory.base + offset
+            SharedMutex.initialize(p)
+            let record = (p + align(SharedMutex.size)).bindMemory(to: AppRecord.self, capacity: 1)
+            record.pointee = AppRecord()
+            record.pointee.slotCount = Int64(app.slotCount)
+            record.pointee.queueCapacity = Int64(capacity)
+            if case .hosted = app.kind { record.pointee.hosted = 1 }
+            let (area, size) = Self.area(at: p)
+            for s in area.slotIndices {
+                area.slots[s] = SlotRecord()
+                if record.pointee.hosted == 0 { area.slots[s].state = SlotState.idle.rawValue }
+            }
+            for w in 0..<capacity { area.waiters[w] = WaiterRecord() }
+            offset += size
+        }
+        let table = SlotTable(memory: memory, appCount: config.apps.count)
+        for i in 0..<workerCapacity { table.workers[i] = WorkerRecord() }
+        return table
+    }
+
+    /// A worker's view of the master's table, from the inherited fd.
+    public static func attach(_ fd: FileDescriptor, config: Configuration) throws(SystemError) -> SlotTable {
+        let memory = try SharedMemory.map(fd)
+        let header = memory.base.bindMemory(to: RegionHeader.self, capacity: 1).pointee
+        guard header.magic == magic, header.appCount == Int64(config.apps.count) else {
+            throw SystemError(errno: 22, "the shared slot table does not match the configuration")
+        }
+        let table = SlotTable(memory: memory, appCount: config.apps.count)
+        for (area, app) in zip(table.apps, config.apps) where area.slotCount != app.slotCount {
+            throw SystemError(errno: 22, "the shared slot table has \(area.slotCount) slots for app \(app.name), the configuration \(app.slotCount)")
+        }
+        return table
+    }
+
+    /// Runs `body` with the app's lock held. If the body granted slots to waiters,
+    /// they are woken after the lock is released.
+    @discardableResult
+    public func withLock<T>(_ app: Int, _ body: (AppArea) -> T) -> T {
+        let area = apps[app]
+        SharedMutex.lock(area.lock)
+        let wakeBefore = area.record.pointee.wake
+        let result = body(area)
+        let woke = area.record.pointee.wake != wakeBefore
+        SharedMutex.unlock(area.lock)
+        if woke { Futex.wakeAll(&area.record.pointee.wake) }
+        return result
+    }
+}
+
+// MARK: - Decisions made under the lock (pure: records in, records out)
+
+extension AppArea {
+    /// A slot `pid` may take now: its own kept connection first (the process behind
+    /// it is idle and the connection is open), else the lowest free idle slot, so that
+    /// load concentrates on few processes and the rest can idle and retire.
+    public func pickSlot(for pid: Int64, now: Double) -> Int? {
+        var free: Int? = nil
+        for s in slotIndices {
+            let slot = slots[s]
+            guard slot.state == SlotState.idle.rawValue, slot.unavailableUntil <= now else { continue }
+            if slot.keeper == pid { return s }
+            if slot.keeper == 0 && free == nil { free = s }
+        }
+        return free
+    }
+
+    public func take(_ s: Int, for pid: Int64, now: Double) {
+        slots[s].state = SlotState.busy.rawValue
+        slots[s].owner = pid
+        slots[s].busySince = now
+        record.pointee.accepted += 1
+    }
+
+    /// Grants free slots to waiters in arrival order; stops at the first waiter that
+    /// cannot be served (strict FIFO). Bumps the wake word when it granted anything.
+    public func dispatch(now: Double) {
+        let r = record
+        var granted = false
+        while r.pointee.queueHead < r.pointee.queueTail {
+            let head = r.pointee.queueHead
+            let i = Int(head % r.pointee.queueCapacity)
+            guard waiters[i].ticket == head, waiters[i].state == WaiterState.waiting.rawValue else {
+                r.pointee.queueHead += 1  // cancelled (timed out) or cleared
+                continue
+            }
+            guard let s = pickSlot(for: waiters[i].pid, now: now) else { break }
+            take(s, for: waiters[i].pid, now: now)
+            waiters[i].state = WaiterState.granted.rawValue
+            waiters[i].slot = Int64(s)
+            r.pointee.queueHead += 1
+            r.pointee.queueLength -= 1
+            granted = true
+        }
+        if granted { r.pointee.wake &+= 1 }
+    }
+
+    /// Joins the queue; nil when it is full.
+    public func enqueue(_ pid: Int64) -> Int64? {
+        let r = record
+        let ticket = r.pointee.queueTail
+        let i = Int(ticket % r.pointee.queueCapacity)
+        guard waiters[i].state == WaiterState.free.rawValue else { return nil }
+        waiters[i] = WaiterRecord(ticket: ticket, pid: pid, state: WaiterState.waiting.rawValue, slot: -1)
+        r.pointee.queueTail += 1
+        r.pointee.queueLength += 1
+        r.pointee.queueMax = max(r.pointee.queueMax, r.pointee.queueLength)
+        return ticket
+    }
+
+    /// The slot granted to `ticket` (its queue entry is freed), or nil if still waiting.
+    public func collect(_ ticket: Int64) -> Int? {
+        let i = Int(ticket % record.pointee.queueCapacity)
+        guard waiters[i].ticket == ticket, waiters[i].state == WaiterState.granted.rawValue else { return nil }
+        waiters[i].state = WaiterState.free.rawValue
+        return Int(waiters[i].slot)
+    }
+
+    /// Leaves the queue (timed out). Returns a slot if one was granted meanwhile.
+    public func cancel(_ ticket: Int64) -> Int? {
+        if let s = collect(ticket) { return s }
+        let i = Int(ticket % record.pointee.queueCapacity)
+        if waiters[i].ticket == ticket && waiters[i].state == WaiterState.waiting.rawValue {
+            waiters[i].state = WaiterState.free.rawValue
+            record.pointee.queueLength -= 1
+        }
+        return nil
+    }
+
+    /// Asks one keeper of an idle kept connection to give it back; returns its pid to signal.
+    public func requestReclaim(excluding pid: Int64) -> Int64? {
+        for s in slotIndices {
+            let slot = slots[s]
+            if slot.state == SlotState.idle.rawValue && slot.keeper != 0 && slot.keeper != pid && slot.reclaim == 0 {
+                slots[s].reclaim = 1
+                return slot.keeper
+            }
+        }
+        return nil
+    }
+
+    /// Ends `pid`'s use of slot `s`. `keep`: it keeps the connection open (keep_conn).
+    /// Returns whether it may really keep it, and whether the master should act (a
+    /// process to retire).
+    public func release(_ s: Int, by pid: Int64, generation: Int64, keep: Bool, countRequest: Bool, now: Double) -> (kept: Bool, retire: Bool) {
+        var slot = slots[s]
+        guard slot.state == SlotState.busy.rawValue, slot.owner == pid else { return (false, false) }
+        let sameProcess = slot.generation == generation
+        if countRequest && sameProcess { slot.requests += 1 }
+        // max_requests: retire the process, but never two of an app's at once, so a
+        // recycle never leaves the app without processes.
+        if slot.requestLimit > 0 && slot.requests >= slot.requestLimit && slot.processPID != 0 && !retiring(besides: s) {
+            slot.retire = 1
+        }
+        slot.owner = 0
+        slot.idleSince = now
+        var kept = false
+        if slot.retire == 1 {
+            slot.state = SlotState.retiring.rawValue
+            slot.keeper = 0
+        } else if record.pointee.hosted == 1 && slot.processPID == 0 {
+            slot.state = SlotState.empty.rawValue  // its process died and is not back yet
+            slot.keeper = 0
+        } else {
+            slot.state = SlotState.idle.rawValue
+            kept = keep && sameProcess && slot.reclaim == 0
+            slot.keeper = kept ? pid : 0
+        }
+        slot.reclaim = 0
+        let retire = slot.retire == 1
+        slots[s] = slot
+        dispatch(now: now)
+        return (kept, retire)
+    }
+
+    func retiring(besides s: Int) -> Bool {
+        slotIndices.contains { $0 != s && (slots[$0].state == SlotState.retiring.rawValue || slots[$0].retire == 1) }
+    }
+
+    /// Frees everything a dead worker held: its slots, kept connections and queue entries.
+    public func releaseAll(of pid: Int64, now: Double) {
+        for s in slotIndices {
+            if slots[s].keeper == pid { slots[s].keeper = 0; slots[s].reclaim = 0 }
+            if slots[s].state == SlotState.busy.rawValue && slots[s].owner == pid {
+                _ = release(s, by: pid, generation: -1, keep: false, countRequest: false, now: now)
+            }
+        }
+        let r = record
+        for t in r.pointee.queueHead..<r.pointee.queueTail {
+            let i = Int(t % r.pointee.queueCapacity)
+            guard waiters[i].ticket == t, waiters[i].pid == pid else { continue }
+            if let s = cancel(t) { _ = release(s, by: pid, generation: -1, keep: false, countRequest: false, now: now) }
+        }
+        // Granted entries the worker never collected sit before the head.
+        for i in 0..<Int(r.pointee.queueCapacity) where waiters[i].pid == pid && waiters[i].state == WaiterState.granted.rawValue {
+            waiters[i].state = WaiterState.free.rawValue
+            _ = release(Int(waiters[i].slot), by: pid, generation: -1, keep: false, countRequest: false, now: now)
+        }
+        dispatch(now: now)
+    }
+
+    /// Counts for the status page and the process manager.
+    public func census() -> (running: Int, idle: Int, busy: Int) {
+        var running = 0, idle = 0, busy = 0
+        for s in slotIndices {
+            let slot = slots[s]
+            let hasProcess = slot.processPID != 0
+            if hasProcess { running += 1 }
+            if slot.state == SlotState.busy.rawValue { busy += 1 }
+            else if slot.state == SlotState.idle.rawValue { idle += 1 }
+        }
+        return (running, idle, busy)
+    }
+}

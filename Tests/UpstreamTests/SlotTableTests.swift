@@ -1,0 +1,91 @@
+import GatewayConfig
+import GatewaySystem
+import Testing
+@testable import Upstream
+
+/// The slot table's decisions, on a real shared region in this process.
+@Suite struct SlotTableTests {
+    static func config(slots: Int, hosted: Bool = false) throws -> Configuration {
+        let app = hosted
+            ? "[[app]]\nname = \"a\"\ncommand = [\"/bin/true\"]\nprocesses = \(slots)\n"
+            : "[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\nmax_conns = \(slots)\n"
+        return try ConfigLoader.load(text: "[server]\nworkers = 2\n" + app, file: "t.toml", baseDirectory: "/", cpuCount: 2)
+    }
+
+    @Test func takesFreeSlotsThenQueuesInArrivalOrder() throws {
+        let table = try SlotTable.create(for: Self.config(slots: 2))
+        table.withLock(0) { a in
+            #expect(a.pickSlot(for: 10, now: 0) == 0)
+            a.take(0, for: 10, now: 0)
+            #expect(a.pickSlot(for: 11, now: 0) == 1)
+            a.take(1, for: 11, now: 0)
+            #expect(a.pickSlot(for: 12, now: 0) == nil)
+            let t1 = a.enqueue(12)!
+            let t2 = a.enqueue(13)!
+            #expect(a.record.pointee.queueLength == 2)
+            _ = a.release(1, by: 11, generation: 0, keep: false, countRequest: true, now: 1)
+            #expect(a.collect(t2) == nil)  // FIFO: the first waiter gets it
+            #expect(a.collect(t1) == 1)
+            #expect(a.cancel(t2) == nil)
+            #expect(a.record.pointee.queueLength == 0)
+            _ = a.release(0, by: 10, generation: 0, keep: false, countRequest: true, now: 2)
+            #expect(a.census().idle == 1)  // slot 1 is still busy for pid 12
+        }
+    }
+
+    @Test func keptSlotIsReservedForItsKeeperUntilReclaimed() throws {
+        let table = try SlotTable.create(for: Self.config(slots: 1))
+        table.withLock(0) { a in
+            a.take(0, for: 10, now: 0)
+            #expect(a.release(0, by: 10, generation: 0, keep: true, countRequest: true, now: 1).kept)
+            #expect(a.pickSlot(for: 11, now: 1) == nil)  // pinned by pid 10's connection
+            #expect(a.pickSlot(for: 10, now: 1) == 0)
+            let t = a.enqueue(11)!
+            #expect(a.requestReclaim(excluding: 11) == 10)
+            // The keeper gives it back:
+            a.slots[0].keeper = 0
+            a.slots[0].reclaim = 0
+            a.dispatch(now: 2)
+            #expect(a.collect(t) == 0)
+        }
+    }
+
+    @Test func deadWorkerLosesItsSlotsAndQueueEntries() throws {
+        let table = try SlotTable.create(for: Self.config(slots: 1))
+        table.withLock(0) { a in
+            a.take(0, for: 10, now: 0)
+            let t = a.enqueue(11)!
+            _ = a.enqueue(12)
+            a.releaseAll(of: 10, now: 1)
+            #expect(a.collect(t) == 0)
+            a.releaseAll(of: 11, now: 1)  // 11 dies holding the granted slot: it goes to 12
+            #expect(a.slots[0].owner == 12)
+        }
+    }
+
+    @Test func recyclingNeverRetiresTwoProcessesAtOnce() throws {
+        let table = try SlotTable.create(for: Self.config(slots: 2, hosted: true))
+        table.withLock(0) { a in
+            for s in 0..<2 {
+                a.slots[s].processPID = Int64(100 + s)
+                a.slots[s].generation = 1
+                a.slots[s].state = SlotState.idle.rawValue
+                a.slots[s].requestLimit = 1
+            }
+            a.take(0, for: 10, now: 0)
+            a.take(1, for: 11, now: 0)
+            #expect(a.release(0, by: 10, generation: 1, keep: false, countRequest: true, now: 1).retire)
+            #expect(!a.release(1, by: 11, generation: 1, keep: false, countRequest: true, now: 1).retire)
+            #expect(a.slots[1].state == SlotState.idle.rawValue)
+        }
+    }
+
+    @Test func workerSeesTheMastersTable() throws {
+        let config = try Self.config(slots: 3)
+        let table = try SlotTable.create(for: config)
+        table.withLock(0) { a in a.take(2, for: 99, now: 0) }
+        let view = try SlotTable.attach(table.memory.fd, config: config)
+        #expect(view.apps[0].slots[2].owner == 99)
+        #expect(view.apps[0].record.pointee.queueCapacity == Int64(SlotTable.queueCapacity(config.server)))
+    }
+}
