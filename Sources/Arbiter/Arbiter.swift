@@ -88,7 +88,9 @@ public final class Arbiter {
         nudgeWrite = try w.duplicate(atLeast: 64)
         try? w.close()
         let dir = try Host.makeTemporaryDirectory("/tmp/gatewayd-apps-XXXXXX")
-        if Host.isRoot && (config.server.user != nil || config.server.group != nil) {
+        let hosted = config.apps.contains { if case .hosted = $0.kind { return true } else { return false } }
+        // Workers that drop to `user` must reach the hosted apps' sockets in it.
+        if hosted && Host.isRoot && (config.server.user != nil || config.server.group != nil) {
             try Host.changeOwner(dir, user: config.server.user, group: config.server.group)
         }
         apps = AppSupervisor(config: config, table: table, runDirectory: dir, executable: executable,

@@ -96,16 +96,20 @@ public final class AppDispatcher {
         let area = table.apps[app]
         while true {
             let now = Host.monotonicSeconds()
+            var keeper: Int64? = nil
             let (got, seq): ((Int, Int64)?, UInt32) = table.withLock(app) { a in
                 a.dispatch(now: now)  // a slot may have come back without a release (an overload pause ended)
                 if let s = a.collect(ticket) { return ((s, a.slots[s].generation), 0) }
                 if now >= deadline {
                     if let s = a.cancel(ticket) { return ((s, a.slots[s].generation), 0) }
                     a.record.pointee.rejected += 1
+                } else {
+                    keeper = a.requestReclaim(excluding: pid)  // a connection parked while we waited
                 }
                 return (nil, a.record.pointee.wake)
             }
             if let got { return .success(lease(app, got.0, got.1)) }
+            if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }
             if now >= deadline { return .failure(.timedOut) }
             let ms = Int32(min(deadline - now, 0.2) * 1000) + 1
             Futex.wait(&area.record.pointee.wake, expected: seq, timeoutMilliseconds: ms)

@@ -271,21 +271,24 @@ public final class AppSupervisor {
         try? child.output.close()
         let now = Host.monotonicSeconds()
         let app = config.apps[child.app]
-        table.withLock(child.app) { a in
-            guard a.slots[child.slot].processPID == Int64(pid) else { return }
+        let served: Int64 = table.withLock(child.app) { a in
+            guard a.slots[child.slot].processPID == Int64(pid) else { return 0 }
+            let served = a.slots[child.slot].requests
             a.slots[child.slot].processPID = 0
             a.slots[child.slot].generation += 1
             a.slots[child.slot].keeper = 0
             a.slots[child.slot].reclaim = 0
             a.slots[child.slot].retire = 0
             if a.slots[child.slot].state != SlotState.busy.rawValue { a.slots[child.slot].state = SlotState.empty.rawValue }
+            return served
         }
         let lifetime = now - child.started
         if child.termSentAt != nil {
             logger.debug("app \(app.name): process \(pid) (slot \(child.slot)) stopped: \(status)")
             return true
         }
-        if lifetime < 1 {
+        // A process that dies within a second without serving a request failed to start.
+        if lifetime < 1 && served == 0 {
             var command: [String] = []
             if case .hosted(let c, _) = app.kind { command = c }
             let output = child.recentLines.isEmpty ? "it printed nothing" : "its last output: " + child.recentLines.joined(separator: " | ")

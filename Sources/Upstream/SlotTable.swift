@@ -348,7 +348,8 @@ extension AppArea {
             slot.keeper = 0
         } else {
             slot.state = SlotState.idle.rawValue
-            kept = keep && sameProcess && slot.reclaim == 0
+            // Park the connection only if nobody waits: a waiter gets the slot now.
+            kept = keep && sameProcess && slot.reclaim == 0 && record.pointee.queueLength == 0
             slot.keeper = kept ? pid : 0
         }
         slot.reclaim = 0
