@@ -64,6 +64,7 @@ public final class AppDispatcher {
         var ticket: Int64? = nil
         var keeper: Int64? = nil
         var nudge = false
+        var unparked: [Int] = []
         let immediate: (slot: Int, generation: Int64)?? = table.withLock(app) { a in
             if a.record.pointee.queueLength == 0, let s = a.pickSlot(for: pid, now: now) {
                 a.take(s, for: pid, now: now)
@@ -74,6 +75,14 @@ public final class AppDispatcher {
                 return .some(nil)
             }
             ticket = t
+            // Others were waiting first: a connection this worker parked goes to them
+            // too (we take our turn like everyone else).
+            for s in a.slotIndices where a.slots[s].keeper == pid && a.slots[s].state == SlotState.idle.rawValue {
+                a.slots[s].keeper = 0
+                a.slots[s].reclaim = 0
+                unparked.append(s)
+            }
+            if !unparked.isEmpty { a.dispatch(now: now) }
             keeper = a.requestReclaim(excluding: pid)
             if a.record.pointee.hosted == 1 && a.census().running < a.slotCount {
                 a.record.pointee.spawnWanted = 1
@@ -81,6 +90,7 @@ public final class AppDispatcher {
             }
             return nil
         }
+        for s in unparked { try? kept[app].removeValue(forKey: s)?.fd.close() }
         if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }
         if nudge { nudgeMaster() }
         switch immediate {
@@ -94,6 +104,7 @@ public final class AppDispatcher {
 
     func waitForGrant(app: Int, ticket: Int64, deadline: Double, onWait: () -> Void) -> Result<Lease, QueueFailure> {
         let area = table.apps[app]
+        let word = area.waiterWordPointer(ticket)
         while true {
             let now = Host.monotonicSeconds()
             var keeper: Int64? = nil
@@ -106,13 +117,13 @@ public final class AppDispatcher {
                 } else {
                     keeper = a.requestReclaim(excluding: pid)  // a connection parked while we waited
                 }
-                return (nil, a.record.pointee.wake)
+                return (nil, a.waiterWord(ticket))
             }
             if let got { return .success(lease(app, got.0, got.1)) }
             if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }
             if now >= deadline { return .failure(.timedOut) }
             let ms = Int32(min(deadline - now, 0.2) * 1000) + 1
-            Futex.wait(&area.record.pointee.wake, expected: seq, timeoutMilliseconds: ms)
+            Futex.wait(word, expected: seq, timeoutMilliseconds: ms)
             onWait()
         }
     }

@@ -4,8 +4,8 @@ import GatewaySystem
 // The slot table: what the master and every worker share about each app, in one
 // MAP_SHARED region. Each app has a fixed number of connection slots (one per hosted
 // process, or max_conns for an external app) and a FIFO queue of requests waiting for
-// one. Every change happens under the app's robust process-shared mutex; waiters sleep
-// on the app's futex word, which every grant bumps.
+// one. Every change happens under the app's robust process-shared mutex; each waiter
+// sleeps on the futex word of its queue entry, which its grant bumps.
 //
 // Layout: [RegionHeader][WorkerRecord x workerCapacity], then per app, 64-byte aligned:
 // [mutex][AppRecord][SlotRecord x slots][WaiterRecord x queueCapacity].
@@ -48,9 +48,7 @@ public enum SlotState: Int64, Sendable {
 
 /// Per-app counters and the queue's ring indexes.
 public struct AppRecord {
-    /// The futex word waiters sleep on; bumped whenever a waiter is granted a slot.
-    public var wake: UInt32 = 0
-    var pad: UInt32 = 0
+    var reserved: UInt64 = 0
     public var slotCount: Int64 = 0
     /// 1: gatewayd runs the processes (a slot without one is empty).
     public var hosted: Int64 = 0
@@ -78,6 +76,10 @@ public struct WaiterRecord {
     public var pid: Int64 = 0
     public var state: Int64 = WaiterState.free.rawValue
     public var slot: Int64 = -1
+    /// The futex word this waiter sleeps on: bumped and woken when it is granted a slot,
+    /// so a grant wakes one waiter, not the whole queue.
+    public var word: UInt32 = 0
+    var pad: UInt32 = 0
 }
 
 public enum WaiterState: Int64 {
@@ -218,18 +220,13 @@ public final class SlotTable: @unchecked Sendable {
         return table
     }
 
-    /// Runs `body` with the app's lock held. If the body granted slots to waiters,
-    /// they are woken after the lock is released.
+    /// Runs `body` with the app's lock held.
     @discardableResult
     public func withLock<T>(_ app: Int, _ body: (AppArea) -> T) -> T {
         let area = apps[app]
         SharedMutex.lock(area.lock)
-        let wakeBefore = area.record.pointee.wake
-        let result = body(area)
-        let woke = area.record.pointee.wake != wakeBefore
-        SharedMutex.unlock(area.lock)
-        if woke { Futex.wakeAll(&area.record.pointee.wake) }
-        return result
+        defer { SharedMutex.unlock(area.lock) }
+        return body(area)
     }
 }
 
@@ -258,10 +255,9 @@ extension AppArea {
     }
 
     /// Grants free slots to waiters in arrival order; stops at the first waiter that
-    /// cannot be served (strict FIFO). Bumps the wake word when it granted anything.
+    /// cannot be served (strict FIFO). Each granted waiter is woken on its own word.
     public func dispatch(now: Double) {
         let r = record
-        var granted = false
         while r.pointee.queueHead < r.pointee.queueTail {
             let head = r.pointee.queueHead
             let i = Int(head % r.pointee.queueCapacity)
@@ -273,11 +269,12 @@ extension AppArea {
             take(s, for: waiters[i].pid, now: now)
             waiters[i].state = WaiterState.granted.rawValue
             waiters[i].slot = Int64(s)
+            let word = waiterWordPointer(head)
+            word.pointee &+= 1
+            Futex.wakeAll(word)
             r.pointee.queueHead += 1
             r.pointee.queueLength -= 1
-            granted = true
         }
-        if granted { r.pointee.wake &+= 1 }
     }
 
     /// Joins the queue; nil when it is full.
@@ -286,11 +283,21 @@ extension AppArea {
         let ticket = r.pointee.queueTail
         let i = Int(ticket % r.pointee.queueCapacity)
         guard waiters[i].state == WaiterState.free.rawValue else { return nil }
-        waiters[i] = WaiterRecord(ticket: ticket, pid: pid, state: WaiterState.waiting.rawValue, slot: -1)
+        let word = waiters[i].word
+        waiters[i] = WaiterRecord(ticket: ticket, pid: pid, state: WaiterState.waiting.rawValue, slot: -1, word: word)
         r.pointee.queueTail += 1
         r.pointee.queueLength += 1
         r.pointee.queueMax = max(r.pointee.queueMax, r.pointee.queueLength)
         return ticket
+    }
+
+    /// The futex word of `ticket`'s queue entry (read under the lock before sleeping on it).
+    public func waiterWord(_ ticket: Int64) -> UInt32 { waiters[Int(ticket % record.pointee.queueCapacity)].word }
+
+    public func waiterWordPointer(_ ticket: Int64) -> UnsafeMutablePointer<UInt32> {
+        let i = Int(ticket % record.pointee.queueCapacity)
+        return UnsafeMutableRawPointer(waiters + i).advanced(by: MemoryLayout<WaiterRecord>.offset(of: \WaiterRecord.word)!)
+            .assumingMemoryBound(to: UInt32.self)
     }
 
     /// The slot granted to `ticket` (its queue entry is freed), or nil if still waiting.
