@@ -201,7 +201,9 @@ public enum ConfigLoader {
         let envCopy = r.stringArray(t, "env_copy", p) ?? []
         for v in envCopy where !r.isEnvName(v) { r.fail("\(p).env_copy", "\"\(v)\" is not a valid environment variable name") }
         let root = r.string(t, "root", p).map(r.resolve)
-        let cwd = r.string(t, "cwd", p).map(r.resolve)
+        // A hosted app runs in the configuration file's directory unless told otherwise,
+        // so relative arguments in `command` mean what they mean in the file.
+        let cwd = r.string(t, "cwd", p).map(r.resolve) ?? (command != nil ? r.resolve(".") : nil)
         let user = r.string(t, "user", p)
         let group = r.string(t, "group", p)
         let maxRequests = r.int(t, "max_requests", p, min: 0) ?? 0

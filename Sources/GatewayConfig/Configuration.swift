@@ -132,7 +132,7 @@ public struct AppConfig: Sendable, Equatable {
     public var envCopy: [String]
     /// DOCUMENT_ROOT; SCRIPT_FILENAME = root + SCRIPT_NAME.
     public var root: String?
-    /// Working directory of hosted processes.
+    /// Working directory of hosted processes (default: the configuration file's directory).
     public var cwd: String?
     public var user: String?
     public var group: String?

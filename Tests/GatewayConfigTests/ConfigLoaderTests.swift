@@ -141,6 +141,13 @@ struct ConfigLoaderTests {
         ("\n\n[[app]]\nname = \"a\"\n", "gateway.toml:3: app[0]: needs either command (gatewayd runs the app) or connect (the app runs elsewhere)"),
         ("[[app]]\nname = \"a\"\ncommand = [\"x\"]\nconnect = \"127.0.0.1:9000\"\n", "gateway.toml:1: app[0]: has both command and connect; choose one"),
         ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\nprocesses = 4\n", "gateway.toml:4: app[0].processes: applies to hosted apps (command); use max_conns for connect"),
+        ("[[app]]\nname = \"a\"\ncommand = [\"x\"]\npm = \"lazy\"\n", "gateway.toml:4: app[0].pm: expected one of static, dynamic, ondemand, got \"lazy\""),
+        ("[[app]]\nname = \"a\"\ncommand = [\"x\"]\nmin_spare = 2\n", "gateway.toml:4: app[0].min_spare: applies to pm = \"dynamic\" only"),
+        ("[[app]]\nname = \"a\"\ncommand = [\"x\"]\npm = \"dynamic\"\nmin_spare = 3\nmax_spare = 2\n", "gateway.toml:5: app[0].min_spare: is larger than max_spare (2)"),
+        ("[[app]]\nname = \"a\"\ncommand = [\"x\"]\npm = \"dynamic\"\nprocesses = 2\nmax_spare = 3\n", "gateway.toml:6: app[0].max_spare: is larger than processes (2)"),
+        ("[[app]]\nname = \"a\"\ncommand = [\"x\"]\nidle_timeout = \"5s\"\n", "gateway.toml:4: app[0].idle_timeout: applies to pm = \"dynamic\" or \"ondemand\""),
+        ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\npm = \"static\"\n", "gateway.toml:4: app[0].pm: applies to hosted apps (command); gatewayd does not manage the processes of a connect app"),
+        ("[server]\nstatus_path = \"status\"\n", "gateway.toml:2: server.status_path: must be a path starting with /, got \"status\""),
         ("[[app]]\nname = \"a\"\ncommand = \"php-cgi\"\n", "gateway.toml:3: app[0].command: expected an array of strings, got \"php-cgi\""),
         ("[[app]]\ncommand = [\"x\"]\n", "gateway.toml:1: app[0]: needs a name"),
         ("[app]\nname = \"a\"\n", "gateway.toml:1: app: expected [[app]] entries (an array of tables), got a table"),
@@ -294,5 +301,15 @@ struct ConfigValuesTests {
         #expect(throws: ConfigValues.ValueError.self) { try ConfigValues.parseBind(":80").get() }
         #expect(throws: ConfigValues.ValueError.self) { try ConfigValues.parseBind("unix:").get() }
         #expect(throws: ConfigValues.ValueError.self) { try ConfigValues.parseBind("[1.2.3.4]:80").get() }
+    }
+
+    @Test("processes defaults to what the worker class can have in flight", arguments: [
+        ("sync", 3), ("thread", 3 * 6), ("epoll", 8),
+    ])
+    func defaultProcessesFollowTheWorkerClass(workerClass: String, expected: Int) throws {
+        let text = "[server]\nworkers = 3\nthreads = 6\nworker_class = \"\(workerClass)\"\n[[app]]\nname = \"a\"\ncommand = [\"x\"]\n"
+        let c = try ConfigLoader.load(text: text, file: "gateway.toml", baseDirectory: "/etc", cpuCount: 4)
+        #expect(c.apps[0].slotCount == expected)
+        #expect(c.apps[0].cwd == "/etc", "a hosted app runs in the file's directory by default")
     }
 }

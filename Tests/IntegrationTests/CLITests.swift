@@ -48,7 +48,9 @@ struct CLITests {
         #expect(r.stdout.contains("[server]"))
         #expect(r.stdout.contains("workers = 2"))
         #expect(r.stdout.contains("bind = [\"127.0.0.1:8080\"]"))
-        #expect(r.stdout.contains("connect = \"unix:\(repositoryRoot)/run/c.sock\""))
+        #expect(r.stdout.contains("command = [\"\(repositoryRoot)/apps/bin/c-app\"]"))
+        #expect(r.stdout.contains("pm = \"ondemand\""))
+        #expect(r.stdout.contains("cwd = \"\(repositoryRoot)/config\""))
         #expect(r.stderr.contains("configuration config/gateway.toml is valid"))
     }
 
