@@ -279,4 +279,24 @@ struct HostedAppsTests {
         let again = load(concurrency: 2, count: 20) { _ in try http(port, "GET", "/c/hello") }
         #expect(again.isEmpty, "\(again)")
     }
+
+    @Test func overloadedAnswerIsLikeABusySlot() throws {
+        // An external app with 2 slots that answers FCGI_OVERLOADED on every other
+        // connection: each request that meets it is tried again on another slot.
+        let sock = "/tmp/gatewayd-it-overloaded-\(getpid()).sock"
+        let app = Process()
+        app.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        app.arguments = ["python3", repositoryRoot + "/Tests/IntegrationTests/Apps/overloaded.py", sock]
+        try app.run()
+        defer { kill(app.processIdentifier, SIGKILL); app.waitUntilExit(); unlink(sock) }
+        #expect(Self.eventually(5) { FileManager.default.fileExists(atPath: sock) })
+        let config = "[[app]]\nname = \"busy\"\nconnect = \"unix:\(sock)\"\nmax_conns = 2\n[[route]]\npath = \"/busy\"\napp = \"busy\"\n"
+        let server = try GatewaydServer(config: config, workers: 1)
+        defer { server.stop() }
+        for _ in 0..<6 {
+            let r = try http(server.port, "GET", "/busy/x")
+            #expect(r.status == 200 && r.text == "not overloaded\n", "\(r.status) \(r.text)")
+        }
+        #expect(server.errorLog.contains("answered FCGI_OVERLOADED; trying another slot"))
+    }
 }
