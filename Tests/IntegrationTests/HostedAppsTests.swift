@@ -299,4 +299,17 @@ struct HostedAppsTests {
         }
         #expect(server.errorLog.contains("answered FCGI_OVERLOADED; trying another slot"))
     }
+
+    @Test(.enabled(if: getuid() == 0, "SKIPPED: switching an app to another user needs root; run the tests as root to cover it"))
+    func appRunsAsItsUserInItsDirectory() throws {
+        let config = Self.app("c", [Self.cApp], "processes = 1\nuser = \"nobody\"\ncwd = \"/tmp\"")
+        let server = try GatewaydServer(config: config, workers: 1)
+        defer { server.stop() }
+        #expect(try http(server.port, "GET", "/c/hello").status == 200)
+        let pid = try #require(server.appPIDs("c-app").first)
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().first
+        #expect(uid.map(String.init) == String(getpwnam("nobody").pointee.pw_uid))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd") == "/tmp")
+    }
 }
