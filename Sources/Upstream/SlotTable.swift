@@ -355,8 +355,9 @@ extension AppArea {
             slot.keeper = 0
         } else {
             slot.state = SlotState.idle.rawValue
-            // Park the connection only if nobody waits: a waiter gets the slot now.
-            kept = keep && sameProcess && slot.reclaim == 0 && record.pointee.queueLength == 0
+            // Park the connection only if nobody else waits: a waiter gets the slot now
+            // (unless the oldest waiter is this worker itself: it reuses the connection).
+            kept = keep && sameProcess && slot.reclaim == 0 && (record.pointee.queueLength == 0 || headWaiter() == pid)
             slot.keeper = kept ? pid : 0
         }
         slot.reclaim = 0
@@ -364,6 +365,18 @@ extension AppArea {
         slots[s] = slot
         dispatch(now: now)
         return (kept, retire)
+    }
+
+    /// The pid of the oldest request still waiting, if any.
+    func headWaiter() -> Int64? {
+        let r = record.pointee
+        var t = r.queueHead
+        while t < r.queueTail {
+            let w = waiters[Int(t % r.queueCapacity)]
+            if w.ticket == t && w.state == WaiterState.waiting.rawValue { return w.pid }
+            t += 1
+        }
+        return nil
     }
 
     func retiring(besides s: Int) -> Bool {

@@ -88,4 +88,18 @@ import Testing
         #expect(view.apps[0].slots[2].owner == 99)
         #expect(view.apps[0].record.pointee.queueCapacity == Int64(SlotTable.queueCapacity(config.server)))
     }
+
+    @Test func connectionIsParkedOnlyWhenNobodyElseWaits() throws {
+        let table = try SlotTable.create(for: Self.config(slots: 1))
+        table.withLock(0) { a in
+            a.take(0, for: 10, now: 0)
+            let t = a.enqueue(11)!
+            #expect(!a.release(0, by: 10, generation: 0, keep: true, countRequest: true, now: 1).kept, "pid 11 waits")
+            #expect(a.collect(t) == 0)
+            // The oldest waiter is the releasing worker itself (an epoll or thread worker):
+            let mine = a.enqueue(11)!
+            #expect(a.release(0, by: 11, generation: 0, keep: true, countRequest: true, now: 2).kept)
+            #expect(a.collect(mine) == 0 && a.slots[0].keeper == 11, "it reuses its own kept connection")
+        }
+    }
 }
