@@ -18,7 +18,9 @@ public final class AppDispatcher {
     /// Wakes the master (it starts processes for waiting requests and retires recycled ones).
     let nudgeMaster: () -> Void
     /// Idle kept connections, per app: slot -> (connection, process generation).
+    /// Guarded by `keptLock`: the thread worker's pool threads share them.
     var kept: [[Int: (fd: FileDescriptor, generation: Int64)]]
+    let keptLock = Condition()
 
     public struct Lease: Sendable {
         public let app: Int
@@ -90,7 +92,7 @@ public final class AppDispatcher {
             }
             return nil
         }
-        for s in unparked { try? kept[app].removeValue(forKey: s)?.fd.close() }
+        keptLock.withLock { for s in unparked { try? kept[app].removeValue(forKey: s)?.fd.close() } }
         if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }
         if nudge { nudgeMaster() }
         switch immediate {
@@ -130,7 +132,7 @@ public final class AppDispatcher {
 
     func lease(_ app: Int, _ slot: Int, _ generation: Int64) -> Lease {
         var connection: FileDescriptor? = nil
-        if let k = kept[app].removeValue(forKey: slot) {
+        if let k = keptLock.withLock({ kept[app].removeValue(forKey: slot) }) {
             if k.generation == generation { connection = k.fd } else { try? k.fd.close() }
         }
         return Lease(app: app, slot: slot, generation: generation, address: address(app, slot: slot), keptConnection: connection)
@@ -157,7 +159,7 @@ public final class AppDispatcher {
             return (r.kept, r.retire, slow)
         }
         if keptIt, let c = connection {
-            kept[lease.app][lease.slot] = (c, lease.generation)
+            keptLock.withLock { kept[lease.app][lease.slot] = (c, lease.generation) }
         } else {
             try? connection?.close()
         }
@@ -168,6 +170,8 @@ public final class AppDispatcher {
     /// Closes kept connections that another worker asked for (SIGUSR2), or whose
     /// process has been replaced, and hands their slots to the queue.
     public func answerReclaims() {
+        keptLock.lock()
+        defer { keptLock.unlock() }
         for app in kept.indices where !kept[app].isEmpty {
             let mine = kept[app]
             let drop: [Int] = table.withLock(app) { a in

@@ -7,7 +7,7 @@ import Upstream
 
 /// The request pipeline for blocking workers: read a request, route it, forward it to
 /// its FastCGI app, stream the response back. The sync worker runs it inline; the
-/// thread worker will run it on pool threads. Failure semantics follow design.md §4.
+/// thread worker reads heads in its loop and runs `handle` on pool threads. Failure semantics follow design.md §4.
 public struct BlockingPipeline {
     let ctx: WorkerContext
 
@@ -44,9 +44,7 @@ public struct BlockingPipeline {
                 // The end of the previous (bodiless) message, or skipped blank lines.
                 if step.event != nil || step.consumed > 0 { continue }
             } catch {
-                ctx.logger.info("bad request from \(conn.remote.address): \(error.message)")
-                try? conn.write(ResponseHead.error(error.status, keepAlive: false, date: ctx.httpDate()), timeout: timeouts.send)
-                logAccess(conn, method: "-", target: "-", version: "-", status: error.status, bytes: 0, started: start, upstream: nil, rid: ctx.nextRequestID(), head: nil)
+                answerBadRequest(conn, error, started: start)
                 return nil
             }
             if ctx.draining && !sawByte { return nil }
@@ -65,6 +63,13 @@ public struct BlockingPipeline {
                 return nil
             }
         }
+    }
+
+    /// A request that cannot be parsed: its status, a log line, and the connection closes.
+    func answerBadRequest(_ conn: ClientConnection, _ error: HTTPParseError, started: Double) {
+        ctx.logger.info("bad request from \(conn.remote.address): \(error.message)")
+        try? conn.write(ResponseHead.error(error.status, keepAlive: false, date: ctx.httpDate()), timeout: timeouts.send)
+        logAccess(conn, method: "-", target: "-", version: "-", status: error.status, bytes: 0, started: started, upstream: nil, rid: ctx.nextRequestID(), head: nil)
     }
 
     // MARK: - One request

@@ -61,6 +61,25 @@ public final class ClientConnection {
         return n > 0
     }
 
+    /// Reads what has arrived without waiting (the fd is non-blocking: the thread
+    /// worker's loop). nil: nothing yet; false: end of stream.
+    public func readAvailable() throws(ClientError) -> Bool? {
+        if start > 0 && start > buffer.count / 2 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        let n: Int?
+        do {
+            n = try fd.read(into: &scratch, from: 0)
+        } catch {
+            if error.errno == ECONNRESET_ { throw .closed }
+            throw .io(error)
+        }
+        guard let n else { return nil }
+        buffer.append(contentsOf: scratch[0..<n])
+        return n > 0
+    }
+
     /// Writes everything, waiting at most `timeout` seconds for each bit of progress.
     public func write(_ bytes: [UInt8], timeout: Double) throws(ClientError) {
         var offset = 0

@@ -32,12 +32,10 @@ public final class SyncWorker {
                 guard let fd = (try? Socket.accept(l)) ?? nil else { continue }  // another worker won the race
                 Socket.setNoDelay(fd)
                 let conn = ClientConnection(fd: fd, wake: process.signalPipe, heartbeat: ctx.onWait)
-                ctx.openConnections += 1
-                ctx.publish()
+                ctx.connectionsChanged(by: 1)
                 pipeline.serve(conn)
                 conn.close()
-                ctx.openConnections -= 1
-                ctx.publish()
+                ctx.connectionsChanged(by: -1)
             }
         }
     }

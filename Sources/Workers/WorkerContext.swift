@@ -27,7 +27,9 @@ public final class WorkerContext {
     /// This worker's row in the shared worker list (-1: none).
     public let workerRecord: Int
     /// Open client connections, for the status page.
-    public var openConnections = 0
+    public private(set) var openConnections = 0
+    /// Guards the counters and the Date cache: the thread worker's pool shares them.
+    let counters = Condition()
     /// Called while waiting (each second at most): heartbeat and signal checks.
     public var onWait: () -> Void = {}
     /// Readable when a signal arrived (the worker's self-pipe): every blocking wait also
@@ -52,26 +54,41 @@ public final class WorkerContext {
     /// The Date header value, formatted once a second.
     public func httpDate() -> String {
         let now = Host.epochSeconds()
-        if now != dateSecond {
-            dateSecond = now
-            dateValue = HTTPDate.format(epochSeconds: now)
+        return counters.withLock {
+            if now != dateSecond {
+                dateSecond = now
+                dateValue = HTTPDate.format(epochSeconds: now)
+            }
+            return dateValue
         }
-        return dateValue
     }
 
     /// A short id that ties a request's access-log line to its error-log lines.
     func nextRequestID() -> String {
-        requestCounter += 1
-        return String(Processes.currentPID, radix: 16) + "-" + String(requestCounter, radix: 16)
+        let n = counters.withLock {
+            requestCounter += 1
+            return requestCounter
+        }
+        return String(Processes.currentPID, radix: 16) + "-" + String(n, radix: 16)
     }
 
     func requestFinished() {
-        requestsServed += 1
-        publish()
+        counters.withLock {
+            requestsServed += 1
+            publish()
+        }
     }
 
-    /// Updates this worker's counters on the status page.
-    public func publish() {
+    /// A client connection opened (+1) or closed (-1).
+    public func connectionsChanged(by delta: Int) {
+        counters.withLock {
+            openConnections += delta
+            publish()
+        }
+    }
+
+    /// Updates this worker's counters on the status page (the lock is held).
+    func publish() {
         dispatcher.publish(workerSlot: workerRecord, requests: requestsServed, connections: openConnections)
     }
 

@@ -89,8 +89,16 @@ struct WorkerCommand: ParsableCommand {
         case .sync:
             let code = SyncWorker(context: ctx, process: process).run()
             if code != 0 { throw ExitCode(code) }
-        case .thread, .epoll:
-            logger.critical("cannot boot: worker_class \"\(config.server.workerClass.rawValue)\" is not built yet (issue #5); use sync")
+        case .thread:
+            let worker: ThreadWorker
+            do { worker = try ThreadWorker(context: ctx, process: process) } catch {
+                logger.critical("cannot boot: \(error)")
+                throw bootFailure
+            }
+            let code = worker.run()
+            if code != 0 { throw ExitCode(code) }
+        case .epoll:
+            logger.critical("cannot boot: worker_class \"epoll\" is not built yet (issue #5); use sync or thread")
             throw bootFailure
         }
     }

@@ -66,14 +66,17 @@ final class AppStack: @unchecked Sendable {
 
 /// Where each sample app's endpoints live behind the test configuration.
 let appPrefixes = [("c", "/c"), ("swift", "/swift"), ("python", "/py"), ("php", "/app.php"), ("php-fpm", "/app.php")]
+/// The worker classes the shared pipeline runs under (epoll: issue #5, not built yet).
+let workerClasses = ["sync", "thread"]
 
 @Suite("gatewayd end to end", .serialized)
 struct GatewaydEndToEndTests {
-    @Test("every sample app answers and sees the environment it should", arguments: appPrefixes)
-    func appsAnswer(app: String, prefix: String) throws {
+    @Test("every sample app answers and sees the environment it should", arguments: appPrefixes, workerClasses)
+    func appsAnswer(app: (String, String), workerClass: String) throws {
+        let (app, prefix) = app
         let stack = try AppStack(phpFPM: app == "php-fpm")
         defer { stack.stop() }
-        let server = try GatewaydServer(config: stack.config)
+        let server = try GatewaydServer(config: stack.config, server: "worker_class = \"\(workerClass)\"")
         defer { server.stop() }
         let hello = try http(server.port, "GET", "\(prefix)/hello")
         #expect(hello.status == 200)
@@ -99,11 +102,12 @@ struct GatewaydEndToEndTests {
         #expect(server.accessLog.contains("\"GET \(prefix)/status?code=418&name=X-Custom&value=brewed HTTP/1.1\" 418"))
     }
 
-    @Test("bodies up and down arrive byte-identical", arguments: appPrefixes)
-    func bodies(app: String, prefix: String) throws {
+    @Test("bodies up and down arrive byte-identical", arguments: appPrefixes, workerClasses)
+    func bodies(app: (String, String), workerClass: String) throws {
+        let (app, prefix) = app
         let stack = try AppStack(phpFPM: app == "php-fpm")
         defer { stack.stop() }
-        let server = try GatewaydServer(config: stack.config)
+        let server = try GatewaydServer(config: stack.config, server: "worker_class = \"\(workerClass)\"")
         defer { server.stop() }
         for size in [0, 1, 65536, 10 << 20] {
             let body = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
