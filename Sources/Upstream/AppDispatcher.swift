@@ -67,10 +67,10 @@ public final class AppDispatcher {
         var keeper: Int64? = nil
         var nudge = false
         var unparked: [Int] = []
-        let immediate: (slot: Int, generation: Int64)?? = table.withLock(app) { a in
+        let immediate: Granted?? = table.withLock(app) { a in
             if a.record.pointee.queueLength == 0, let s = a.pickSlot(for: pid, now: now) {
                 a.take(s, for: pid, now: now)
-                return (s, a.slots[s].generation)
+                return Granted(a, s, pid)
             }
             guard let t = a.enqueue(pid) else {
                 a.record.pointee.rejected += 1
@@ -96,7 +96,7 @@ public final class AppDispatcher {
         if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }
         if nudge { nudgeMaster() }
         switch immediate {
-        case .some(.some(let got)): return .success(lease(app, got.slot, got.generation))
+        case .some(.some(let got)): return .success(lease(app, got))
         case .some(.none): return .failure(.queueFull)
         case .none: break
         }
@@ -110,18 +110,18 @@ public final class AppDispatcher {
         while true {
             let now = Host.monotonicSeconds()
             var keeper: Int64? = nil
-            let (got, seq): ((Int, Int64)?, UInt32) = table.withLock(app) { a in
+            let (got, seq): (Granted?, UInt32) = table.withLock(app) { a in
                 a.dispatch(now: now)  // a slot may have come back without a release (an overload pause ended)
-                if let s = a.collect(ticket) { return ((s, a.slots[s].generation), 0) }
+                if let s = a.collect(ticket) { return (Granted(a, s, pid), 0) }
                 if now >= deadline {
-                    if let s = a.cancel(ticket) { return ((s, a.slots[s].generation), 0) }
+                    if let s = a.cancel(ticket) { return (Granted(a, s, pid), 0) }
                     a.record.pointee.rejected += 1
                 } else {
                     keeper = a.requestReclaim(excluding: pid)  // a connection parked while we waited
                 }
                 return (nil, a.waiterWord(ticket))
             }
-            if let got { return .success(lease(app, got.0, got.1)) }
+            if let got { return .success(lease(app, got)) }
             if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }
             if now >= deadline { return .failure(.timedOut) }
             let ms = Int32(min(deadline - now, 0.2) * 1000) + 1
@@ -130,12 +130,26 @@ public final class AppDispatcher {
         }
     }
 
-    func lease(_ app: Int, _ slot: Int, _ generation: Int64) -> Lease {
-        var connection: FileDescriptor? = nil
-        if let k = keptLock.withLock({ kept[app].removeValue(forKey: slot) }) {
-            if k.generation == generation { connection = k.fd } else { try? k.fd.close() }
+    /// A slot just taken, read under the lock: is the connection we keep to it still ours?
+    struct Granted {
+        let slot: Int
+        let generation: Int64
+        let keptByUs: Bool
+
+        init(_ a: AppArea, _ s: Int, _ pid: Int64) {
+            slot = s
+            generation = a.slots[s].generation
+            keptByUs = a.slots[s].keeper == pid
         }
-        return Lease(app: app, slot: slot, generation: generation, address: address(app, slot: slot), keptConnection: connection)
+    }
+
+    /// Whoever removes a connection from `kept` owns it: uses it or closes it.
+    func lease(_ app: Int, _ got: Granted) -> Lease {
+        var connection: FileDescriptor? = nil
+        if got.keptByUs, let k = keptLock.withLock({ kept[app].removeValue(forKey: got.slot) }) {
+            if k.generation == got.generation { connection = k.fd } else { try? k.fd.close() }
+        }
+        return Lease(app: app, slot: got.slot, generation: got.generation, address: address(app, slot: got.slot), keptConnection: connection)
     }
 
     /// Gives the slot back. `connection`: the open backend connection, kept for the next
@@ -148,6 +162,9 @@ public final class AppDispatcher {
         let now = Host.monotonicSeconds()
         let app = config.apps[lease.app]
         let wantKeep = reusable && app.keepConnection && connection != nil
+        // The connection goes into `kept` before the table says it is parked: a thread
+        // of this worker may be granted the slot the moment the lock is released.
+        if wantKeep, let c = connection { park(c, app: lease.app, slot: lease.slot, generation: lease.generation) }
         let (keptIt, retire, slow) = table.withLock(lease.app) { a in
             var slow = false
             if served && app.slowRequest > 0 && now - a.slots[lease.slot].busySince > app.slowRequest {
@@ -158,13 +175,27 @@ public final class AppDispatcher {
             let r = a.release(lease.slot, by: pid, generation: lease.generation, keep: wantKeep, countRequest: served, now: now)
             return (r.kept, r.retire, slow)
         }
-        if keptIt, let c = connection {
-            keptLock.withLock { kept[lease.app][lease.slot] = (c, lease.generation) }
-        } else {
-            try? connection?.close()
+        if !keptIt, let c = connection {
+            if wantKeep {
+                // Not parked after all: close it, unless someone already took it out.
+                let mine = keptLock.withLock { () -> Bool in
+                    guard kept[lease.app][lease.slot]?.fd == c else { return false }
+                    kept[lease.app][lease.slot] = nil
+                    return true
+                }
+                if mine { try? c.close() }
+            } else {
+                try? c.close()
+            }
         }
         if retire { nudgeMaster() }
         return slow
+    }
+
+    func park(_ c: FileDescriptor, app: Int, slot: Int, generation: Int64) {
+        keptLock.withLock {
+            if let old = kept[app].updateValue((c, generation), forKey: slot), old.fd != c { try? old.fd.close() }
+        }
     }
 
     /// Closes kept connections that another worker asked for (SIGUSR2), or whose

@@ -312,7 +312,12 @@ public final class AppSupervisor {
 
     /// Stops every app process (TERM, then KILL after `grace` seconds) and removes the sockets.
     public func stopAll(grace: Double) {
-        for pid in children.keys { Processes.signal(pid, Signals.term) }
+        let now = Host.monotonicSeconds()
+        for (pid, var child) in children {
+            Processes.signal(pid, Signals.term)
+            child.termSentAt = now  // an expected exit: not restarted, not a failure
+            children[pid] = child
+        }
         let deadline = Host.monotonicSeconds() + grace
         while !children.isEmpty && Host.monotonicSeconds() < deadline {
             for (pid, status) in Processes.reap() { _ = processExited(pid, status) }

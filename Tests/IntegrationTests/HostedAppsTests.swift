@@ -252,12 +252,14 @@ struct HostedAppsTests {
 
     // MARK: - Keep-alive
 
-    @Test func keptConnectionsNeverMakeARequestWaitBehindAnother() throws {
-        // 4 workers, 2 single-threaded processes, every connection kept: without
-        // reclaiming, a worker would connect to a process pinned by another worker's idle
-        // kept connection and wait there (nginx's head-of-line blocking).
+    @Test(arguments: ["sync", "thread"])
+    func keptConnectionsNeverMakeARequestWaitBehindAnother(workerClass: String) throws {
+        // 4 sync workers (or 2 thread workers of 4 threads), 2 single-threaded processes,
+        // every connection kept: a request must never be sent to a process pinned by an
+        // idle kept connection of another worker or thread (nginx's head-of-line blocking).
         let config = Self.app("c", [Self.cApp], "processes = 2\nkeep_conn = true\nqueue_timeout = \"5s\"")
-        let server = try GatewaydServer(config: config, server: "status_path = \"/status\"\nkeepalive = 0", workers: 4)
+        let server = try GatewaydServer(config: config, server: "status_path = \"/status\"\nkeepalive = 0\nworker_class = \"\(workerClass)\"\nthreads = 4",
+                                        workers: workerClass == "sync" ? 4 : 2)
         defer { server.stop() }
         let port = server.port
         let lock = NSLock()
