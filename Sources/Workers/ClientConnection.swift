@@ -18,7 +18,7 @@ public final class ClientConnection {
     public var buffer: [UInt8] = []
     public var start = 0
     /// Reads land here first, so a read costs a copy of what arrived, not a 64 KiB fill.
-    private var scratch = [UInt8](repeating: 0, count: 65536)
+    private var scratch = [UInt8].readBuffer(65536)
     let heartbeat: () -> Void
     /// Also watched while waiting: when it is readable, `heartbeat` runs at once (it
     /// handles the signal that made it readable).

@@ -194,7 +194,7 @@ struct FastCGIExchange {
         var redirect: String? = nil
         var declared: UInt64? = nil
         var sent: UInt64 = 0
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        var buffer = [UInt8].readBuffer(65536)
         let isHead = head.method == "HEAD"
 
         func abort(_ why: String) -> Attempt {
@@ -352,7 +352,7 @@ struct FastCGIExchange {
 
     func sendSpooled(_ file: FileDescriptor, to backend: FileDescriptor, id: UInt16) throws {
         var offset = 0
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        var chunk = [UInt8].readBuffer(65536)
         while true {
             let n = try file.pread(into: &chunk, at: offset)
             if n == 0 { return }
