@@ -42,6 +42,7 @@ const uint32_t gw_EPOLLHUP = EPOLLHUP;
 const uint32_t gw_EPOLLRDHUP = EPOLLRDHUP;
 const uint32_t gw_EPOLLET = EPOLLET;
 const uint32_t gw_EPOLLEXCLUSIVE = EPOLLEXCLUSIVE;
+const uint32_t gw_EPOLLONESHOT = EPOLLONESHOT;
 const int gw_EPOLL_CTL_ADD = EPOLL_CTL_ADD;
 const int gw_EPOLL_CTL_MOD = EPOLL_CTL_MOD;
 const int gw_EPOLL_CTL_DEL = EPOLL_CTL_DEL;

@@ -15,6 +15,8 @@ public struct Epoll: Sendable {
         public static let edgeTriggered = Events(rawValue: gw_EPOLLET)
         /// Wake one waiter per event on a shared listener (no thundering herd).
         public static let exclusive = Events(rawValue: gw_EPOLLEXCLUSIVE)
+        /// Report once, then stay disarmed until `modify` re-arms it (one thread per event).
+        public static let oneShot = Events(rawValue: gw_EPOLLONESHOT)
     }
 
     public let fd: FileDescriptor

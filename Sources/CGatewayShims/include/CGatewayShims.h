@@ -27,6 +27,7 @@ extern const uint32_t gw_EPOLLHUP;
 extern const uint32_t gw_EPOLLRDHUP;
 extern const uint32_t gw_EPOLLET;
 extern const uint32_t gw_EPOLLEXCLUSIVE;
+extern const uint32_t gw_EPOLLONESHOT;
 extern const int gw_EPOLL_CTL_ADD;
 extern const int gw_EPOLL_CTL_MOD;
 extern const int gw_EPOLL_CTL_DEL;
