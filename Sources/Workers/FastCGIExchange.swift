@@ -196,6 +196,11 @@ struct FastCGIExchange {
         var sent: UInt64 = 0
         var buffer = [UInt8].readBuffer(65536)
         let isHead = head.method == "HEAD"
+        // What one read from the app produced (head, body, last chunk) goes to the
+        // client in one write: three writes per small response cost the client side
+        // three wake-ups, and showed as a third of the worker's time.
+        var pending: [UInt8] = []
+        pending.reserveCapacity(4096)
 
         func abort(_ why: String) -> Attempt {
             ctx.logger.error("\(why)", metadata: meta)
@@ -241,21 +246,19 @@ struct FastCGIExchange {
                     framing = f
                     if f == .untilClose { keepAlive = false }
                     if case .contentLength(let c) = f { declared = c }
-                    guard write(bytes, conn, &outcome) else { return .finished(.done, reusable: false) }
+                    pending += bytes
                 case .body(let bytes):
                     guard redirect == nil, !isHead, let f = framing, f != .noBody else { continue }
-                    var out = bytes
                     if let d = declared {
                         // Never send more than the app's Content-Length promised.
                         let room = d > sent ? Int(min(d - sent, UInt64(bytes.count))) : 0
-                        out = Array(bytes.prefix(room))
+                        pending += bytes.prefix(room)
                     } else if f == .chunked {
-                        var chunk: [UInt8] = []
-                        out.withUnsafeBytes { HTTPChunkedEncoder.appendChunk($0, into: &chunk) }
-                        out = chunk
+                        bytes.withUnsafeBytes { HTTPChunkedEncoder.appendChunk($0, into: &pending) }
+                    } else {
+                        pending += bytes
                     }
                     sent += UInt64(bytes.count)
-                    guard out.isEmpty || write(out, conn, &outcome) else { return .finished(.done, reusable: false) }
                 case .stderr(let bytes):
                     for line in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) where !line.isEmpty {
                         ctx.logger.warning("app stderr: \(line)", metadata: meta)
@@ -263,17 +266,18 @@ struct FastCGIExchange {
                 case .end(let appStatus):
                     if let location = redirect { return .finished(.localRedirect(location), reusable: reader.reusable) }
                     if appStatus != 0 { ctx.logger.debug("app exit status \(appStatus)", metadata: meta) }
-                    if framing == .chunked && !isHead {
-                        var end: [UInt8] = []
-                        HTTPChunkedEncoder.appendEnd(into: &end)
-                        guard write(end, conn, &outcome) else { return .finished(.done, reusable: false) }
-                    }
+                    if framing == .chunked && !isHead { HTTPChunkedEncoder.appendEnd(into: &pending) }
+                    guard pending.isEmpty || write(pending, conn, &outcome) else { return .finished(.done, reusable: false) }
                     if let d = declared, !isHead, sent != d {
                         ctx.logger.error("app sent \(sent) body bytes but Content-Length \(d)", metadata: meta)
                         keepAlive = false
                     }
                     return .finished(.done, reusable: reader.reusable)
                 }
+            }
+            if !pending.isEmpty {
+                guard write(pending, conn, &outcome) else { return .finished(.done, reusable: false) }
+                pending.removeAll(keepingCapacity: true)
             }
         }
     }
