@@ -87,7 +87,10 @@ public final class Arbiter {
         nudgeRead = r
         nudgeWrite = try w.duplicate(atLeast: 64)
         try? w.close()
-        let dir = try Host.makeTemporaryDirectory("/tmp/gatewayd-apps-XXXXXX")
+        // The apps' sockets live in /tmp/gatewayd-apps-<master pid>-XXXXXX; a master
+        // killed with SIGKILL leaves its directory behind, so clear those of dead masters.
+        Host.removeStaleDirectories(prefix: "gatewayd-apps")
+        let dir = try Host.makeTemporaryDirectory("/tmp/gatewayd-apps-\(Processes.currentPID)-XXXXXX")
         let hosted = config.apps.contains { if case .hosted = $0.kind { return true } else { return false } }
         // Workers that drop to `user` must reach the hosted apps' sockets in it.
         if hosted && Host.isRoot && (config.server.user != nil || config.server.group != nil) {

@@ -124,3 +124,32 @@ extension Processes {
         _ = try syscall("chdir(\(path))") { chdir(path) }
     }
 }
+
+extension Host {
+    /// Names in a directory (not "." or ".."); empty if it cannot be read.
+    public static func directoryEntries(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Removes `/tmp/PREFIX-<pid>-*` directories (and the files in them) whose process
+    /// no longer exists: what a master killed with SIGKILL could not clean up.
+    public static func removeStaleDirectories(prefix: String) {
+        for name in directoryEntries("/tmp") where name.hasPrefix(prefix + "-") {
+            let rest = name.dropFirst(prefix.count + 1)
+            guard let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }), pid > 0,
+                  Glibc.kill(pid, 0) == -1 && errno == ESRCH else { continue }
+            let dir = "/tmp/" + name
+            for file in directoryEntries(dir) { unlink(dir + "/" + file) }
+            rmdir(dir)
+        }
+    }
+}

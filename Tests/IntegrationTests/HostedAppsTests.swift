@@ -1,4 +1,5 @@
 import Foundation
+import GatewaySystem
 import Testing
 import Glibc
 
@@ -172,6 +173,23 @@ struct HostedAppsTests {
         #expect(Set(server.appPIDs("c-app")) == Set(apps))
         let failures = load(concurrency: 2, count: 20) { _ in try http(server.port, "GET", "/c/hello") }
         #expect(failures.isEmpty, "\(failures)")
+    }
+
+    @Test func appsDieWithAKilledMasterAndItsSocketsAreClearedLater() throws {
+        let config = Self.app("c", [Self.cApp], "processes = 2")
+        let first = try GatewaydServer(config: config)
+        #expect(Self.eventually(5) { first.appPIDs("c-app").count == 2 })
+        let apps = first.appPIDs("c-app")
+        let runDir = "gatewayd-apps-\(first.masterPID)-"
+        #expect(Host.directoryEntries("/tmp").contains { $0.hasPrefix(runDir) })
+        kill(first.masterPID, SIGKILL)
+        first.process.waitUntilExit()
+        // PR_SET_PDEATHSIG: the apps go with the master (zombies count as gone).
+        #expect(Self.eventually(3) { apps.allSatisfy { !((try? String(contentsOfFile: "/proc/\($0)/status", encoding: .utf8)) ?? "State:\tZ").contains("State:\tS") } })
+        first.stop()
+        let second = try GatewaydServer(config: config)
+        defer { second.stop() }
+        #expect(!Host.directoryEntries("/tmp").contains { $0.hasPrefix(runDir) }, "the dead master's socket directory is removed")
     }
 
     @Test func appsStopWithTheMaster() throws {
