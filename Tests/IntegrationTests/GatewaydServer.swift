@@ -33,7 +33,7 @@ final class GatewaydServer: @unchecked Sendable {
         process.standardOutput = FileHandle(forWritingAtPath: accessLogPath)
         process.standardError = FileHandle(forWritingAtPath: errorLogPath)
         try process.run()
-        if wait { try waitUntilServing() }
+        if wait { try waitUntilServing(workers: workers) }
     }
 
     func writeConfig(_ body: String, server extra: String = "", workers: Int = 2) throws {
@@ -43,11 +43,13 @@ final class GatewaydServer: @unchecked Sendable {
 
     var masterPID: Int32 { process.processIdentifier }
 
-    func waitUntilServing(timeout: Double = 10) throws {
+    /// Waits until every worker has started (a child is a worker once its exec is done)
+    /// and the port accepts connections.
+    func waitUntilServing(workers: Int = 1, timeout: Double = 10) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if !process.isRunning { throw TestFailure("gatewayd exited: \(errorLog)") }
-            if workerPIDs().count > 0, let fd = try? Socket.connectTCP(host: "127.0.0.1", port: port) {
+            if workerPIDs().count >= workers, let fd = try? Socket.connectTCP(host: "127.0.0.1", port: port) {
                 try? fd.close()
                 return
             }
