@@ -137,6 +137,16 @@ extension Processes {
     /// Drops privileges to `user` (and `group`, else the user's group). Only root can.
     public static func switchUser(_ user: String?, group: String?) throws(SystemError) {
         guard user != nil || group != nil else { return }
+        let (uid, gid) = try userAndGroupIDs(user, group: group)
+        if let gid {
+            _ = try syscall("setgroups") { setgroups(1, [gid]) }
+            _ = try syscall("setgid") { setgid(gid) }
+        }
+        if let uid { _ = try syscall("setuid") { setuid(uid) } }
+    }
+
+    /// The ids of `user` and `group`; the group defaults to the user's own.
+    static func userAndGroupIDs(_ user: String?, group: String?) throws(SystemError) -> (uid: uid_t?, gid: gid_t?) {
         var gid: gid_t? = nil
         var uid: uid_t? = nil
         if let user {
@@ -148,11 +158,7 @@ extension Processes {
             guard let gr = getgrnam(group) else { throw SystemError(errno: ENOENT, "getgrnam(\(group)): no such group") }
             gid = gr.pointee.gr_gid
         }
-        if let gid {
-            _ = try syscall("setgroups") { setgroups(1, [gid]) }
-            _ = try syscall("setgid") { setgid(gid) }
-        }
-        if let uid { _ = try syscall("setuid") { setuid(uid) } }
+        return (uid, gid)
     }
 }
 

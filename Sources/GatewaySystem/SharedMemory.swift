@@ -81,18 +81,9 @@ extension Host {
 
     /// Gives `path` to `user` (used when the master runs as root and workers do not).
     public static func changeOwner(_ path: String, user: String?, group: String?) throws(SystemError) {
-        var uid: uid_t = uid_t.max
-        var gid: gid_t = gid_t.max
-        if let user {
-            guard let pw = getpwnam(user) else { throw SystemError(errno: ENOENT, "getpwnam(\(user)): no such user") }
-            uid = pw.pointee.pw_uid
-            gid = pw.pointee.pw_gid
-        }
-        if let group {
-            guard let gr = getgrnam(group) else { throw SystemError(errno: ENOENT, "getgrnam(\(group)): no such group") }
-            gid = gr.pointee.gr_gid
-        }
-        _ = try syscall("chown(\(path))") { chown(path, uid, gid) }
+        let (uid, gid) = try Processes.userAndGroupIDs(user, group: group)
+        // -1 (max) leaves that id as it is.
+        _ = try syscall("chown(\(path))") { chown(path, uid ?? uid_t.max, gid ?? gid_t.max) }
     }
 
     /// The absolute path of `program` found on `searchPath` (PATH), or nil.

@@ -86,10 +86,8 @@ public final class AppDispatcher {
             }
             if !unparked.isEmpty { a.dispatch(now: now) }
             keeper = a.requestReclaim(excluding: pid)
-            if a.record.pointee.hosted == 1 && a.census().running < a.slotCount {
-                a.record.pointee.spawnWanted = 1
-                nudge = true
-            }
+            // The master may start a process for us (dynamic, ondemand).
+            nudge = a.record.pointee.hosted == 1 && a.census().running < a.slotCount
             return nil
         }
         keptLock.withLock { for s in unparked { try? kept[app].removeValue(forKey: s)?.fd.close() } }

@@ -93,18 +93,15 @@ public final class AppSupervisor {
 
     /// Empty slots (no process), idle slots with their idle time, and waiting requests.
     func snapshot(_ app: Int, now: Double) -> (empty: [Int], idle: [(slot: Int, since: Double)], waiting: Int) {
-        let busyChildren = Set(children.values.filter { $0.app == app }.map(\.slot))
-        return table.withLock(app) { a in
+        table.withLock(app) { a in
             var empty: [Int] = []
             var idle: [(Int, Double)] = []
             for s in a.slotIndices {
                 let slot = a.slots[s]
-                if slot.processPID == 0 && !busyChildren.contains(s) { empty.append(s) }
+                if slot.processPID == 0 { empty.append(s) }
                 if slot.processPID != 0 && slot.state == SlotState.idle.rawValue { idle.append((s, slot.idleSince)) }
             }
-            let waiting = Int(a.record.pointee.queueLength)
-            a.record.pointee.spawnWanted = 0
-            return (empty, idle, waiting)
+            return (empty, idle, Int(a.record.pointee.queueLength))
         }
     }
 
@@ -124,18 +121,23 @@ public final class AppSupervisor {
 
     /// TERM to processes marked retiring; KILL to those that ignore it for 5 s.
     func stopRetiring(_ app: Int, now: Double) {
-        let retiring: [Int64] = table.withLock(app) { a in
-            a.slotIndices.filter { a.slots[$0].state == SlotState.retiring.rawValue && a.slots[$0].processPID != 0 }.map { a.slots[$0].processPID }
+        // (pid, slot, its request limit when it reached it), read under the lock.
+        let retiring: [(pid: Int32, slot: Int, recycled: Int64?)] = table.withLock(app) { a in
+            a.slotIndices.compactMap { s in
+                let slot = a.slots[s]
+                guard slot.state == SlotState.retiring.rawValue, slot.processPID != 0 else { return nil }
+                let recycled = slot.requestLimit > 0 && slot.requests >= slot.requestLimit ? slot.requestLimit : nil
+                return (Int32(slot.processPID), s, recycled)
+            }
         }
-        for pid in retiring.map(Int32.init) {
+        for (pid, slot, recycled) in retiring {
             guard var child = children[pid] else { continue }
             if let t = child.termSentAt {
                 if now - t > 5 { Processes.signal(pid, Signals.kill) }
                 continue
             }
-            if table.apps[app].slots[child.slot].requests >= table.apps[app].slots[child.slot].requestLimit,
-               table.apps[app].slots[child.slot].requestLimit > 0 {
-                logger.info("app \(config.apps[app].name): process \(pid) (slot \(child.slot)) served its \(table.apps[app].slots[child.slot].requestLimit) requests (max_requests); replacing it")
+            if let limit = recycled {
+                logger.info("app \(config.apps[app].name): process \(pid) (slot \(slot)) served its \(limit) requests (max_requests); replacing it")
             }
             Processes.signal(pid, Signals.term)
             child.termSentAt = now

@@ -48,7 +48,6 @@ public enum SlotState: Int64, Sendable {
 
 /// Per-app counters and the queue's ring indexes.
 public struct AppRecord {
-    var reserved: UInt64 = 0
     public var slotCount: Int64 = 0
     /// 1: gatewayd runs the processes (a slot without one is empty).
     public var hosted: Int64 = 0
@@ -66,8 +65,6 @@ public struct AppRecord {
     public var slowRequests: Int64 = 0
     /// Requests answered 503: queue_timeout passed or the queue was full.
     public var rejected: Int64 = 0
-    /// 1: a request is waiting and more processes may start (dynamic, ondemand).
-    public var spawnWanted: Int64 = 0
 }
 
 /// A request waiting for a slot.

@@ -32,9 +32,6 @@ public final class WorkerContext {
     let counters = Condition()
     /// Called while waiting (each second at most): heartbeat and signal checks.
     public var onWait: () -> Void = {}
-    /// Readable when a signal arrived (the worker's self-pipe): every blocking wait also
-    /// watches it, so a request to give back a kept connection is answered at once.
-    public var wakeDescriptor: FileDescriptor? = nil
 
     public init(config: Configuration, logger: Logger, errorSink: LogSink, accessLog: AccessLog?,
                 dispatcher: AppDispatcher, workerRecord: Int = -1) {

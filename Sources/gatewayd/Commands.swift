@@ -84,7 +84,6 @@ struct WorkerCommand: ParsableCommand {
         let ctx = WorkerContext(config: config, logger: logger, errorSink: sink, accessLog: access,
                                 dispatcher: dispatcher, workerRecord: workerRecord)
         ctx.onWait = { process.beatAndCheck(ctx) }
-        ctx.wakeDescriptor = process.signalPipe
         switch config.server.workerClass {
         case .sync:
             let code = SyncWorker(context: ctx, process: process).run()

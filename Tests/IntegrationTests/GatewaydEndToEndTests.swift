@@ -186,10 +186,11 @@ struct GatewaydEndToEndTests {
         #expect(t < 1.0)
     }
 
-    @Test func termUnderLoadFinishesInFlightRequests() throws {
+    @Test(arguments: workerClasses)
+    func termUnderLoadFinishesInFlightRequests(workerClass: String) throws {
         let stack = try AppStack()
         defer { stack.stop() }
-        let server = try GatewaydServer(config: stack.config, workers: 2)
+        let server = try GatewaydServer(config: stack.config, server: "worker_class = \"\(workerClass)\"", workers: 2)
         defer { server.stop() }
         let port = server.port
         let signaller = Thread {
@@ -197,7 +198,7 @@ struct GatewaydEndToEndTests {
             server.signal(SIGTERM)
         }
         signaller.start()
-        // Two requests in flight (one per worker) when TERM arrives: both must complete.
+        // Two requests in flight when TERM arrives: both must complete.
         let failures = load(concurrency: 2, count: 2) { _ in try http(port, "GET", "/c/sleep?ms=600") }
         #expect(failures.isEmpty, "\(failures)")
         #expect(server.waitForExit(timeout: 10) == 0)

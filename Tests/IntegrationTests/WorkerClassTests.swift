@@ -71,18 +71,4 @@ struct WorkerClassTests {
             }
         }
     }
-
-    @Test func threadWorkerDrainsOnTerm() throws {
-        let server = try GatewaydServer(config: Self.config, server: "worker_class = \"thread\"", workers: 1)
-        let port = server.port
-        let signaller = Thread {
-            usleep(150_000)
-            server.signal(SIGTERM)
-        }
-        signaller.start()
-        let failures = load(concurrency: 2, count: 2) { _ in try http(port, "GET", "/c/sleep?ms=600") }
-        #expect(failures.isEmpty, "\(failures)")
-        #expect(server.waitForExit(timeout: 10) == 0)
-        server.stop()
-    }
 }
