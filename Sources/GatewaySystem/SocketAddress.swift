@@ -33,6 +33,41 @@ extension Socket {
         }
     }
 
+    /// Starts a connect and returns at once; the socket stays non-blocking (event loops).
+    /// `inProgress`: wait until it is writable, then read `pendingError`. A unix socket
+    /// whose backlog is full fails with EAGAIN: try again a little later.
+    public static func startConnectUnix(path: String) throws(SystemError) -> (fd: FileDescriptor, inProgress: Bool) {
+        var addr = try unixAddress(path)
+        let fd = FileDescriptor(try syscall("socket") { gw_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 1) })
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        return try startedConnect(fd, result: r, what: "connect(unix:\(path))")
+    }
+
+    public static func startConnectTCP(host: String, port: Int) throws(SystemError) -> (fd: FileDescriptor, inProgress: Bool) {
+        var storage = sockaddr_storage()
+        let length = try fillAddress(&storage, host: host, port: port)
+        let fd = FileDescriptor(try syscall("socket") { gw_socket(Int32(storage.ss_family), Int32(SOCK_STREAM.rawValue), 1) })
+        setNoDelay(fd)
+        let r = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, length) } }
+        return try startedConnect(fd, result: r, what: "connect(\(host):\(port))")
+    }
+
+    private static func startedConnect(_ fd: FileDescriptor, result: Int32, what: String) throws(SystemError) -> (fd: FileDescriptor, inProgress: Bool) {
+        if result == 0 { return (fd, false) }
+        let e = errno
+        if e == EINPROGRESS || e == EINTR { return (fd, true) }
+        try? fd.close()
+        throw SystemError(errno: e, what)
+    }
+
+    /// The outcome of a non-blocking connect once the socket is writable (0: connected).
+    public static func pendingError(_ fd: FileDescriptor) -> Int32 {
+        var soError: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &soError, &len) != 0 { return errno }
+        return soError
+    }
+
     private static func finishConnect(_ fd: FileDescriptor, result: Int32, timeoutMilliseconds: Int32, what: String) throws(SystemError) {
         if result == -1 {
             let e = errno

@@ -62,21 +62,38 @@ public final class AppDispatcher {
     /// A slot for one request to `app`, waiting in the queue until `deadline` if all are
     /// busy. `onWait` runs at least every 200 ms while waiting (heartbeat, signals).
     public func acquire(app: Int, deadline: Double, onWait: () -> Void) -> Result<Lease, QueueFailure> {
+        switch tryAcquire(app: app, notifyBySignal: false) {
+        case .granted(let lease): return .success(lease)
+        case .queueFull: return .failure(.queueFull)
+        case .queued(let ticket): return waitForGrant(app: app, ticket: ticket, deadline: deadline, onWait: onWait)
+        }
+    }
+
+    public enum Attempt {
+        case granted(Lease)
+        /// In the queue: the grant comes later (futex word, or SIGUSR2 with `notifyBySignal`).
+        case queued(ticket: Int64)
+        case queueFull
+    }
+
+    /// Takes a free slot now, or joins the queue without waiting. An event loop passes
+    /// `notifyBySignal`: its grant then comes as SIGUSR2, and it collects it with `collectGrants`.
+    public func tryAcquire(app: Int, notifyBySignal: Bool) -> Attempt {
         let now = Host.monotonicSeconds()
-        var ticket: Int64? = nil
         var keeper: Int64? = nil
         var nudge = false
         var unparked: [Int] = []
-        let immediate: Granted?? = table.withLock(app) { a in
+        // The lease is made after the lock is released: `keptLock` is never taken inside it.
+        enum Locked { case granted(Granted), queued(Int64), full }
+        let result: Locked = table.withLock(app) { a in
             if a.record.pointee.queueLength == 0, let s = a.pickSlot(for: pid, now: now) {
                 a.take(s, for: pid, now: now)
-                return Granted(a, s, pid)
+                return .granted(Granted(a, s, pid))
             }
-            guard let t = a.enqueue(pid) else {
+            guard let t = a.enqueue(pid, notify: notifyBySignal) else {
                 a.record.pointee.rejected += 1
-                return .some(nil)
+                return .full
             }
-            ticket = t
             // Others were waiting first: a connection this worker parked goes to them
             // too (we take our turn like everyone else).
             for s in a.slotIndices where a.slots[s].keeper == pid && a.slots[s].state == SlotState.idle.rawValue {
@@ -88,18 +105,16 @@ public final class AppDispatcher {
             keeper = a.requestReclaim(excluding: pid)
             // The master may start a process for us (dynamic, ondemand).
             nudge = a.record.pointee.hosted == 1 && a.census().running < a.slotCount
-            return nil
+            return .queued(t)
         }
-        keptLock.withLock { for s in unparked { try? kept[app].removeValue(forKey: s)?.fd.close() } }
+        if !unparked.isEmpty { keptLock.withLock { for s in unparked { try? kept[app].removeValue(forKey: s)?.fd.close() } } }
         if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }
         if nudge { nudgeMaster() }
-        switch immediate {
-        case .some(.some(let got)): return .success(lease(app, got))
-        case .some(.none): return .failure(.queueFull)
-        case .none: break
+        switch result {
+        case .granted(let got): return .granted(lease(app, got))
+        case .queued(let t): return .queued(ticket: t)
+        case .full: return .queueFull
         }
-        guard let ticket else { return .failure(.queueFull) }
-        return waitForGrant(app: app, ticket: ticket, deadline: deadline, onWait: onWait)
     }
 
     func waitForGrant(app: Int, ticket: Int64, deadline: Double, onWait: () -> Void) -> Result<Lease, QueueFailure> {
@@ -126,6 +141,36 @@ public final class AppDispatcher {
             Futex.wait(word, expected: seq, timeoutMilliseconds: ms)
             onWait()
         }
+    }
+
+    /// For an event loop: the grants among its queued `tickets`, under one lock.
+    /// `askKeepers`: also ask a keeper of a parked connection to give it back (the
+    /// loop does so every 200 ms or so, as a blocking waiter does).
+    public func collectGrants(app: Int, tickets: [Int64], askKeepers: Bool) -> [(ticket: Int64, lease: Lease)] {
+        let now = Host.monotonicSeconds()
+        var keeper: Int64? = nil
+        let got: [(Int64, Granted)] = table.withLock(app) { a in
+            a.dispatch(now: now)  // a slot may have come back without a release (an overload pause ended)
+            var got: [(Int64, Granted)] = []
+            for t in tickets {
+                if let s = a.collect(t) { got.append((t, Granted(a, s, pid))) }
+            }
+            if askKeepers && got.count < tickets.count { keeper = a.requestReclaim(excluding: pid) }
+            return got
+        }
+        if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }
+        return got.map { ($0.0, lease(app, $0.1)) }
+    }
+
+    /// For an event loop: leaves the queue (queue_timeout, or the client went away).
+    /// Returns the slot if it was granted meanwhile; `timedOut` counts a rejection.
+    public func cancelWait(app: Int, ticket: Int64, timedOut: Bool) -> Lease? {
+        let got: Granted? = table.withLock(app) { a in
+            if let s = a.cancel(ticket) { return Granted(a, s, pid) }
+            if timedOut { a.record.pointee.rejected += 1 }
+            return nil
+        }
+        return got.map { lease(app, $0) }
     }
 
     /// A slot just taken, read under the lock: is the connection we keep to it still ours?

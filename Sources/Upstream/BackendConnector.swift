@@ -15,3 +15,30 @@ public enum BackendConnector {
         }
     }
 }
+
+extension BackendConnector {
+    /// A connect an event loop started.
+    public enum Started {
+        case connected(FileDescriptor)
+        /// Wait until writable, then check Socket.pendingError.
+        case inProgress(FileDescriptor)
+        /// The unix socket's backlog is full (its process is being replaced): try again shortly.
+        case busy
+    }
+
+    /// Starts a non-blocking connect; the socket stays non-blocking.
+    public static func startConnect(_ address: ConnectAddress) throws(UpstreamError) -> Started {
+        do {
+            let started: (fd: FileDescriptor, inProgress: Bool)
+            switch address {
+            case .unix(let path): started = try Socket.startConnectUnix(path: path)
+            case .tcp(let host, let port): started = try Socket.startConnectTCP(host: host, port: port)
+            }
+            return started.inProgress ? .inProgress(started.fd) : .connected(started.fd)
+        } catch where error.errno == EAGAIN_ {
+            return .busy
+        } catch {
+            throw .connect("\(address): \(error)")
+        }
+    }
+}

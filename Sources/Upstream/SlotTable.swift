@@ -76,7 +76,9 @@ public struct WaiterRecord {
     /// The futex word this waiter sleeps on: bumped and woken when it is granted a slot,
     /// so a grant wakes one waiter, not the whole queue.
     public var word: UInt32 = 0
-    var pad: UInt32 = 0
+    /// 1: the waiter is an event loop (the epoll worker), which cannot sleep on the
+    /// word: its grant also sends it SIGUSR2, which wakes its loop through the signal pipe.
+    public var notify: UInt32 = 0
 }
 
 public enum WaiterState: Int64 {
@@ -124,6 +126,9 @@ public final class SlotTable: @unchecked Sendable {
     public let memory: SharedMemory
     public let apps: [AppArea]
     public let workers: UnsafeMutablePointer<WorkerRecord>
+    /// This process's pid: a grant made by an event loop to its own waiter needs no
+    /// signal (the loop collects its grants after every round of events).
+    public static let ownPID: Int64 = Int64(Processes.currentPID)
 
     /// Waiting requests an app's queue can hold: twice what the workers can have in
     /// flight, so it fills only when something is badly wrong (then: 503 at once).
@@ -268,20 +273,24 @@ extension AppArea {
             waiters[i].slot = Int64(s)
             let word = waiterWordPointer(head)
             word.pointee &+= 1
-            Futex.wakeAll(word)
+            if waiters[i].notify == 1 {
+                if waiters[i].pid != SlotTable.ownPID { _ = Processes.signal(Int32(waiters[i].pid), Signals.usr2) }
+            } else {
+                Futex.wakeAll(word)
+            }
             r.pointee.queueHead += 1
             r.pointee.queueLength -= 1
         }
     }
 
     /// Joins the queue; nil when it is full.
-    public func enqueue(_ pid: Int64) -> Int64? {
+    public func enqueue(_ pid: Int64, notify: Bool = false) -> Int64? {
         let r = record
         let ticket = r.pointee.queueTail
         let i = Int(ticket % r.pointee.queueCapacity)
         guard waiters[i].state == WaiterState.free.rawValue else { return nil }
         let word = waiters[i].word
-        waiters[i] = WaiterRecord(ticket: ticket, pid: pid, state: WaiterState.waiting.rawValue, slot: -1, word: word)
+        waiters[i] = WaiterRecord(ticket: ticket, pid: pid, state: WaiterState.waiting.rawValue, slot: -1, word: word, notify: notify ? 1 : 0)
         r.pointee.queueTail += 1
         r.pointee.queueLength += 1
         r.pointee.queueMax = max(r.pointee.queueMax, r.pointee.queueLength)

@@ -96,21 +96,18 @@ public struct BlockingPipeline {
             return keep
         }
 
-        if let statusPath = ctx.config.server.statusPath, Self.requestPath(head.target) == statusPath {
-            guard head.method == "GET" || head.method == "HEAD" else { return fail(405, [("Allow", "GET, HEAD")]) }
-            let page = StatusPage.response(ctx, target: head.target, method: head.method, keepAlive: keepAlive && bodyless)
-            outcome.status = 200
-            outcome.bytesSent = page.count
-            do { try conn.write(page, timeout: timeouts.send) } catch { return false }
-            return keepAlive && bodyless
-        }
         var target = head.target
         for _ in 0..<6 {  // local redirects (Location: /path) are followed up to 5 times
-            guard let path = Self.requestPath(target) else { return fail(400) }
-            guard let match = ctx.router.match(path) else { return fail(404) }
-            switch match.route.target {
-            case .app(let name):
-                guard let app = ctx.config.app(named: name) else { return fail(500) }
+            switch ctx.destination(method: head.method, target: target) {
+            case .refuse(let status, let headers):
+                return fail(status, headers)
+            case .statusPage:
+                let page = StatusPage.response(ctx, target: target, method: head.method, keepAlive: keepAlive && bodyless)
+                outcome.status = 200
+                outcome.bytesSent = page.count
+                do { try conn.write(page, timeout: timeouts.send) } catch { return false }
+                return keepAlive && bodyless
+            case .app(let app, _, let match):
                 let exchange = FastCGIExchange(ctx: ctx, head: head, target: target, match: match, app: app, requestID: rid)
                 switch exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome) {
                 case .done:
@@ -122,35 +119,16 @@ public struct BlockingPipeline {
                     target = location
                     keepAlive = keepAlive && bodyless
                 }
-            case .cgi, .static:
-                ctx.logger.warning("route for \(path) is a \(match.route.target) route; CGI and static files are not served by this version yet")
-                return fail(501)
             }
         }
         ctx.logger.error("more than 5 local redirects", metadata: ["request_id": "\(rid)"])
         return fail(500)
     }
 
-    /// The decoded, normalised path of a target: origin-form as is, absolute-form from its
-    /// path part. Nil for asterisk and authority forms, and for bad encodings or "..".
-    static func requestPath(_ target: String) -> String? {
-        var t = Substring(target)
-        if !t.hasPrefix("/") {
-            guard let scheme = t.range(of: "://") else { return nil }
-            let afterAuthority = t[scheme.upperBound...]
-            t = afterAuthority.firstIndex(of: "/").map { afterAuthority[$0...] } ?? "/"
-        }
-        if let q = t.firstIndex(of: "?") { t = t[..<q] }
-        return try? CGIPath.clean(t)
-    }
-
     func logAccess(_ conn: ClientConnection, method: String, target: String, version: String, status: Int, bytes: Int,
                    started: Double, upstream: Double?, rid: String, head: HTTPRequestHead?) {
-        ctx.accessLog?.write(AccessLog.Entry(
-            remote: conn.remote.address.isEmpty ? "unix:" : conn.remote.address, method: method, target: target,
-            version: version, status: status, bytesSent: bytes, referer: head?.headers.first("Referer"),
-            userAgent: head?.headers.first("User-Agent"), requestTime: Host.monotonicSeconds() - started,
-            upstreamTime: upstream, requestID: rid))
+        ctx.logAccess(remote: conn.remote.address, method: method, target: target, version: version, status: status,
+                      bytes: bytes, started: started, upstream: upstream, rid: rid, head: head)
     }
 }
 

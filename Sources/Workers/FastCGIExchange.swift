@@ -57,7 +57,7 @@ struct FastCGIExchange {
             }
         }
 
-        let params = CGIEnvironment.build(head: redirectedHead(), context: cgiContext(conn, contentLength: bodyLength))
+        let params = CGIEnvironment.build(head: redirectedHead(), context: cgiContext(remote: conn.remote, local: conn.local, contentLength: bodyLength))
         // A body streamed from the client cannot be sent twice: such a request never
         // rides on a kept connection and is never retried on another slot.
         let replayable = redirected || spool != nil || bodyLength == nil || bodyLength == 0
@@ -189,23 +189,19 @@ struct FastCGIExchange {
 
     /// Reads the app's output and streams it to the client.
     func relayResponse(_ backend: FileDescriptor, _ conn: ClientConnection, keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
-        var reader = FastCGIResponseReader(requestID: 1, maxHeadSize: ctx.config.limits.maxResponseHead)
-        var framing: HTTPResponseFraming? = nil
-        var redirect: String? = nil
-        var declared: UInt64? = nil
-        var sent: UInt64 = 0
+        var relay = ResponseRelay(request: head, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: keepAlive)
         var buffer = [UInt8].readBuffer(65536)
-        let isHead = head.method == "HEAD"
         // What one read from the app produced (head, body, last chunk) goes to the
         // client in one write: three writes per small response cost the client side
         // three wake-ups, and showed as a third of the worker's time.
         var pending: [UInt8] = []
         pending.reserveCapacity(4096)
+        defer { outcome.status = relay.status }
 
         func abort(_ why: String) -> Attempt {
             ctx.logger.error("\(why)", metadata: meta)
             keepAlive = false
-            if framing == nil { return .finished(.failed(why.contains("nothing within") ? 504 : 502, []), reusable: false) }
+            if !relay.headSent { return .finished(.failed(why.contains("nothing within") ? 504 : 502, []), reusable: false) }
             return .finished(.done, reusable: false)  // the head is out: all we can do is close
         }
 
@@ -221,59 +217,22 @@ struct FastCGIExchange {
             }
             let n: Int
             do { n = try backend.read(into: &buffer, from: 0) ?? 0 } catch {
-                if reader.bytesReceived == 0 { return .retry }
+                if relay.bytesReceived == 0 { return .retry }
                 return abort("reading from the app: \(error)")
             }
             if n == 0 {
-                if reader.bytesReceived == 0 { return .retry }
+                if relay.bytesReceived == 0 { return .retry }
                 return abort("\(UpstreamError.closedEarly)")
             }
-            let outputs: [FastCGIResponseReader.Output]
-            do { outputs = try reader.receive(buffer[0..<n]) } catch {
-                if case .overloaded = error, framing == nil { return .overloaded }
+            do { try relay.receive(buffer[0..<n], into: &pending, ctx: ctx, meta: meta) } catch {
+                if case .overloaded = error, !relay.headSent { return .overloaded }
                 return abort("\(error)")
             }
-            for output in outputs {
-                switch output {
-                case .head(let cgi):
-                    outcome.status = cgi.status
-                    if case .localRedirect(let location) = cgi.kind, head.method == "GET" || head.method == "HEAD" {
-                        redirect = location
-                        continue
-                    }
-                    keepAlive = keepAlive && !ctx.draining
-                    let (bytes, f) = ResponseHead.forApp(cgi, request: head, keepAlive: keepAlive, date: ctx.httpDate())
-                    framing = f
-                    if f == .untilClose { keepAlive = false }
-                    if case .contentLength(let c) = f { declared = c }
-                    pending += bytes
-                case .body(let bytes):
-                    guard redirect == nil, !isHead, let f = framing, f != .noBody else { continue }
-                    if let d = declared {
-                        // Never send more than the app's Content-Length promised.
-                        let room = d > sent ? Int(min(d - sent, UInt64(bytes.count))) : 0
-                        pending += bytes.prefix(room)
-                    } else if f == .chunked {
-                        bytes.withUnsafeBytes { HTTPChunkedEncoder.appendChunk($0, into: &pending) }
-                    } else {
-                        pending += bytes
-                    }
-                    sent += UInt64(bytes.count)
-                case .stderr(let bytes):
-                    for line in String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline) where !line.isEmpty {
-                        ctx.logger.warning("app stderr: \(line)", metadata: meta)
-                    }
-                case .end(let appStatus):
-                    if let location = redirect { return .finished(.localRedirect(location), reusable: reader.reusable) }
-                    if appStatus != 0 { ctx.logger.debug("app exit status \(appStatus)", metadata: meta) }
-                    if framing == .chunked && !isHead { HTTPChunkedEncoder.appendEnd(into: &pending) }
-                    guard pending.isEmpty || write(pending, conn, &outcome) else { return .finished(.done, reusable: false) }
-                    if let d = declared, !isHead, sent != d {
-                        ctx.logger.error("app sent \(sent) body bytes but Content-Length \(d)", metadata: meta)
-                        keepAlive = false
-                    }
-                    return .finished(.done, reusable: reader.reusable)
-                }
+            keepAlive = relay.keepAlive
+            if relay.ended {
+                if let location = relay.redirect { return .finished(.localRedirect(location), reusable: relay.reusable) }
+                guard pending.isEmpty || write(pending, conn, &outcome) else { return .finished(.done, reusable: false) }
+                return .finished(.done, reusable: relay.reusable)
             }
             if !pending.isEmpty {
                 guard write(pending, conn, &outcome) else { return .finished(.done, reusable: false) }
@@ -377,15 +336,15 @@ struct FastCGIExchange {
         return h
     }
 
-    func cgiContext(_ conn: ClientConnection, contentLength: UInt64?) -> CGIRequestContext {
+    func cgiContext(remote: (address: String, port: Int), local: (address: String, port: Int), contentLength: UInt64?) -> CGIRequestContext {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
         let root = app.root
         let filename = root.map { CGIEnvironment.joinPath($0, match.scriptName) }
         return CGIRequestContext(
             scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: root, scriptFilename: filename,
-            contentLength: contentLength, remoteAddress: conn.remote.address.isEmpty ? "127.0.0.1" : conn.remote.address,
-            remotePort: conn.remote.port, serverName: host.isEmpty ? ctx.config.server.serverName : host,
-            serverPort: conn.local.port, serverAddress: conn.local.address.isEmpty ? nil : conn.local.address,
+            contentLength: contentLength, remoteAddress: remote.address.isEmpty ? "127.0.0.1" : remote.address,
+            remotePort: remote.port, serverName: host.isEmpty ? ctx.config.server.serverName : host,
+            serverPort: local.port, serverAddress: local.address.isEmpty ? nil : local.address,
             https: false, serverSoftware: WorkerContext.software,
             extra: match.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } + app.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
     }

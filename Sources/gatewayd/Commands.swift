@@ -97,8 +97,13 @@ struct WorkerCommand: ParsableCommand {
             let code = worker.run()
             if code != 0 { throw ExitCode(code) }
         case .epoll:
-            logger.critical("cannot boot: worker_class \"epoll\" is not built yet (issue #5); use sync or thread")
-            throw bootFailure
+            let worker: EpollWorker
+            do { worker = try EpollWorker(context: ctx, process: process) } catch {
+                logger.critical("cannot boot: \(error)")
+                throw bootFailure
+            }
+            let code = worker.run()
+            if code != 0 { throw ExitCode(code) }
         }
     }
 }

@@ -40,7 +40,7 @@ struct RouterTests {
         ("http://example.com", "/"), ("*", nil), ("example.com:443", nil), ("/../etc/passwd", nil), ("/a%00b", nil),
     ])
     func requestPath(target: String, path: String?) {
-        #expect(BlockingPipeline.requestPath(target) == path)
+        #expect(WorkerContext.requestPath(target) == path)
     }
 
     @Test func accessLogEscapesAndFormats() {

@@ -1,0 +1,144 @@
+import GatewayConfig
+import GatewaySystem
+import HTTPWire
+import Upstream
+
+/// One client connection of the epoll worker, and where it stands.
+final class EpollClient {
+    enum Phase {
+        /// Waiting for (the rest of) a request head; idle between keep-alive requests.
+        case head
+        /// Buffering the request body (in memory, then in a temporary file).
+        case body
+        /// In the app's queue for a slot.
+        case queued
+        /// Connecting to the app (or waiting to retry a unix socket with a full backlog).
+        case connecting
+        /// Sending the request to the app and relaying its response.
+        case upstream
+        /// Writing a finished response; then the next request, or close.
+        case flushing
+        /// Closing: our side is shut, reading what the client still sends until EOF,
+        /// so the kernel does not answer it with a reset that could eat our response.
+        case lingering
+    }
+
+    let fd: FileDescriptor
+    /// Tells this connection's events apart from those of an earlier one with the same fd.
+    let serial: UInt32
+    var phase = Phase.head
+    var closed = false
+    /// Edge-triggered readiness, as last seen: cleared when a read or write comes up short.
+    var readable = false
+    var writable = true
+    /// Received and not yet parsed: input[inputStart...]. Freed whenever it empties,
+    /// so an idle keep-alive connection holds no buffer.
+    var input: [UInt8] = []
+    var inputStart = 0
+    /// Not yet written: output[outputStart...].
+    var output: [UInt8] = []
+    var outputStart = 0
+    var parser: HTTPRequestParser
+    /// A byte of the next request has arrived (the header timeout runs, not the idle one).
+    var sawByte = false
+    /// After a flush: serve the next request (true) or close.
+    var keepAfterFlush = false
+    /// Close by lingering: the client may still be sending what we did not read.
+    var lingerOnClose = false
+    var deadline = Double.infinity
+    var request: EpollRequest? = nil
+
+    init(fd: FileDescriptor, serial: UInt32, limits: HTTPLimits) {
+        self.fd = fd
+        self.serial = serial
+        parser = HTTPRequestParser(limits: limits)
+    }
+
+    lazy var remote: (address: String, port: Int) = Socket.peerAddress(fd)
+    lazy var local: (address: String, port: Int) = Socket.localAddress(fd)
+
+    var unconsumed: ArraySlice<UInt8> { input[inputStart...] }
+    var outputPending: Int { output.count - outputStart }
+
+    func consume(_ n: Int) {
+        inputStart += n
+        if inputStart == input.count {
+            input = []
+            inputStart = 0
+        }
+    }
+
+    func append(_ bytes: ArraySlice<UInt8>) {
+        if inputStart > 0 && inputStart > input.count / 2 {
+            input.removeFirst(inputStart)
+            inputStart = 0
+        }
+        input += bytes
+    }
+}
+
+/// One request of the epoll worker, from its head to the end of its response.
+final class EpollRequest {
+    let head: HTTPRequestHead
+    let requestID: String
+    let started: Double
+    /// The target being served: the request's own, or a local redirect's.
+    var target: String
+    var redirects = 0
+    var keepAlive: Bool
+    var status = 0
+    var bytesSent = 0
+    var upstreamTime: Double? = nil
+
+    // The body, read whole before a slot is taken (as nginx does by default): a slow
+    // upload never holds an app process.
+    var body: [UInt8] = []
+    var spool: FileDescriptor? = nil
+    var bodyLength: UInt64 = 0
+    var bodyDone = false
+
+    // The app.
+    var app: AppConfig? = nil
+    var appIndex = 0
+    var match: RouteMatch? = nil
+    var tries = 0
+    var ticket: Int64? = nil
+    var lease: AppDispatcher.Lease? = nil
+    var upstreamStart = 0.0
+    var connectDeadline = 0.0
+    var backend: FileDescriptor? = nil
+    var backendReused = false
+    var connecting = false
+    var backendReadable = false
+    var backendWritable = false
+    /// The request as FastCGI records (BEGIN_REQUEST, PARAMS, an in-memory body, end of
+    /// STDIN), made once and sent again as is on a retry.
+    var records: [UInt8] = []
+    /// What is left to send on this connection: records[recordsSent...], then the
+    /// spooled body, a chunk of STDIN records at a time.
+    var recordsSent = 0
+    var chunk: [UInt8] = []
+    var chunkSent = 0
+    var spoolSent = 0
+    var spoolDone = false
+    /// Writing to the app failed: it closed its side; what it sent may still be read.
+    var writeFailed = false
+    var relay: ResponseRelay? = nil
+
+    init(head: HTTPRequestHead, requestID: String, started: Double, keepAlive: Bool) {
+        self.head = head
+        self.requestID = requestID
+        self.started = started
+        self.target = head.target
+        self.keepAlive = keepAlive
+    }
+
+    var hasBody: Bool { head.framing != .none && head.framing != .contentLength(0) }
+    var redirected: Bool { target != head.target }
+    var idempotent: Bool { head.method == "GET" || head.method == "HEAD" || head.method == "OPTIONS" }
+
+    func closeSpool() {
+        try? spool?.close()
+        spool = nil
+    }
+}

@@ -1,0 +1,349 @@
+import GatewayConfig
+import GatewaySystem
+import Logging
+import Upstream
+
+/// The epoll worker's side of a FastCGI exchange: take a slot without waiting, connect
+/// without blocking, send the request records, relay the response. The retry rules are
+/// those of the blocking exchange (FastCGIExchange): a kept connection the app closed is
+/// replaced, a process that died before answering an idempotent request costs one retry
+/// on another slot, FCGI_OVERLOADED makes the slot rest and the request try another.
+extension EpollWorker {
+    func meta(_ r: EpollRequest) -> Logger.Metadata { ["request_id": "\(r.requestID)", "app": "\(r.app?.name ?? "-")"] }
+
+    // MARK: - Slots
+
+    func acquireSlot(_ c: EpollClient, _ r: EpollRequest) {
+        guard let app = r.app else { return respondError(c, r, 500) }
+        r.tries += 1
+        switch ctx.dispatcher.tryAcquire(app: r.appIndex, notifyBySignal: true) {
+        case .granted(let lease):
+            startUpstream(c, r, lease)
+        case .queued(let ticket):
+            r.ticket = ticket
+            queued[r.appIndex][ticket] = c
+            c.phase = .queued
+            setDeadline(c, Host.monotonicSeconds() + app.queueTimeout)
+        case .queueFull:
+            ctx.logger.warning("app \(app.name): its queue is full; answering 503", metadata: meta(r))
+            respondError(c, r, 503, [("Retry-After", retryAfter(app))])
+        }
+    }
+
+    func retryAfter(_ app: AppConfig) -> String { String(max(1, Int(app.queueTimeout.rounded(.up)))) }
+
+    /// Hands granted slots to their waiting requests, oldest first.
+    func collectGrants(askKeepers: Bool) {
+        grantsMayWait = false
+        let now = Host.monotonicSeconds()
+        let ask = askKeepers && now - lastReclaimAsk >= 0.2
+        if ask { lastReclaimAsk = now }
+        for app in queued.indices where !queued[app].isEmpty {
+            let tickets = queued[app].keys.sorted()
+            for (ticket, lease) in ctx.dispatcher.collectGrants(app: app, tickets: tickets, askKeepers: ask) {
+                guard let c = queued[app].removeValue(forKey: ticket), let r = c.request else {
+                    ctx.dispatcher.release(lease, connection: lease.keptConnection, reusable: true, served: false)
+                    continue
+                }
+                r.ticket = nil
+                startUpstream(c, r, lease)
+            }
+        }
+    }
+
+    func queueTimedOut(_ c: EpollClient, _ r: EpollRequest) {
+        guard let app = r.app, let ticket = r.ticket else { return respondError(c, r, 500) }
+        queued[r.appIndex][ticket] = nil
+        r.ticket = nil
+        if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: true) {
+            return startUpstream(c, r, lease)  // granted at the last moment
+        }
+        ctx.logger.warning("app \(app.name): no free slot within queue_timeout (\(app.queueTimeout) s); answering 503", metadata: meta(r))
+        respondError(c, r, 503, [("Retry-After", retryAfter(app))])
+    }
+
+    /// Gives the slot back. The connection is kept for the next request when it may be
+    /// (keep_conn) and left registered in epoll while parked, its events ignored.
+    func releaseSlot(_ c: EpollClient, _ r: EpollRequest, reusable: Bool, served: Bool, overloaded: Bool = false) {
+        guard let lease = r.lease else { return }
+        let backend = detachBackend(r)
+        r.lease = nil
+        r.upstreamTime = Host.monotonicSeconds() - r.upstreamStart
+        let ok = reusable && !r.writeFailed && !r.connecting
+        let slow = ctx.dispatcher.release(lease, connection: backend, reusable: ok, served: served, overloaded: overloaded)
+        if slow, let app = r.app {
+            ctx.logger.warning("app \(app.name): slow request: \(r.head.method) \(r.target) held slot \(lease.slot) for \(Int((r.upstreamTime ?? 0) * 1000)) ms", metadata: meta(r))
+        }
+        grantsMayWait = true  // the slot may have gone to one of our own waiters
+    }
+
+    func detachBackend(_ r: EpollRequest) -> FileDescriptor? {
+        guard let b = r.backend else { return nil }
+        backendOwners[Int(b.rawValue)] = nil
+        r.backend = nil
+        return b
+    }
+
+    /// The client is gone: whatever the request holds is given back.
+    func abandonUpstream(_ c: EpollClient, _ r: EpollRequest) {
+        if let ticket = r.ticket {
+            queued[r.appIndex][ticket] = nil
+            r.ticket = nil
+            if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: false) {
+                ctx.dispatcher.release(lease, connection: lease.keptConnection, reusable: true, served: false)
+                grantsMayWait = true
+            }
+        }
+        if r.lease != nil { releaseSlot(c, r, reusable: false, served: false) }
+    }
+
+    // MARK: - Connecting
+
+    func startUpstream(_ c: EpollClient, _ r: EpollRequest, _ lease: AppDispatcher.Lease) {
+        r.lease = lease
+        r.upstreamStart = Host.monotonicSeconds()
+        r.connectDeadline = r.upstreamStart + timeouts.backendConnect
+        c.phase = .connecting
+        setDeadline(c, r.connectDeadline)
+        if let kept = lease.keptConnection {
+            attachBackend(c, r, kept, reused: true, connecting: false)
+        } else {
+            openBackend(c, r)
+        }
+    }
+
+    func openBackend(_ c: EpollClient, _ r: EpollRequest) {
+        guard let lease = r.lease else { return }
+        do {
+            switch try BackendConnector.startConnect(lease.address) {
+            case .connected(let fd): attachBackend(c, r, fd, reused: false, connecting: false)
+            case .inProgress(let fd): attachBackend(c, r, fd, reused: false, connecting: true)
+            case .busy: connectRetries.append(c)  // the deadline stays r.connectDeadline
+            }
+        } catch {
+            unreachable(c, r, error)
+        }
+    }
+
+    func attachBackend(_ c: EpollClient, _ r: EpollRequest, _ fd: FileDescriptor, reused: Bool, connecting: Bool) {
+        let index = Int(fd.rawValue)
+        if index >= backendOwners.count { backendOwners += Array(repeating: nil, count: max(index + 1 - backendOwners.count, backendOwners.count)) }
+        backendOwners[index] = c
+        r.backend = fd
+        r.backendReused = reused
+        r.connecting = connecting
+        r.backendReadable = false
+        r.backendWritable = !connecting
+        r.writeFailed = false
+        r.recordsSent = 0
+        r.chunk = []
+        r.chunkSent = 0
+        r.spoolSent = 0
+        r.spoolDone = r.spool == nil
+        r.relay = ResponseRelay(request: r.head, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
+        let token = Self.backendTag | UInt64(c.serial) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))
+        do {
+            // A parked connection is still registered: modifying it re-arms its edge.
+            if reused { try epoll.modify(fd, Self.clientEvents, data: token) } else { try epoll.add(fd, Self.clientEvents, data: token) }
+        } catch {
+            do { try epoll.add(fd, Self.clientEvents, data: token) } catch {
+                return unreachable(c, r, .connect("epoll: \(error)"))
+            }
+        }
+        if !connecting { beginSending(c, r) }
+    }
+
+    func connectTimedOut(_ c: EpollClient, _ r: EpollRequest, _ now: Double) {
+        if r.backend == nil && now < r.connectDeadline { return openBackend(c, r) }  // a full backlog: try again
+        unreachable(c, r, .connect("\(r.lease.map { "\($0.address)" } ?? "?"): timed out after \(timeouts.backendConnect) s"))
+    }
+
+    func unreachable(_ c: EpollClient, _ r: EpollRequest, _ error: UpstreamError) {
+        if let b = detachBackend(r) { try? b.close() }
+        if let lease = r.lease {
+            ctx.dispatcher.release(lease, connection: nil, reusable: false, served: false)
+            r.lease = nil
+            grantsMayWait = true
+        }
+        ctx.logger.error("\(error)", metadata: meta(r))
+        respondError(c, r, error.status)
+    }
+
+    // MARK: - Talking to the app
+
+    func backendEvent(_ c: EpollClient, _ events: Epoll.Events) {
+        guard let r = c.request else { return }
+        if r.connecting {
+            guard !events.isDisjoint(with: [.writable, .error, .hangup]) else { return }
+            let e = r.backend.map(Socket.pendingError) ?? 0
+            guard e == 0 else {
+                return unreachable(c, r, .connect("\(r.lease.map { "\($0.address)" } ?? "?"): \(SystemError(errno: e, "connect"))"))
+            }
+            r.connecting = false
+            r.backendWritable = true
+            return beginSending(c, r)
+        }
+        if !events.isDisjoint(with: [.readable, .peerClosed, .hangup, .error]) { r.backendReadable = true }
+        if !events.isDisjoint(with: [.writable, .hangup, .error]) {
+            r.backendWritable = true
+            sendRecords(c, r)
+        }
+        if c.request === r && r.backend != nil && r.backendReadable { readBackend(c, r) }
+    }
+
+    func beginSending(_ c: EpollClient, _ r: EpollRequest) {
+        c.phase = .upstream
+        setDeadline(c, Host.monotonicSeconds() + timeouts.backendRead)
+        sendRecords(c, r)
+        // A reused connection closed while parked reports its EOF again: modifying its
+        // registration re-armed the edge.
+        if c.request === r && r.backend != nil && r.backendReadable { readBackend(c, r) }
+    }
+
+    /// Writes the request records, then a spooled body as STDIN records, as the app takes them.
+    func sendRecords(_ c: EpollClient, _ r: EpollRequest) {
+        guard let backend = r.backend, !r.writeFailed else { return }
+        while r.backendWritable {
+            let sent: Int?
+            do {
+                if r.recordsSent < r.records.count {
+                    sent = try backend.write(r.records, from: r.recordsSent)
+                    r.recordsSent += sent ?? 0
+                } else if r.chunkSent < r.chunk.count {
+                    sent = try backend.write(r.chunk, from: r.chunkSent)
+                    r.chunkSent += sent ?? 0
+                } else if !r.spoolDone, let spool = r.spool {
+                    // The next piece of the spooled body (a local file: a short blocking read).
+                    var piece = [UInt8].readBuffer(65536)
+                    let n = (try? spool.pread(into: &piece, at: r.spoolSent)) ?? 0
+                    r.spoolSent += n
+                    r.chunk = n > 0 ? FastCGIRequestWriter.stdin(requestID: 1, piece[0..<n]) : FastCGIRequestWriter.endOfStdin(requestID: 1)
+                    r.chunkSent = 0
+                    if n == 0 { r.spoolDone = true }
+                    continue
+                } else {
+                    return  // all sent
+                }
+            } catch {
+                // The app closed its side: what it sent before (an early answer) may
+                // still be read; the read decides.
+                r.writeFailed = true
+                r.backendReadable = true
+                return
+            }
+            guard let n = sent, n > 0 else {
+                r.backendWritable = false
+                return
+            }
+            setDeadline(c, Host.monotonicSeconds() + timeouts.backendRead)
+        }
+    }
+
+    /// Reads the app's output into the client's buffer and writes it on, until the app
+    /// has nothing more for now or the client has `outputHighWater` bytes unsent (then the
+    /// client's next writable event resumes it).
+    func readBackend(_ c: EpollClient, _ r: EpollRequest) {
+        while r.backendReadable && c.outputPending < Self.outputHighWater {
+            guard let backend = r.backend, var relay = r.relay else { return }
+            let n: Int
+            do {
+                guard let got = try backend.read(into: &scratch, from: 0) else {
+                    r.backendReadable = false
+                    break
+                }
+                n = got
+            } catch {
+                n = 0  // a reset: like an early close
+            }
+            if n == 0 { return appClosed(c, r) }
+            if n < scratch.count { r.backendReadable = false }
+            let before = c.output.count
+            r.relay = nil  // so the relay's buffers are not copied on write
+            do {
+                try relay.receive(scratch[0..<n], into: &c.output, ctx: ctx, meta: meta(r))
+                r.relay = relay
+            } catch {
+                r.relay = relay
+                if case .overloaded = error, !relay.headSent { return overloaded(c, r) }
+                return abortUpstream(c, r, "\(error)", timedOut: false)
+            }
+            r.bytesSent += c.output.count - before
+            if relay.ended { return upstreamDone(c, r, relay) }
+            guard writeOutput(c) else { return clientGone(c) }
+            setDeadline(c, Host.monotonicSeconds() + (c.outputPending > 0 ? timeouts.send : timeouts.backendRead))
+        }
+    }
+
+    /// The app's response is complete.
+    func upstreamDone(_ c: EpollClient, _ r: EpollRequest, _ relay: ResponseRelay) {
+        releaseSlot(c, r, reusable: relay.reusable, served: true)
+        r.status = relay.status
+        r.relay = nil
+        if let location = relay.redirect {
+            r.redirects += 1
+            guard r.redirects <= 5 else {
+                ctx.logger.error("more than 5 local redirects", metadata: meta(r))
+                return respondError(c, r, 500)
+            }
+            ctx.logger.debug("local redirect to \(location)", metadata: meta(r))
+            r.target = location
+            r.keepAlive = r.keepAlive && (!r.hasBody || r.bodyDone)
+            return route(c, r)
+        }
+        r.keepAlive = relay.keepAlive
+        finishRequest(c, r, keep: relay.keepAlive)
+    }
+
+    /// The app closed the connection (or reset it).
+    func appClosed(_ c: EpollClient, _ r: EpollRequest) {
+        guard let relay = r.relay, relay.bytesReceived == 0 else {
+            return abortUpstream(c, r, "\(UpstreamError.closedEarly)", timedOut: false)
+        }
+        if r.backendReused {
+            // A kept connection the app closed meanwhile (recycling): once more on a new one.
+            if let b = detachBackend(r) { try? b.close() }
+            ctx.logger.debug("kept connection was closed by the app; retrying on a new one", metadata: meta(r))
+            c.phase = .connecting
+            return openBackend(c, r)
+        }
+        let slot = r.lease?.slot ?? -1
+        releaseSlot(c, r, reusable: false, served: false)
+        if r.idempotent && r.tries < 2 {
+            ctx.logger.warning("app \(r.app?.name ?? "-"): slot \(slot) closed the connection before answering; retrying once", metadata: meta(r))
+            return acquireSlot(c, r)
+        }
+        ctx.logger.error("\(UpstreamError.closedEarly)", metadata: meta(r))
+        respondError(c, r, 502)
+    }
+
+    func overloaded(_ c: EpollClient, _ r: EpollRequest) {
+        let slot = r.lease?.slot ?? -1
+        releaseSlot(c, r, reusable: false, served: false, overloaded: true)
+        guard let app = r.app, r.tries <= app.slotCount else {
+            ctx.logger.warning("\(UpstreamError.overloaded)", metadata: meta(r))
+            return respondError(c, r, 503, [("Retry-After", "1")])
+        }
+        ctx.logger.info("app \(app.name): slot \(slot) answered FCGI_OVERLOADED; trying another slot", metadata: meta(r))
+        acquireSlot(c, r)
+    }
+
+    /// The exchange failed: an error page if the client has nothing yet, else close
+    /// after what it has.
+    func abortUpstream(_ c: EpollClient, _ r: EpollRequest, _ why: String, timedOut: Bool) {
+        ctx.logger.error("\(why)", metadata: meta(r))
+        let headSent = r.relay?.headSent ?? false
+        releaseSlot(c, r, reusable: false, served: false)
+        r.relay = nil
+        if !headSent { return respondError(c, r, timedOut ? 504 : 502) }
+        r.keepAlive = false
+        finishRequest(c, r, keep: false)
+    }
+
+    func upstreamTimedOut(_ c: EpollClient, _ r: EpollRequest) {
+        if c.outputPending > 0 && !c.writable {
+            ctx.logger.info("client took nothing for \(timeouts.send) s; closing", metadata: meta(r))
+            return clientGone(c)
+        }
+        abortUpstream(c, r, "\(UpstreamError.timeout)", timedOut: true)
+    }
+}

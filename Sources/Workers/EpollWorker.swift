@@ -1,0 +1,543 @@
+import CGIProtocol
+import GatewayConfig
+import GatewaySystem
+import HTTPWire
+import Logging
+import Upstream
+
+/// `worker_class = "epoll"`: one thread, one epoll instance, every socket non-blocking.
+/// Clients and app connections are registered once, edge-triggered, and the loop
+/// remembers their readiness (a short read or write clears it), as nginx does. Listeners
+/// are shared with the other workers through EPOLLEXCLUSIVE, so a new connection wakes
+/// one worker. A request is read whole (head, then body in memory or a temporary file),
+/// then takes an app slot (a grant from the queue arrives as SIGUSR2 through the signal
+/// pipe), then its response streams to the client with back-pressure both ways: the
+/// worker stops reading the app while the client has `outputHighWater` bytes unsent.
+///
+/// Calls that can still block the loop: writes and reads of the temporary file of a
+/// large request body (a local disk), the access and error log writes, and the
+/// process-shared slot-table mutex (held for a few hundred nanoseconds by whoever has it).
+public final class EpollWorker {
+    static let backendTag: UInt64 = 1 << 63
+    static let listenerTag: UInt64 = 1 << 62
+    static let signalTag: UInt64 = 1 << 61
+    /// Epoll data and timers carry (serial << 32 | fd); the serial stays below the tag bits.
+    static let serialMask: UInt32 = 0x0fff_ffff
+    static let clientEvents: Epoll.Events = [.readable, .writable, .peerClosed, .edgeTriggered]
+    /// A request body up to this size is held in memory; beyond, in a temporary file.
+    static let memoryBodyLimit = 65536
+    /// The app is not read while the client has this much unsent.
+    static let outputHighWater = 256 * 1024
+    /// How long a closing connection may keep sending before we close anyway.
+    static let lingerSeconds = 2.0
+    /// How often a unix socket with a full backlog is tried again.
+    static let connectRetrySeconds = 0.02
+
+    let ctx: WorkerContext
+    let process: WorkerProcess
+    let epoll: Epoll
+    let events = Epoll.EventBuffer(capacity: 256)
+    var scratch = [UInt8].readBuffer(65536)
+
+    /// Open clients, by fd; and the client each app connection belongs to, by its fd.
+    var clients: [EpollClient?] = []
+    var backendOwners: [EpollClient?] = []
+    var openClients = 0
+    var nextSerial: UInt32 = 0
+    var lastSweep = 0.0
+    static let sweepSeconds = 0.1
+    /// Requests whose app socket had a full backlog: connect again on the next turn.
+    var connectRetries: [EpollClient] = []
+    /// Requests waiting for a slot, per app, by ticket.
+    var queued: [[Int64: EpollClient]]
+    /// A slot may have been granted to one of our waiters (we released one, or a signal came).
+    var grantsMayWait = false
+    /// Connections whose next pipelined request is ready; served after the current events
+    /// (serving them inline could recurse once per pipelined request).
+    var runnable: [EpollClient] = []
+    var listening = false
+    var lastTick = 0.0
+    var lastReclaimAsk = 0.0
+
+    public init(context: WorkerContext, process: WorkerProcess) throws {
+        ctx = context
+        self.process = process
+        epoll = try Epoll()
+        queued = Array(repeating: [:], count: context.config.apps.count)
+        context.onWait = { [process] in process.beat() }
+    }
+
+    var timeouts: TimeoutsConfig { ctx.config.timeouts }
+
+    /// Runs until told to stop, the master dies, or max_requests is reached. Returns the exit code.
+    public func run() -> Int32 {
+        do {
+            for l in process.listeners { try l.setNonBlocking(true) }
+            try epoll.add(process.signalPipe, [.readable], data: Self.signalTag)
+        } catch {
+            ctx.logger.critical("cannot start the epoll worker: \(error)")
+            return 1
+        }
+        setListening(true)
+        ctx.logger.info("epoll worker ready", metadata: ["listeners": "\(process.listeners.count)",
+                                                        "worker_connections": "\(ctx.config.server.workerConnections)"])
+        let limit = process.requestLimit(ctx.config.server)
+        while true {
+            var wait = Self.sweepSeconds * 1000
+            if !connectRetries.isEmpty { wait = Self.connectRetrySeconds * 1000 }
+            if !runnable.isEmpty { wait = 0 }
+            _ = try? epoll.wait(buffer: events, timeoutMilliseconds: Int32(wait.rounded(.up))) { events, data in
+                handle(events, data)
+            }
+            runReady()
+            if grantsMayWait { collectGrants(askKeepers: false) }
+            let after = Host.monotonicSeconds()
+            if !connectRetries.isEmpty { retryConnects(after) }
+            if after - lastSweep >= Self.sweepSeconds { sweepTimeouts(after) }
+            if after - lastTick >= 0.2 { tick() }
+            if limit > 0 && ctx.requestsServed >= limit && !ctx.draining {
+                ctx.logger.info("max_requests (\(limit)) reached; finishing, then exiting so the master starts a fresh worker")
+                ctx.draining = true
+            }
+            if ctx.draining {
+                setListening(false)
+                closeIdleClients()
+                if openClients == 0 { return 0 }
+            } else {
+                setListening(openClients < ctx.config.server.workerConnections)
+            }
+        }
+    }
+
+    /// Heartbeat, and a queued request's periodic chores (as a blocking waiter does them).
+    func tick() {
+        lastTick = Host.monotonicSeconds()
+        process.beat()
+        if queued.contains(where: { !$0.isEmpty }) { collectGrants(askKeepers: true) }
+    }
+
+    func handle(_ events: Epoll.Events, _ data: UInt64) {
+        if data & Self.backendTag != 0 {
+            let fd = Int(data & 0xffff_ffff)
+            guard fd < backendOwners.count, let c = backendOwners[fd], c.serial == UInt32(truncatingIfNeeded: data >> 32) & Self.serialMask else { return }
+            backendEvent(c, events)
+        } else if data & Self.listenerTag != 0 {
+            acceptAll(process.listeners[Int(data & 0xffff)])
+        } else if data & Self.signalTag != 0 {
+            process.handleSignals(ctx)  // TERM sets draining; USR2 answers reclaims
+            grantsMayWait = true  // USR2 also says "a slot was granted to you"
+        } else {
+            let fd = Int(data & 0xffff_ffff)
+            guard fd < clients.count, let c = clients[fd], c.serial == UInt32(truncatingIfNeeded: data >> 32) else { return }
+            clientEvent(c, events)
+        }
+    }
+
+    func setListening(_ on: Bool) {
+        guard on != listening else { return }
+        listening = on
+        for (i, l) in process.listeners.enumerated() {
+            if on { try? epoll.add(l, [.readable, .exclusive], data: Self.listenerTag | UInt64(i)) } else { try? epoll.remove(l) }
+        }
+    }
+
+    // MARK: - Clients
+
+    func acceptAll(_ listener: FileDescriptor) {
+        let cap = ctx.config.server.workerConnections
+        while !ctx.draining && openClients < cap {
+            guard let fd = (try? Socket.accept(listener, nonBlocking: true)) ?? nil else { return }
+            Socket.setNoDelay(fd)
+            nextSerial = (nextSerial + 1) & Self.serialMask
+            let c = EpollClient(fd: fd, serial: nextSerial, limits: ctx.limits)
+            let index = Int(fd.rawValue)
+            if index >= clients.count { clients += Array(repeating: nil, count: max(index + 1 - clients.count, clients.count)) }
+            clients[index] = c
+            openClients += 1
+            ctx.connectionsChanged(by: 1)
+            do { try epoll.add(fd, Self.clientEvents, data: token(c)) } catch {
+                closeClient(c)
+                continue
+            }
+            setDeadline(c, Host.monotonicSeconds() + timeouts.header)
+        }
+    }
+
+    func token(_ c: EpollClient) -> UInt64 { UInt64(c.serial) << 32 | UInt64(UInt32(bitPattern: c.fd.rawValue)) }
+
+    func clientEvent(_ c: EpollClient, _ events: Epoll.Events) {
+        if !events.isDisjoint(with: [.readable, .peerClosed, .hangup, .error]) { c.readable = true }
+        if !events.isDisjoint(with: [.writable, .hangup, .error]) { c.writable = true }
+        if !events.isDisjoint(with: [.hangup, .error]) {
+            // Reset or gone both ways: nobody is left to answer.
+            switch c.phase {
+            case .queued, .connecting, .upstream: return clientGone(c)
+            default: break
+            }
+        }
+        if c.writable && c.outputPending > 0 { flushClient(c) }
+        if !c.closed && c.readable { readClient(c) }
+    }
+
+    /// Reads while the connection is readable and its phase wants input.
+    func readClient(_ c: EpollClient) {
+        while c.readable && !c.closed {
+            switch c.phase {
+            case .head, .body, .lingering: break
+            default: return  // read later: what the client sends meanwhile waits in the socket
+            }
+            let n: Int?
+            do { n = try c.fd.read(into: &scratch, from: 0) } catch { return closeClient(c) }
+            guard let n else {
+                c.readable = false
+                return
+            }
+            if n < scratch.count { c.readable = false }
+            if n == 0 { return clientEOF(c) }
+            if c.phase == .lingering { continue }
+            c.append(scratch[0..<n])
+            advance(c)
+        }
+    }
+
+    func clientEOF(_ c: EpollClient) {
+        if c.phase == .body, let r = c.request {
+            ctx.logger.info("client closed the connection during the request body", metadata: ["request_id": "\(r.requestID)"])
+            r.status = 400
+            logAccess(c, r)
+        }
+        closeClient(c)
+    }
+
+    /// Parses what has arrived: a head starts a request; body bytes are buffered.
+    func advance(_ c: EpollClient) {
+        while !c.closed {
+            switch c.phase {
+            case .head:
+                let step: HTTPParseStep
+                do { step = try c.parser.parse(c.unconsumed) } catch { return badRequest(c, error) }
+                c.consume(step.consumed)
+                if case .head(let h)? = step.event {
+                    startRequest(c, h)
+                    continue
+                }
+                if step.event != nil || step.consumed > 0 { continue }
+                if !c.sawByte && !c.unconsumed.isEmpty {
+                    c.sawByte = true
+                    setDeadline(c, Host.monotonicSeconds() + timeouts.header)
+                }
+                return
+            case .body:
+                guard let r = c.request else { return closeClient(c) }
+                let step: HTTPParseStep
+                do { step = try c.parser.parse(c.unconsumed) } catch {
+                    ctx.logger.info("bad request body from \(c.remote.address): \(error.message)", metadata: ["request_id": "\(r.requestID)"])
+                    c.lingerOnClose = true
+                    return respondError(c, r, error.status, keep: false)
+                }
+                switch step.event {
+                case .body(let range):
+                    let base = c.inputStart
+                    guard bufferBody(c, r, c.input[(base + range.lowerBound)..<(base + range.upperBound)]) else { return }
+                    c.consume(step.consumed)
+                case .end:
+                    c.consume(step.consumed)
+                    r.bodyDone = true
+                    requestBodyRead(c, r)
+                default:
+                    c.consume(step.consumed)
+                    if step.consumed == 0 {
+                        setDeadline(c, Host.monotonicSeconds() + timeouts.body)
+                        return
+                    }
+                }
+            default:
+                return
+            }
+        }
+    }
+
+    /// Keeps a piece of the body: in memory up to `memoryBodyLimit`, then in a temporary file.
+    func bufferBody(_ c: EpollClient, _ r: EpollRequest, _ piece: ArraySlice<UInt8>) -> Bool {
+        r.bodyLength += UInt64(piece.count)
+        do {
+            if let spool = r.spool {
+                try spool.writeAll(Array(piece))
+            } else if r.body.count + piece.count > Self.memoryBodyLimit {
+                let spool = try Host.anonymousFile()
+                r.spool = spool
+                try spool.writeAll(r.body)
+                try spool.writeAll(Array(piece))
+                r.body = []
+            } else {
+                r.body += piece
+            }
+        } catch {
+            ctx.logger.error("cannot buffer the request body: \(error)", metadata: ["request_id": "\(r.requestID)"])
+            c.lingerOnClose = true
+            respondError(c, r, 500, keep: false)
+            return false
+        }
+        return true
+    }
+
+    func badRequest(_ c: EpollClient, _ error: HTTPParseError) {
+        ctx.logger.info("bad request from \(c.remote.address): \(error.message)")
+        let r = EpollRequest(head: HTTPRequestHead(method: "-", target: "-", version: .http1_1, headers: HTTPHeaders(),
+                                                   keepAlive: false, expectContinue: false, framing: .none, host: nil),
+                             requestID: ctx.nextRequestID(), started: Host.monotonicSeconds(), keepAlive: false)
+        c.request = r
+        c.lingerOnClose = true
+        respondError(c, r, error.status, keep: false, logVersion: "-")
+    }
+
+    // MARK: - Requests
+
+    func startRequest(_ c: EpollClient, _ head: HTTPRequestHead) {
+        let now = Host.monotonicSeconds()
+        let keep = head.keepAlive && ctx.config.server.keepalive > 0 && !ctx.draining
+        let r = EpollRequest(head: head, requestID: ctx.nextRequestID(), started: now, keepAlive: keep)
+        c.request = r
+        c.sawByte = true
+        route(c, r)
+    }
+
+    /// Sends the request where it goes (again after a local redirect).
+    func route(_ c: EpollClient, _ r: EpollRequest) {
+        switch ctx.destination(method: r.head.method, target: r.target) {
+        case .refuse(let status, let headers):
+            respondError(c, r, status, headers)
+        case .statusPage:
+            let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
+            let page = StatusPage.response(ctx, target: r.target, method: r.head.method, keepAlive: keep)
+            r.status = 200
+            finishRequest(c, r, appending: page, keep: keep)
+        case .app(let app, let index, let match):
+            r.app = app
+            r.appIndex = index
+            r.match = match
+            r.tries = 0
+            if !r.redirected && r.hasBody && !r.bodyDone {
+                c.phase = .body
+                if r.head.expectContinue { queueOutput(c, HTTPResponseWriter.continueHead[...]) }
+                setDeadline(c, Host.monotonicSeconds() + timeouts.body)
+                advance(c)
+            } else {
+                requestBodyRead(c, r)
+            }
+        }
+    }
+
+    /// The request is in hand: make its FastCGI records and ask for a slot.
+    func requestBodyRead(_ c: EpollClient, _ r: EpollRequest) {
+        guard let app = r.app, let match = r.match else { return respondError(c, r, 500) }
+        let spec = FastCGIExchange(ctx: ctx, head: r.head, target: r.target, match: match, app: app, requestID: r.requestID)
+        let length: UInt64? = r.redirected || r.head.framing == .none ? nil : r.bodyLength
+        let params = CGIEnvironment.build(head: spec.redirectedHead(), context: spec.cgiContext(remote: c.remote, local: c.local, contentLength: length))
+        var records = FastCGIRequestWriter.begin(requestID: 1, params: params, keepConnection: app.keepConnection)
+        if !r.redirected && r.spool == nil && !r.body.isEmpty {
+            records += FastCGIRequestWriter.stdin(requestID: 1, r.body[...])
+        }
+        r.body = []
+        if r.redirected || r.spool == nil { records += FastCGIRequestWriter.endOfStdin(requestID: 1) }
+        r.records = records
+        acquireSlot(c, r)
+    }
+
+    /// Answers with an error page. The connection stays open only if the request was
+    /// read whole.
+    func respondError(_ c: EpollClient, _ r: EpollRequest, _ status: Int, _ headers: [(String, String)] = [],
+                      keep: Bool = true, logVersion: String? = nil) {
+        let whole = !r.hasBody || r.bodyDone
+        if !whole { c.lingerOnClose = true }
+        let k = keep && r.keepAlive && whole
+        let page = ResponseHead.error(status, keepAlive: k, date: ctx.httpDate(), extraHeaders: headers, isHead: r.head.method == "HEAD")
+        r.status = status
+        finishRequest(c, r, appending: page, keep: k, logVersion: logVersion)
+    }
+
+    /// The request is over (its response is queued, maybe not yet written): log it,
+    /// count it, then flush and go on to the next request or close.
+    func finishRequest(_ c: EpollClient, _ r: EpollRequest, appending bytes: [UInt8] = [], keep: Bool, logVersion: String? = nil) {
+        if !bytes.isEmpty {
+            r.bytesSent += bytes.count
+            queueOutput(c, bytes[...], flush: false)
+        }
+        logAccess(c, r, version: logVersion)
+        ctx.requestFinished()
+        r.closeSpool()
+        c.request = nil
+        c.keepAfterFlush = keep && !ctx.draining
+        c.phase = .flushing
+        setDeadline(c, Host.monotonicSeconds() + timeouts.send)
+        flushClient(c)
+    }
+
+    func logAccess(_ c: EpollClient, _ r: EpollRequest, version: String? = nil) {
+        guard ctx.accessLog != nil else { return }
+        ctx.logAccess(remote: c.remote.address, method: r.head.method, target: r.head.target,
+                      version: version ?? r.head.version.description, status: r.status, bytes: r.bytesSent,
+                      started: r.started, upstream: r.upstreamTime, rid: r.requestID, head: r.head)
+    }
+
+    // MARK: - Writing to the client
+
+    func queueOutput(_ c: EpollClient, _ bytes: ArraySlice<UInt8>, flush: Bool = true) {
+        c.output += bytes
+        if flush { flushClient(c) }
+    }
+
+    /// Writes what is pending; when all is out, moves the connection on.
+    func flushClient(_ c: EpollClient) {
+        guard writeOutput(c) else { return clientGone(c) }
+        guard c.outputPending == 0 else { return }
+        switch c.phase {
+        case .flushing:
+            if c.keepAfterFlush { nextRequest(c) } else { closeAfterResponse(c) }
+        case .upstream:
+            if let r = c.request, r.backendReadable { readBackend(c, r) }  // it was paused for us
+        default:
+            break
+        }
+    }
+
+    /// Writes while the client takes it; false if the client is gone.
+    func writeOutput(_ c: EpollClient) -> Bool {
+        while c.outputPending > 0 && c.writable {
+            let n: Int?
+            do { n = try c.fd.write(c.output, from: c.outputStart) } catch { return false }
+            guard let n, n > 0 else {
+                c.writable = false
+                break
+            }
+            c.outputStart += n
+            if c.phase == .flushing { setDeadline(c, Host.monotonicSeconds() + timeouts.send) }
+        }
+        if c.outputPending == 0 {
+            c.output = []
+            c.outputStart = 0
+        }
+        return true
+    }
+
+    /// Keep-alive: back to waiting for a head. A request already buffered (pipelined)
+    /// is served from the loop, after the current events.
+    func nextRequest(_ c: EpollClient) {
+        c.phase = .head
+        c.sawByte = false
+        c.lingerOnClose = false
+        setDeadline(c, Host.monotonicSeconds() + ctx.config.server.keepalive)
+        if !c.unconsumed.isEmpty || c.readable { runnable.append(c) }
+    }
+
+    func runReady() {
+        while !runnable.isEmpty {
+            let ready = runnable
+            runnable = []
+            for c in ready where !c.closed && c.phase == .head {
+                if !c.unconsumed.isEmpty { advance(c) }
+                if !c.closed && c.readable { readClient(c) }
+            }
+        }
+    }
+
+    func closeAfterResponse(_ c: EpollClient) {
+        guard c.lingerOnClose else { return closeClient(c) }
+        Socket.shutdownWrite(c.fd)
+        c.phase = .lingering
+        c.input = []
+        c.inputStart = 0
+        setDeadline(c, Host.monotonicSeconds() + Self.lingerSeconds)
+        readClient(c)
+    }
+
+    /// The client reset the connection or stopped taking output while a request was in
+    /// flight: the app's work is abandoned and its slot freed.
+    func clientGone(_ c: EpollClient) {
+        if let r = c.request {
+            abandonUpstream(c, r)
+            if r.status == 0 { r.status = 499 }  // nginx's "client closed request"
+            logAccess(c, r)
+            ctx.requestFinished()
+        }
+        closeClient(c)
+    }
+
+    func closeClient(_ c: EpollClient) {
+        guard !c.closed else { return }
+        c.closed = true
+        if let r = c.request {
+            abandonUpstream(c, r)
+            r.closeSpool()
+            c.request = nil
+        }
+        try? c.fd.close()  // also leaves the epoll set
+        clients[Int(c.fd.rawValue)] = nil
+        openClients -= 1
+        ctx.connectionsChanged(by: -1)
+    }
+
+    /// While draining: connections with no request in progress are closed.
+    func closeIdleClients() {
+        for case let c? in clients where c.phase == .head && !c.sawByte && c.unconsumed.isEmpty {
+            closeClient(c)
+        }
+    }
+
+    // MARK: - Timers
+
+    /// Each connection has one deadline at a time, that of its current phase; moving it
+    /// costs a store. The loop sweeps them every `sweepSeconds` (10,000 connections take
+    /// well under a millisecond), so no timer structure grows with the request rate.
+    func setDeadline(_ c: EpollClient, _ t: Double) {
+        c.deadline = t
+    }
+
+    func sweepTimeouts(_ now: Double) {
+        lastSweep = now
+        var expired: [EpollClient] = []
+        for case let c? in clients where c.deadline <= now { expired.append(c) }
+        for c in expired where !c.closed && c.deadline <= now { timedOut(c, now) }
+    }
+
+    /// Unix sockets with a full backlog, tried again soon.
+    func retryConnects(_ now: Double) {
+        let due = connectRetries
+        connectRetries = []
+        for c in due where !c.closed && c.phase == .connecting {
+            guard let r = c.request, r.lease != nil, r.backend == nil else { continue }
+            connectTimedOut(c, r, now)
+        }
+    }
+
+    func timedOut(_ c: EpollClient, _ now: Double) {
+        switch c.phase {
+        case .head:
+            if c.sawByte {
+                c.output = ResponseHead.error(408, keepAlive: false, date: ctx.httpDate())
+                c.outputStart = 0
+                c.lingerOnClose = true
+                c.keepAfterFlush = false
+                c.phase = .flushing
+                setDeadline(c, now + 1)
+                flushClient(c)
+            } else {
+                closeClient(c)  // an idle keep-alive connection
+            }
+        case .body:
+            guard let r = c.request else { return closeClient(c) }
+            respondError(c, r, 408, keep: false)
+        case .queued:
+            guard let r = c.request else { return closeClient(c) }
+            queueTimedOut(c, r)
+        case .connecting:
+            guard let r = c.request else { return closeClient(c) }
+            connectTimedOut(c, r, now)
+        case .upstream:
+            guard let r = c.request else { return closeClient(c) }
+            upstreamTimedOut(c, r)
+        case .flushing, .lingering:
+            closeClient(c)
+        }
+    }
+}
