@@ -20,7 +20,11 @@ final class GatewaydServer: @unchecked Sendable {
     var accessLogPath: String { dir + "/access.log" }
 
     /// `body` is the configuration without [server].bind, which the server adds.
-    init(config body: String, server extra: String = "", workers: Int = 2, wait: Bool = true) throws {
+    /// The worker class every config written by this server names (unless `server` does).
+    let workerClass: String
+
+    init(config body: String, server extra: String = "", workers: Int = 2, workerClass: String = "sync", wait: Bool = true) throws {
+        self.workerClass = workerClass
         dir = "/tmp/gatewayd-it-srv-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         port = try freePort()
@@ -37,7 +41,8 @@ final class GatewaydServer: @unchecked Sendable {
     }
 
     func writeConfig(_ body: String, server extra: String = "", workers: Int = 2) throws {
-        let text = "[server]\nbind = [\"127.0.0.1:\(port)\"]\nworkers = \(workers)\npidfile = \"\(dir)/gatewayd.pid\"\n\(extra)\n\(body)\n"
+        let cls = extra.contains("worker_class") ? "" : "worker_class = \"\(workerClass)\"\n"
+        let text = "[server]\nbind = [\"127.0.0.1:\(port)\"]\nworkers = \(workers)\npidfile = \"\(dir)/gatewayd.pid\"\n\(cls)\(extra)\n\(body)\n"
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 

@@ -205,11 +205,15 @@ struct HostedAppsTests {
 
     // MARK: - Queueing
 
-    @Test func twoSlotsServeFiftyConcurrentRequestsInArrivalOrder() throws {
+    /// 50 sync workers hold 50 requests; 2 epoll workers hold them all in their loops,
+    /// and their grants come by signal.
+    @Test(arguments: ["sync", "epoll"])
+    func twoSlotsServeFiftyConcurrentRequestsInArrivalOrder(workerClass: String) throws {
         let config = Self.app("c", [Self.cApp], "processes = 2\nqueue_timeout = \"30s\"")
-        let server = try GatewaydServer(config: config, server: "status_path = \"/status\"", workers: 50)
+        let workers = workerClass == "sync" ? 50 : 2
+        let server = try GatewaydServer(config: config, server: "status_path = \"/status\"\nworker_class = \"\(workerClass)\"", workers: workers)
         defer { server.stop() }
-        #expect(Self.eventually(10) { server.workerPIDs().count == 50 })
+        #expect(Self.eventually(10) { server.workerPIDs().count == workers })
         let port = server.port
         let lock = NSLock()
         nonisolated(unsafe) var finished: [(index: Int, at: Double, status: Int)] = []
@@ -239,11 +243,13 @@ struct HostedAppsTests {
         #expect((c["max_queue_length"] as? Int ?? 0) >= 40, "\(c)")
     }
 
-    @Test func shortQueueTimeoutAnswers503AndNothingHangs() throws {
+    @Test(arguments: ["sync", "epoll"])
+    func shortQueueTimeoutAnswers503AndNothingHangs(workerClass: String) throws {
         let config = Self.app("c", [Self.cApp], "processes = 2\nqueue_timeout = \"300ms\"")
-        let server = try GatewaydServer(config: config, server: "status_path = \"/status\"", workers: 10)
+        let workers = workerClass == "sync" ? 10 : 1
+        let server = try GatewaydServer(config: config, server: "status_path = \"/status\"\nworker_class = \"\(workerClass)\"", workers: workers)
         defer { server.stop() }
-        #expect(Self.eventually(10) { server.workerPIDs().count == 10 })
+        #expect(Self.eventually(10) { server.workerPIDs().count == workers })
         let port = server.port
         let lock = NSLock()
         nonisolated(unsafe) var results: [(status: Int, retryAfter: String?, seconds: Double)] = []
@@ -270,7 +276,7 @@ struct HostedAppsTests {
 
     // MARK: - Keep-alive
 
-    @Test(arguments: ["sync", "thread"])
+    @Test(arguments: ["sync", "thread", "epoll"])
     func keptConnectionsNeverMakeARequestWaitBehindAnother(workerClass: String) throws {
         // 4 sync workers (or 2 thread workers of 4 threads), 2 single-threaded processes,
         // every connection kept: a request must never be sent to a process pinned by an

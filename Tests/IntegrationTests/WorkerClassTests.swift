@@ -20,8 +20,9 @@ struct WorkerClassTests {
         return fds
     }
 
-    @Test func slowlorisDoesNotStopAThreadWorker() throws {
-        let server = try GatewaydServer(config: Self.config, server: "worker_class = \"thread\"\nthreads = 2", workers: 1)
+    @Test(arguments: ["thread", "epoll"])
+    func slowlorisDoesNotStopTheWorker(workerClass: String) throws {
+        let server = try GatewaydServer(config: Self.config, server: "worker_class = \"\(workerClass)\"\nthreads = 2", workers: 1)
         defer { server.stop() }
         let slow = try Self.slowClients(server.port, count: 300)
         defer { for fd in slow { Glibc.close(fd) } }
@@ -49,8 +50,9 @@ struct WorkerClassTests {
         #expect(n > 0 && String(decoding: buf[0..<max(n, 0)], as: UTF8.self).hasPrefix("HTTP/1.1 408"))
     }
 
-    @Test func threadWorkerServesManyKeepAliveClientsWithFewThreads() throws {
-        let server = try GatewaydServer(config: Self.config, server: "worker_class = \"thread\"\nthreads = 2\nkeepalive = 30", workers: 1)
+    @Test(arguments: ["thread", "epoll"])
+    func oneWorkerServesManyKeepAliveClients(workerClass: String) throws {
+        let server = try GatewaydServer(config: Self.config, server: "worker_class = \"\(workerClass)\"\nthreads = 2\nkeepalive = 30", workers: 1)
         defer { server.stop() }
         // 50 keep-alive connections, each used twice, interleaved: the loop holds them, not the 2 threads.
         var conns: [FileDescriptor] = []

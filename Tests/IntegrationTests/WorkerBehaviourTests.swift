@@ -20,12 +20,13 @@ func count(_ needle: String, in data: [UInt8]) -> Int {
     String(decoding: data, as: UTF8.self).components(separatedBy: needle).count - 1
 }
 
-@Suite("sync worker", .serialized)
-struct SyncWorkerTests {
-    @Test func keepAliveServesSeveralRequestsOnOneConnection() throws {
+@Suite("worker behaviour, under every worker class", .serialized)
+struct WorkerBehaviourTests {
+    @Test(arguments: workerClasses)
+    func keepAliveServesSeveralRequestsOnOneConnection(workerClass: String) throws {
         let stack = try AppStack()
         defer { stack.stop() }
-        let server = try GatewaydServer(config: stack.config, server: "keepalive = 2", workers: 1)
+        let server = try GatewaydServer(config: stack.config, server: "keepalive = 2", workers: 1, workerClass: workerClass)
         defer { server.stop() }
         let fd = try Socket.connectTCP(host: "127.0.0.1", port: server.port)
         defer { try? fd.close() }
@@ -36,10 +37,11 @@ struct SyncWorkerTests {
         #expect(count("Connection: close", in: data) == 1)
     }
 
-    @Test func keepaliveZeroClosesAfterEachResponse() throws {
+    @Test(arguments: workerClasses)
+    func keepaliveZeroClosesAfterEachResponse(workerClass: String) throws {
         let stack = try AppStack()
         defer { stack.stop() }
-        let server = try GatewaydServer(config: stack.config, server: "keepalive = 0", workers: 1)
+        let server = try GatewaydServer(config: stack.config, server: "keepalive = 0", workers: 1, workerClass: workerClass)
         defer { server.stop() }
         let fd = try Socket.connectTCP(host: "127.0.0.1", port: server.port)
         defer { try? fd.close() }
@@ -50,10 +52,11 @@ struct SyncWorkerTests {
         #expect(count("Connection: close", in: data) == 1)
     }
 
-    @Test func aSlowClientGets408AndFreesTheWorker() throws {
+    @Test(arguments: workerClasses)
+    func aSlowClientGets408AndFreesTheWorker(workerClass: String) throws {
         let stack = try AppStack()
         defer { stack.stop() }
-        let server = try GatewaydServer(config: stack.config, server: "[timeouts]\nheader = 1", workers: 1)
+        let server = try GatewaydServer(config: stack.config, server: "[timeouts]\nheader = 1", workers: 1, workerClass: workerClass)
         defer { server.stop() }
         let slow = try Socket.connectTCP(host: "127.0.0.1", port: server.port)
         defer { try? slow.close() }
@@ -66,10 +69,11 @@ struct SyncWorkerTests {
         #expect(try http(server.port, "GET", "/c/hello").status == 200)
     }
 
-    @Test func maxRequestsRecyclesTheWorker() throws {
+    @Test(arguments: workerClasses)
+    func maxRequestsRecyclesTheWorker(workerClass: String) throws {
         let stack = try AppStack()
         defer { stack.stop() }
-        let server = try GatewaydServer(config: stack.config, server: "max_requests = 3\nmax_requests_jitter = 1", workers: 1)
+        let server = try GatewaydServer(config: stack.config, server: "max_requests = 3\nmax_requests_jitter = 1", workers: 1, workerClass: workerClass)
         defer { server.stop() }
         let first = try #require(server.workerPIDs().first)
         for _ in 0..<8 { #expect(try http(server.port, "GET", "/c/hello").status == 200) }
@@ -79,13 +83,14 @@ struct SyncWorkerTests {
         #expect(server.errorLog.contains("max_requests"))
     }
 
-    @Test func usr1ReopensLogFiles() throws {
+    @Test(arguments: workerClasses)
+    func usr1ReopensLogFiles(workerClass: String) throws {
         let stack = try AppStack()
         defer { stack.stop() }
         let dir = "/tmp/gatewayd-it-logs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try GatewaydServer(config: "[log]\naccess_log = \"\(dir)/access.log\"\nerror_log = \"\(dir)/error.log\"\n" + stack.config, workers: 1)
+        let server = try GatewaydServer(config: "[log]\naccess_log = \"\(dir)/access.log\"\nerror_log = \"\(dir)/error.log\"\n" + stack.config, workers: 1, workerClass: workerClass)
         defer { server.stop() }
         #expect(try http(server.port, "GET", "/c/hello").status == 200)
         try FileManager.default.moveItem(atPath: dir + "/access.log", toPath: dir + "/access.log.1")
@@ -99,8 +104,9 @@ struct SyncWorkerTests {
         #expect(!rotated.contains("/c/hello?after"))
     }
 
-    @Test func workersExitWhenTheMasterDies() throws {
-        let server = try GatewaydServer(config: "", workers: 2)
+    @Test(arguments: workerClasses)
+    func workersExitWhenTheMasterDies(workerClass: String) throws {
+        let server = try GatewaydServer(config: "", workers: 2, workerClass: workerClass)
         defer { server.stop() }
         let workers = server.workerPIDs()
         #expect(workers.count == 2)
@@ -114,12 +120,13 @@ struct SyncWorkerTests {
         }
     }
 
-    @Test func keptBackendConnectionsServeRequests() throws {
+    @Test(arguments: workerClasses)
+    func keptBackendConnectionsServeRequests(workerClass: String) throws {
         let stack = try AppStack()
         defer { stack.stop() }
         let config = stack.config.replacingOccurrences(of: "connect = \"unix:\(stack.c.socketPath)\"",
                                                        with: "connect = \"unix:\(stack.c.socketPath)\"\nkeep_conn = true")
-        let server = try GatewaydServer(config: config, workers: 1)
+        let server = try GatewaydServer(config: config, workers: 1, workerClass: workerClass)
         defer { server.stop() }
         for i in 0..<10 {
             let r = try http(server.port, "GET", "/c/status?code=\(200 + i)")
@@ -138,8 +145,9 @@ struct SyncWorkerTests {
     }
 
     /// A frozen worker (SIGSTOP) stops its heartbeat: the master aborts and replaces it.
-    @Test func aSilentWorkerIsKilledAndReplaced() throws {
-        let server = try GatewaydServer(config: "", server: "timeout = 1", workers: 1)
+    @Test(arguments: workerClasses)
+    func aSilentWorkerIsKilledAndReplaced(workerClass: String) throws {
+        let server = try GatewaydServer(config: "", server: "timeout = 1", workers: 1, workerClass: workerClass)
         defer { server.stop() }
         let frozen = try #require(server.workerPIDs().first)
         kill(frozen, SIGSTOP)
@@ -153,10 +161,11 @@ struct SyncWorkerTests {
         #expect(server.errorLog.contains("silent for"))
     }
 
-    @Test func intStopsFast() throws {
+    @Test(arguments: workerClasses)
+    func intStopsFast(workerClass: String) throws {
         let stack = try AppStack()
         defer { stack.stop() }
-        let server = try GatewaydServer(config: stack.config, workers: 2)
+        let server = try GatewaydServer(config: stack.config, workers: 2, workerClass: workerClass)
         defer { server.stop() }
         let port = server.port
         let t = Thread { _ = try? http(port, "GET", "/py/sleep?ms=5000") }
