@@ -54,7 +54,26 @@ public enum CGIPath {
 
     /// Decodes and normalises the path part of a request target.
     public static func clean(_ rawPath: Substring) throws(Error) -> String {
-        try normalize(percentDecode(rawPath))
+        if isAlreadyClean(rawPath) { return String(rawPath) }
+        return try normalize(percentDecode(rawPath))
+    }
+
+    /// The common case, checked in one pass: starts with "/", no escapes, no empty, "."
+    /// or ".." segments. Such a path is its own clean form.
+    static func isAlreadyClean(_ path: Substring) -> Bool {
+        var previous: UInt8 = 0
+        var first = true
+        for b in path.utf8 {
+            if first {
+                guard b == UInt8(ascii: "/") else { return false }
+                first = false
+            } else if b == UInt8(ascii: "%") || (previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: "."))) {
+                return false
+            }
+            guard b != 0, b != 0x0D, b != 0x0A else { return false }
+            previous = b
+        }
+        return !first
     }
 
     /// Splits after the first segment ending in `ext` (".php"): "/a/b.php/c" ->

@@ -143,19 +143,23 @@ public final class AppDispatcher {
         }
     }
 
-    /// For an event loop: the grants among its queued `tickets`, under one lock.
-    /// `askKeepers`: also ask a keeper of a parked connection to give it back (the
-    /// loop does so every 200 ms or so, as a blocking waiter does).
-    public func collectGrants(app: Int, tickets: [Int64], askKeepers: Bool) -> [(ticket: Int64, lease: Lease)] {
+    /// For an event loop: the grants among its queued `tickets` (oldest first), under
+    /// one lock. A worker's requests are granted in its ticket order (the queue is FIFO,
+    /// and a hand-off goes to the releaser's oldest waiter), so the scan stops at the
+    /// first ticket still waiting. `periodic` (every 200 ms or so): also re-run the
+    /// queue (a slot may be back without a release: an overload pause ended) and ask a
+    /// keeper of a parked connection to give it back, as a blocking waiter does.
+    public func collectGrants<C: Collection>(app: Int, tickets: C, periodic: Bool) -> [(ticket: Int64, lease: Lease)] where C.Element == Int64 {
         let now = Host.monotonicSeconds()
         var keeper: Int64? = nil
         let got: [(Int64, Granted)] = table.withLock(app) { a in
-            a.dispatch(now: now)  // a slot may have come back without a release (an overload pause ended)
+            if periodic { a.dispatch(now: now) }
             var got: [(Int64, Granted)] = []
             for t in tickets {
-                if let s = a.collect(t) { got.append((t, Granted(a, s, pid))) }
+                guard let s = a.collect(t) else { break }
+                got.append((t, Granted(a, s, pid)))
             }
-            if askKeepers && got.count < tickets.count { keeper = a.requestReclaim(excluding: pid) }
+            if periodic && got.count < tickets.count { keeper = a.requestReclaim(excluding: pid) }
             return got
         }
         if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }

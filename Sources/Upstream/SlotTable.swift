@@ -268,18 +268,7 @@ extension AppArea {
                 continue
             }
             guard let s = pickSlot(for: waiters[i].pid, now: now) else { break }
-            take(s, for: waiters[i].pid, now: now)
-            waiters[i].state = WaiterState.granted.rawValue
-            waiters[i].slot = Int64(s)
-            let word = waiterWordPointer(head)
-            word.pointee &+= 1
-            if waiters[i].notify == 1 {
-                if waiters[i].pid != SlotTable.ownPID { _ = Processes.signal(Int32(waiters[i].pid), Signals.usr2) }
-            } else {
-                Futex.wakeAll(word)
-            }
-            r.pointee.queueHead += 1
-            r.pointee.queueLength -= 1
+            grant(head, slot: s, now: now)
         }
     }
 
@@ -340,7 +329,9 @@ extension AppArea {
     /// Ends `pid`'s use of slot `s`. `keep`: it keeps the connection open (keep_conn).
     /// Returns whether it may really keep it, and whether the master should act (a
     /// process to retire).
-    public func release(_ s: Int, by pid: Int64, generation: Int64, keep: Bool, countRequest: Bool, now: Double) -> (kept: Bool, retire: Bool) {
+    /// `handOff`: a waiter of `pid` near the front may get the slot directly (not for a dead worker).
+    public func release(_ s: Int, by pid: Int64, generation: Int64, keep: Bool, countRequest: Bool, now: Double,
+                        handOff: Bool = true) -> (kept: Bool, retire: Bool) {
         var slot = slots[s]
         guard slot.state == SlotState.busy.rawValue, slot.owner == pid else { return (false, false) }
         let sameProcess = slot.generation == generation
@@ -361,9 +352,20 @@ extension AppArea {
             slot.keeper = 0
         } else {
             slot.state = SlotState.idle.rawValue
-            // Park the connection only if nobody else waits: a waiter gets the slot now
-            // (unless the oldest waiter is this worker itself: it reuses the connection).
-            kept = keep && sameProcess && slot.reclaim == 0 && (record.pointee.queueLength == 0 || headWaiter() == pid)
+            // A request of this same worker waits near the front of the queue: the slot
+            // (and its open connection) goes straight to it. No other worker is woken,
+            // no connection is closed and opened again, and an older waiter of another
+            // worker is passed over by fewer than slotCount grants (see ownWaiter).
+            if handOff, let t = ownWaiter(pid, window: slotCount), slot.unavailableUntil <= now {
+                let keepIt = keep && sameProcess
+                slot.keeper = keepIt ? pid : 0
+                slot.reclaim = 0
+                slots[s] = slot
+                grant(t, slot: s, now: now)
+                return (keepIt, false)
+            }
+            // Park the connection only if nobody else waits: a waiter gets the slot now.
+            kept = keep && sameProcess && slot.reclaim == 0 && record.pointee.queueLength == 0
             slot.keeper = kept ? pid : 0
         }
         slot.reclaim = 0
@@ -373,16 +375,41 @@ extension AppArea {
         return (kept, retire)
     }
 
-    /// The pid of the oldest request still waiting, if any.
-    func headWaiter() -> Int64? {
+    /// The ticket of `pid`'s oldest waiting request, if it is less than `window` tickets
+    /// behind the oldest live waiter. Bounded unfairness: the oldest waiter can be passed
+    /// over only by the `window - 1` tickets right behind it, whoever keeps releasing.
+    func ownWaiter(_ pid: Int64, window: Int) -> Int64? {
         let r = record.pointee
         var t = r.queueHead
+        var oldest: Int64? = nil
         while t < r.queueTail {
             let w = waiters[Int(t % r.queueCapacity)]
-            if w.ticket == t && w.state == WaiterState.waiting.rawValue { return w.pid }
+            if w.ticket == t && w.state == WaiterState.waiting.rawValue {
+                if oldest == nil { oldest = t }
+                if w.pid == pid { return t }
+            }
             t += 1
+            if let o = oldest, t >= o + Int64(window) { return nil }
         }
         return nil
+    }
+
+    /// Gives slot `s` to the waiter holding `ticket` and wakes it: its futex word, or a
+    /// signal for an event loop of another process (SIGUSR2).
+    func grant(_ ticket: Int64, slot s: Int, now: Double) {
+        let i = Int(ticket % record.pointee.queueCapacity)
+        take(s, for: waiters[i].pid, now: now)
+        waiters[i].state = WaiterState.granted.rawValue
+        waiters[i].slot = Int64(s)
+        let word = waiterWordPointer(ticket)
+        word.pointee &+= 1
+        if waiters[i].notify == 1 {
+            if waiters[i].pid != SlotTable.ownPID { _ = Processes.signal(Int32(waiters[i].pid), Signals.usr2) }
+        } else {
+            Futex.wakeAll(word)
+        }
+        record.pointee.queueLength -= 1
+        if ticket == record.pointee.queueHead { record.pointee.queueHead += 1 }
     }
 
     func retiring(besides s: Int) -> Bool {
@@ -394,19 +421,19 @@ extension AppArea {
         for s in slotIndices {
             if slots[s].keeper == pid { slots[s].keeper = 0; slots[s].reclaim = 0 }
             if slots[s].state == SlotState.busy.rawValue && slots[s].owner == pid {
-                _ = release(s, by: pid, generation: -1, keep: false, countRequest: false, now: now)
+                _ = release(s, by: pid, generation: -1, keep: false, countRequest: false, now: now, handOff: false)
             }
         }
         let r = record
         for t in r.pointee.queueHead..<r.pointee.queueTail {
             let i = Int(t % r.pointee.queueCapacity)
             guard waiters[i].ticket == t, waiters[i].pid == pid else { continue }
-            if let s = cancel(t) { _ = release(s, by: pid, generation: -1, keep: false, countRequest: false, now: now) }
+            if let s = cancel(t) { _ = release(s, by: pid, generation: -1, keep: false, countRequest: false, now: now, handOff: false) }
         }
         // Granted entries the worker never collected sit before the head.
         for i in 0..<Int(r.pointee.queueCapacity) where waiters[i].pid == pid && waiters[i].state == WaiterState.granted.rawValue {
             waiters[i].state = WaiterState.free.rawValue
-            _ = release(Int(waiters[i].slot), by: pid, generation: -1, keep: false, countRequest: false, now: now)
+            _ = release(Int(waiters[i].slot), by: pid, generation: -1, keep: false, countRequest: false, now: now, handOff: false)
         }
         dispatch(now: now)
     }

@@ -21,7 +21,7 @@ extension EpollWorker {
             startUpstream(c, r, lease)
         case .queued(let ticket):
             r.ticket = ticket
-            queued[r.appIndex][ticket] = c
+            queued[r.appIndex].append((ticket, c))  // tickets only grow: the list stays in order
             c.phase = .queued
             setDeadline(c, Host.monotonicSeconds() + app.queueTimeout)
         case .queueFull:
@@ -33,15 +33,19 @@ extension EpollWorker {
     func retryAfter(_ app: AppConfig) -> String { String(max(1, Int(app.queueTimeout.rounded(.up)))) }
 
     /// Hands granted slots to their waiting requests, oldest first.
-    func collectGrants(askKeepers: Bool) {
+    func collectGrants(periodic: Bool) {
         grantsMayWait = false
         let now = Host.monotonicSeconds()
-        let ask = askKeepers && now - lastReclaimAsk >= 0.2
-        if ask { lastReclaimAsk = now }
+        let chores = periodic && now - lastChores >= 0.2
+        if chores { lastChores = now }
         for app in queued.indices where !queued[app].isEmpty {
-            let tickets = queued[app].keys.sorted()
-            for (ticket, lease) in ctx.dispatcher.collectGrants(app: app, tickets: tickets, askKeepers: ask) {
-                guard let c = queued[app].removeValue(forKey: ticket), let r = c.request else {
+            let granted = ctx.dispatcher.collectGrants(app: app, tickets: queued[app].lazy.map(\.ticket), periodic: chores)
+            guard !granted.isEmpty else { continue }
+            let waiting = queued[app]
+            queued[app].removeFirst(granted.count)
+            for (i, (_, lease)) in granted.enumerated() {
+                let c = waiting[i].client
+                guard !c.closed, let r = c.request else {
                     ctx.dispatcher.release(lease, connection: lease.keptConnection, reusable: true, served: false)
                     continue
                 }
@@ -51,10 +55,15 @@ extension EpollWorker {
         }
     }
 
+    /// Takes a request out of the list of queued ones (it timed out, or its client left).
+    func unqueue(_ r: EpollRequest, _ ticket: Int64) {
+        if let i = queued[r.appIndex].firstIndex(where: { $0.ticket == ticket }) { queued[r.appIndex].remove(at: i) }
+        r.ticket = nil
+    }
+
     func queueTimedOut(_ c: EpollClient, _ r: EpollRequest) {
         guard let app = r.app, let ticket = r.ticket else { return respondError(c, r, 500) }
-        queued[r.appIndex][ticket] = nil
-        r.ticket = nil
+        unqueue(r, ticket)
         if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: true) {
             return startUpstream(c, r, lease)  // granted at the last moment
         }
@@ -87,8 +96,7 @@ extension EpollWorker {
     /// The client is gone: whatever the request holds is given back.
     func abandonUpstream(_ c: EpollClient, _ r: EpollRequest) {
         if let ticket = r.ticket {
-            queued[r.appIndex][ticket] = nil
-            r.ticket = nil
+            unqueue(r, ticket)
             if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: false) {
                 ctx.dispatcher.release(lease, connection: lease.keptConnection, reusable: true, served: false)
                 grantsMayWait = true
@@ -141,15 +149,17 @@ extension EpollWorker {
         r.spoolSent = 0
         r.spoolDone = r.spool == nil
         r.relay = ResponseRelay(request: r.head, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
-        let token = Self.backendTag | UInt64(c.serial) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))
-        do {
-            // A parked connection is still registered: modifying it re-arms its edge.
-            if reused { try epoll.modify(fd, Self.clientEvents, data: token) } else { try epoll.add(fd, Self.clientEvents, data: token) }
-        } catch {
-            do { try epoll.add(fd, Self.clientEvents, data: token) } catch {
+        if index >= parkedEvents.count { parkedEvents += Array(repeating: false, count: max(index + 1 - parkedEvents.count, parkedEvents.count)) }
+        if reused {
+            // Still registered from its first request (the token is the fd alone): no
+            // system call. If something happened while it was parked, read first.
+            r.backendReadable = parkedEvents[index]
+        } else {
+            do { try epoll.add(fd, Self.clientEvents, data: Self.backendTag | UInt64(UInt32(bitPattern: fd.rawValue))) } catch {
                 return unreachable(c, r, .connect("epoll: \(error)"))
             }
         }
+        parkedEvents[index] = false
         if !connecting { beginSending(c, r) }
     }
 
@@ -195,8 +205,6 @@ extension EpollWorker {
         c.phase = .upstream
         setDeadline(c, Host.monotonicSeconds() + timeouts.backendRead)
         sendRecords(c, r)
-        // A reused connection closed while parked reports its EOF again: modifying its
-        // registration re-armed the edge.
         if c.request === r && r.backend != nil && r.backendReadable { readBackend(c, r) }
     }
 

@@ -42,14 +42,17 @@ public final class EpollWorker {
     /// Open clients, by fd; and the client each app connection belongs to, by its fd.
     var clients: [EpollClient?] = []
     var backendOwners: [EpollClient?] = []
+    /// App connections parked between requests stay registered; an event that comes
+    /// meanwhile (the app closed it) is noted here, by fd, for the request that reuses it.
+    var parkedEvents: [Bool] = []
     var openClients = 0
     var nextSerial: UInt32 = 0
     var lastSweep = 0.0
     static let sweepSeconds = 0.1
     /// Requests whose app socket had a full backlog: connect again on the next turn.
     var connectRetries: [EpollClient] = []
-    /// Requests waiting for a slot, per app, by ticket.
-    var queued: [[Int64: EpollClient]]
+    /// Requests waiting for a slot, per app, oldest first.
+    var queued: [[(ticket: Int64, client: EpollClient)]]
     /// A slot may have been granted to one of our waiters (we released one, or a signal came).
     var grantsMayWait = false
     /// Connections whose next pipelined request is ready; served after the current events
@@ -57,13 +60,13 @@ public final class EpollWorker {
     var runnable: [EpollClient] = []
     var listening = false
     var lastTick = 0.0
-    var lastReclaimAsk = 0.0
+    var lastChores = 0.0
 
     public init(context: WorkerContext, process: WorkerProcess) throws {
         ctx = context
         self.process = process
         epoll = try Epoll()
-        queued = Array(repeating: [:], count: context.config.apps.count)
+        queued = Array(repeating: [], count: context.config.apps.count)
         context.onWait = { [process] in process.beat() }
     }
 
@@ -90,7 +93,7 @@ public final class EpollWorker {
                 handle(events, data)
             }
             runReady()
-            if grantsMayWait { collectGrants(askKeepers: false) }
+            if grantsMayWait { collectGrants(periodic: false) }
             let after = Host.monotonicSeconds()
             if !connectRetries.isEmpty { retryConnects(after) }
             if after - lastSweep >= Self.sweepSeconds { sweepTimeouts(after) }
@@ -113,13 +116,16 @@ public final class EpollWorker {
     func tick() {
         lastTick = Host.monotonicSeconds()
         process.beat()
-        if queued.contains(where: { !$0.isEmpty }) { collectGrants(askKeepers: true) }
+        if queued.contains(where: { !$0.isEmpty }) { collectGrants(periodic: true) }
     }
 
     func handle(_ events: Epoll.Events, _ data: UInt64) {
         if data & Self.backendTag != 0 {
             let fd = Int(data & 0xffff_ffff)
-            guard fd < backendOwners.count, let c = backendOwners[fd], c.serial == UInt32(truncatingIfNeeded: data >> 32) & Self.serialMask else { return }
+            guard fd < backendOwners.count, let c = backendOwners[fd] else {
+                if fd < parkedEvents.count { parkedEvents[fd] = true }  // a parked connection: the app closed it?
+                return
+            }
             backendEvent(c, events)
         } else if data & Self.listenerTag != 0 {
             acceptAll(process.listeners[Int(data & 0xffff)])

@@ -20,6 +20,8 @@ public final class WorkerContext {
     public var draining = false
     public private(set) var requestsServed = 0
     var requestCounter: UInt64 = 0
+    /// "<pid in hex>-": made once (getpid is a system call).
+    let requestIDPrefix = String(Processes.currentPID, radix: 16) + "-"
     var dateSecond: Int64 = -1
     var dateValue = ""
     /// Slots and queues of the apps, shared with the master and the other workers.
@@ -66,7 +68,7 @@ public final class WorkerContext {
             requestCounter += 1
             return requestCounter
         }
-        return String(Processes.currentPID, radix: 16) + "-" + String(n, radix: 16)
+        return requestIDPrefix + String(n, radix: 16)
     }
 
     func requestFinished() {

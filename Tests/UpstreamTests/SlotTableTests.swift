@@ -102,4 +102,55 @@ import Testing
             #expect(a.collect(mine) == 0 && a.slots[0].keeper == 11, "it reuses its own kept connection")
         }
     }
+
+    @Test func aReleasedSlotGoesToTheReleasersOwnWaiterNearTheFront() throws {
+        // 2 slots: a waiter of the releasing worker among the first 2 live waiters gets
+        // the slot (and the kept connection) at once; further back, FIFO holds.
+        let table = try SlotTable.create(for: Self.config(slots: 2))
+        table.withLock(0) { a in
+            a.take(0, for: 10, now: 0)
+            a.take(1, for: 11, now: 0)
+            let other = a.enqueue(20)!
+            let mine = a.enqueue(10)!
+            let r = a.release(0, by: 10, generation: 0, keep: true, countRequest: true, now: 1)
+            #expect(r.kept && a.collect(mine) == 0 && a.slots[0].keeper == 10, "handed to pid 10's own second-in-line request")
+            #expect(a.collect(other) == nil, "the head still waits")
+            #expect(a.record.pointee.queueLength == 1)
+            // Out of the window: 20 and 21 are ahead of pid 11's waiter, so FIFO.
+            let other2 = a.enqueue(21)!
+            let mine2 = a.enqueue(11)!
+            #expect(!a.release(1, by: 11, generation: 0, keep: true, countRequest: true, now: 2).kept)
+            #expect(a.collect(other) == 1 && a.collect(mine2) == nil)
+            // The head moved past the granted entries: the next release goes to 21.
+            _ = a.release(0, by: 10, generation: 0, keep: false, countRequest: true, now: 3)
+            #expect(a.collect(other2) == 0)
+            #expect(a.record.pointee.queueLength == 1)
+        }
+    }
+
+    @Test func theOldestWaiterIsNeverPassedOverForLong() throws {
+        // Worker 20 has one request at the head; worker 10 keeps releasing and queueing.
+        // Its hand-offs may pass the head only while its own waiter is within 2 tickets.
+        let table = try SlotTable.create(for: Self.config(slots: 2))
+        table.withLock(0) { a in
+            a.take(0, for: 10, now: 0)
+            a.take(1, for: 10, now: 0)
+            let head = a.enqueue(20)!
+            var mine = [a.enqueue(10)!, a.enqueue(10)!]
+            var handedOff = 0
+            for round in 0..<6 {
+                mine.append(a.enqueue(10)!)
+                _ = a.release(round % 2, by: 10, generation: 0, keep: false, countRequest: true, now: Double(round))
+                if let s = a.collect(head) {
+                    #expect(handedOff <= 1, "the head waited behind \(handedOff) hand-offs")
+                    #expect(s == round % 2)
+                    return
+                }
+                let t = mine.removeFirst()
+                #expect(a.collect(t) == round % 2)
+                handedOff += 1
+            }
+            Issue.record("the oldest waiter never got a slot")
+        }
+    }
 }
