@@ -1,3 +1,5 @@
+import HTTPWire
+
 /// The parsed head of a CGI (or FastCGI STDOUT) response, RFC 3875 §6.
 public struct CGIResponseHead: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
@@ -15,8 +17,8 @@ public struct CGIResponseHead: Sendable, Equatable {
     public var headers: [CGIHeaderField]
     public var kind: Kind
 
-    public var contentType: String? { headers.first { $0.name.lowercased() == "content-type" }?.value }
-    public var location: String? { headers.first { $0.name.lowercased() == "location" }?.value }
+    public var contentType: String? { headers.first { $0.name.equalsLowercaseASCII("content-type") }?.value }
+    public var location: String? { headers.first { $0.name.equalsLowercaseASCII("location") }?.value }
 }
 
 public struct CGIHeaderField: Sendable, Equatable {
@@ -92,22 +94,19 @@ public struct CGIResponseHeadParser: Sendable {
             if lineEnd > pos && buf[lineEnd - 1] == 0x0D { lineEnd -= 1 }
             if lineEnd == pos { break }
             let (name, value) = try readField(UnsafeRawBufferPointer(rebasing: buf[pos..<lineEnd]))
-            switch name.lowercased() {
-            case "status":
+            if name.equalsLowercaseASCII("status") {
                 guard status == nil else { throw CGIResponseError("more than one Status field") }
                 (status, reason) = try readStatus(value)
                 sawCGIField = true
-            case "location":
+            } else if name.equalsLowercaseASCII("location") {
                 guard location == nil else { throw CGIResponseError("more than one Location field") }
                 guard !value.isEmpty else { throw CGIResponseError("empty Location") }
                 location = value
                 headers.append(CGIHeaderField(name, value))
                 sawCGIField = true
-            case "content-type":
+            } else {
                 headers.append(CGIHeaderField(name, value))
-                sawCGIField = true
-            default:
-                headers.append(CGIHeaderField(name, value))
+                if name.equalsLowercaseASCII("content-type") { sawCGIField = true }
             }
             pos = next
         }

@@ -79,3 +79,16 @@
         start = i + 1
     }
 }
+
+extension StringProtocol {
+    /// ASCII case-insensitive equality with an all-lowercase `lower`, without making a
+    /// lowercased copy (field names are compared on every response).
+    public func equalsLowercaseASCII(_ lower: String) -> Bool {
+        guard utf8.count == lower.utf8.count else { return false }
+        for (a, b) in zip(utf8, lower.utf8) {
+            let folded = (a >= 0x41 && a <= 0x5A) ? a | 0x20 : a
+            if folded != b { return false }
+        }
+        return true
+    }
+}

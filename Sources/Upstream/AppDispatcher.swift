@@ -206,13 +206,27 @@ public final class AppDispatcher {
     /// Returns whether the request counted as slow (slow_request).
     @discardableResult
     public func release(_ lease: Lease, connection: FileDescriptor?, reusable: Bool, served: Bool, overloaded: Bool = false) -> Bool {
+        releasing(lease, connection: connection, reusable: reusable, served: served, overloaded: overloaded, collectHandOff: false).slow
+    }
+
+    /// For an event loop: as `release`, and when the slot goes straight to one of this
+    /// worker's own queued requests, that grant is collected under the same lock and
+    /// returned, so the loop can send the next request at once.
+    public func releaseHandingOff(_ lease: Lease, connection: FileDescriptor?, reusable: Bool, served: Bool,
+                                  overloaded: Bool = false) -> (slow: Bool, handOff: (ticket: Int64, lease: Lease)?) {
+        let r = releasing(lease, connection: connection, reusable: reusable, served: served, overloaded: overloaded, collectHandOff: true)
+        return (r.slow, r.handOff.map { ($0.ticket, self.lease(lease.app, $0.granted)) })
+    }
+
+    func releasing(_ lease: Lease, connection: FileDescriptor?, reusable: Bool, served: Bool, overloaded: Bool,
+                   collectHandOff: Bool) -> (slow: Bool, handOff: (ticket: Int64, granted: Granted)?) {
         let now = Host.monotonicSeconds()
         let app = config.apps[lease.app]
         let wantKeep = reusable && app.keepConnection && connection != nil
         // The connection goes into `kept` before the table says it is parked: a thread
         // of this worker may be granted the slot the moment the lock is released.
         if wantKeep, let c = connection { park(c, app: lease.app, slot: lease.slot, generation: lease.generation) }
-        let (keptIt, retire, slow) = table.withLock(lease.app) { a in
+        let (keptIt, retire, slow, handOff) = table.withLock(lease.app) { a in
             var slow = false
             if served && app.slowRequest > 0 && now - a.slots[lease.slot].busySince > app.slowRequest {
                 a.record.pointee.slowRequests += 1
@@ -220,7 +234,9 @@ public final class AppDispatcher {
             }
             if overloaded { a.slots[lease.slot].unavailableUntil = now + 0.25 }
             let r = a.release(lease.slot, by: pid, generation: lease.generation, keep: wantKeep, countRequest: served, now: now)
-            return (r.kept, r.retire, slow)
+            var handOff: (ticket: Int64, granted: Granted)? = nil
+            if collectHandOff, let t = r.handedTo, let s = a.collect(t) { handOff = (t, Granted(a, s, pid)) }
+            return (r.kept, r.retire, slow, handOff)
         }
         if !keptIt, let c = connection {
             if wantKeep {
@@ -236,7 +252,7 @@ public final class AppDispatcher {
             }
         }
         if retire { nudgeMaster() }
-        return slow
+        return (slow, handOff)
     }
 
     func park(_ c: FileDescriptor, app: Int, slot: Int, generation: Int64) {

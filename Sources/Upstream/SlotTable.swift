@@ -331,9 +331,9 @@ extension AppArea {
     /// process to retire).
     /// `handOff`: a waiter of `pid` near the front may get the slot directly (not for a dead worker).
     public func release(_ s: Int, by pid: Int64, generation: Int64, keep: Bool, countRequest: Bool, now: Double,
-                        handOff: Bool = true) -> (kept: Bool, retire: Bool) {
+                        handOff: Bool = true) -> (kept: Bool, retire: Bool, handedTo: Int64?) {
         var slot = slots[s]
-        guard slot.state == SlotState.busy.rawValue, slot.owner == pid else { return (false, false) }
+        guard slot.state == SlotState.busy.rawValue, slot.owner == pid else { return (false, false, nil) }
         let sameProcess = slot.generation == generation
         if countRequest && sameProcess { slot.requests += 1 }
         // max_requests: retire the process, but never two of an app's at once, so a
@@ -362,7 +362,7 @@ extension AppArea {
                 slot.reclaim = 0
                 slots[s] = slot
                 grant(t, slot: s, now: now)
-                return (keepIt, false)
+                return (keepIt, false, t)
             }
             // Park the connection only if nobody else waits: a waiter gets the slot now.
             kept = keep && sameProcess && slot.reclaim == 0 && record.pointee.queueLength == 0
@@ -372,7 +372,7 @@ extension AppArea {
         let retire = slot.retire == 1
         slots[s] = slot
         dispatch(now: now)
-        return (kept, retire)
+        return (kept, retire, nil)
     }
 
     /// The ticket of `pid`'s oldest waiting request, if it is less than `window` tickets

@@ -79,11 +79,25 @@ extension EpollWorker {
         r.lease = nil
         r.upstreamTime = Host.monotonicSeconds() - r.upstreamStart
         let ok = reusable && !r.writeFailed && !r.connecting
-        let slow = ctx.dispatcher.release(lease, connection: backend, reusable: ok, served: served, overloaded: overloaded)
+        let (slow, handOff) = ctx.dispatcher.releaseHandingOff(lease, connection: backend, reusable: ok, served: served, overloaded: overloaded)
         if slow, let app = r.app {
             ctx.logger.warning("app \(app.name): slow request: \(r.head.method) \(r.target) held slot \(lease.slot) for \(Int((r.upstreamTime ?? 0) * 1000)) ms", metadata: meta(r))
         }
-        grantsMayWait = true  // the slot may have gone to one of our own waiters
+        if let (ticket, next) = handOff {
+            // The slot went to our own oldest queued request: send it now, so the app
+            // works on it while we write this response to its client.
+            let app = lease.app
+            if let i = queued[app].firstIndex(where: { $0.ticket == ticket }) {
+                let waiter = queued[app].remove(at: i).client
+                if !waiter.closed, let wr = waiter.request {
+                    wr.ticket = nil
+                    startUpstream(waiter, wr, next)
+                    return
+                }
+            }
+            ctx.dispatcher.release(next, connection: next.keptConnection, reusable: true, served: false)
+        }
+        grantsMayWait = true  // a release may also have granted a slot to another of ours
     }
 
     func detachBackend(_ r: EpollRequest) -> FileDescriptor? {

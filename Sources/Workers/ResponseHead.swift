@@ -4,8 +4,8 @@ import HTTPWire
 /// Client-facing responses: error pages, and the HTTP head made from an app's CGI head.
 enum ResponseHead {
     /// Fields that describe one hop; an app's values never reach the client.
-    static let hopByHop: Set<String> = ["connection", "keep-alive", "transfer-encoding", "te", "trailer",
-                                        "upgrade", "proxy-connection", "content-length", "status"]
+    static let hopByHop = ["connection", "keep-alive", "transfer-encoding", "te", "trailer",
+                           "upgrade", "proxy-connection", "content-length", "status"]
 
     /// A small text error response. `keepAlive` false adds Connection: close.
     static func error(_ status: Int, keepAlive: Bool, date: String, extraHeaders: [(String, String)] = [], isHead: Bool = false) -> [UInt8] {
@@ -20,7 +20,7 @@ enum ResponseHead {
 
     /// The app's Content-Length, when it sent a valid one.
     static func contentLength(_ head: CGIResponseHead) -> UInt64? {
-        guard let v = head.headers.first(where: { $0.name.lowercased() == "content-length" })?.value,
+        guard let v = head.headers.first(where: { $0.name.equalsLowercaseASCII("content-length") })?.value,
               !v.isEmpty, v.utf8.count <= 19, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
         return UInt64(v)
     }
@@ -29,7 +29,7 @@ enum ResponseHead {
     static func forApp(_ cgi: CGIResponseHead, request: HTTPRequestHead, keepAlive: Bool, date: String) -> (bytes: [UInt8], framing: HTTPResponseFraming) {
         var headers = HTTPHeaders()
         headers.append(name: "Server", value: WorkerContext.software)
-        for f in cgi.headers where !hopByHop.contains(f.name.lowercased()) { headers.append(name: f.name, value: f.value) }
+        for f in cgi.headers where !hopByHop.contains(where: { f.name.equalsLowercaseASCII($0) }) { headers.append(name: f.name, value: f.value) }
         let isHead = request.method == "HEAD"
         var framing = HTTPResponseFraming.choose(status: cgi.status, requestMethod: request.method,
                                                  requestVersion: request.version, contentLength: contentLength(cgi))

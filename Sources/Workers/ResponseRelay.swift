@@ -34,7 +34,8 @@ struct ResponseRelay {
 
     /// Feeds bytes read from the app; appends what the client should get to `out`.
     /// Throws the app's protocol errors (`.overloaded` before any output is a busy slot).
-    mutating func receive(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], ctx: WorkerContext, meta: Logger.Metadata) throws(UpstreamError) {
+    mutating func receive(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], ctx: WorkerContext,
+                          meta: @autoclosure () -> Logger.Metadata) throws(UpstreamError) {
         let isHead = request.method == "HEAD"
         for output in try reader.receive(bytes) {
             switch output {
@@ -63,15 +64,15 @@ struct ResponseRelay {
                 sent += UInt64(body.count)
             case .stderr(let text):
                 for line in String(decoding: text, as: UTF8.self).split(whereSeparator: \.isNewline) where !line.isEmpty {
-                    ctx.logger.warning("app stderr: \(line)", metadata: meta)
+                    ctx.logger.warning("app stderr: \(line)", metadata: meta())
                 }
             case .end(let appStatus):
                 ended = true
                 if redirect != nil { return }
-                if appStatus != 0 { ctx.logger.debug("app exit status \(appStatus)", metadata: meta) }
+                if appStatus != 0 { ctx.logger.debug("app exit status \(appStatus)", metadata: meta()) }
                 if framing == .chunked && !isHead { HTTPChunkedEncoder.appendEnd(into: &out) }
                 if let d = declared, !isHead, sent != d {
-                    ctx.logger.error("app sent \(sent) body bytes but Content-Length \(d)", metadata: meta)
+                    ctx.logger.error("app sent \(sent) body bytes but Content-Length \(d)", metadata: meta())
                     keepAlive = false
                 }
             }
