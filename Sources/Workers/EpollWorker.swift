@@ -181,6 +181,9 @@ public final class EpollWorker {
             default: break
             }
         }
+        // The client closed its side while its request waits for a slot: nothing has
+        // reached the app yet, so give up its place (once the app has it, it runs to the end).
+        if events.contains(.peerClosed) && c.phase == .queued { return clientGone(c) }
         if c.writable && c.outputPending > 0 { flushClient(c) }
         if !c.closed && c.readable { readClient(c) }
     }
