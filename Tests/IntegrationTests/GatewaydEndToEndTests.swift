@@ -242,7 +242,7 @@ struct GatewaydEndToEndTests {
         usleep(500_000)
         #expect(try http(server.port, "GET", "/c/hello").status == 200)
         #expect(server.errorLog.contains("still serving with the old one"))
-        #expect(server.errorLog.contains("\(server.configPath):5: server.threads: expected a positive integer, got \"many\""), "\(server.errorLog)")
+        #expect(server.errorLog.contains("\(server.configPath):6: server.threads: expected a positive integer, got \"many\""), "\(server.errorLog)")
         #expect(server.workerPIDs().count == 2)
     }
 

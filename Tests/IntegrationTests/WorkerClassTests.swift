@@ -73,4 +73,29 @@ struct WorkerClassTests {
             }
         }
     }
+
+    /// worker_connections caps what one worker holds: with 10 idle keep-alive clients open,
+    /// an 11th waits in the listen backlog until one of them leaves.
+    @Test(arguments: ["thread", "epoll"])
+    func workerConnectionsCapsOpenConnections(workerClass: String) throws {
+        let server = try GatewaydServer(config: Self.config, server: "worker_class = \"\(workerClass)\"\nworker_connections = 10\nkeepalive = 30",
+                                        workers: 1)
+        defer { server.stop() }
+        var idle: [FileDescriptor] = []
+        defer { for c in idle { try? c.close() } }
+        for _ in 0..<10 {
+            let c = try Socket.connectTCP(host: "127.0.0.1", port: server.port, timeoutMilliseconds: 5000)
+            _ = try c.write(Array("GET /c/hello HTTP/1.1\r\nHost: x\r\n\r\n".utf8), from: 0)
+            #expect(try c.waitReadable(timeoutMilliseconds: 5000))
+            idle.append(c)
+        }
+        usleep(200_000)
+        let extra = try Socket.connectTCP(host: "127.0.0.1", port: server.port, timeoutMilliseconds: 5000)
+        defer { try? extra.close() }
+        _ = try extra.write(Array("GET /c/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8), from: 0)
+        #expect(try !extra.waitReadable(timeoutMilliseconds: 700), "an 11th connection was served beside 10 open ones")
+        try idle.removeFirst().close()
+        let reply = String(decoding: try readAll(extra, timeout: 5), as: UTF8.self)
+        #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply)")
+    }
 }
