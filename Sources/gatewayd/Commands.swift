@@ -84,27 +84,20 @@ struct WorkerCommand: ParsableCommand {
         let ctx = WorkerContext(config: config, logger: logger, errorSink: sink, accessLog: access,
                                 dispatcher: dispatcher, workerRecord: workerRecord)
         ctx.onWait = { process.beatAndCheck(ctx) }
-        switch config.server.workerClass {
-        case .sync:
-            let code = SyncWorker(context: ctx, process: process).run()
-            if code != 0 { throw ExitCode(code) }
-        case .thread:
-            let worker: ThreadWorker
-            do { worker = try ThreadWorker(context: ctx, process: process) } catch {
-                logger.critical("cannot boot: \(error)")
-                throw bootFailure
+        // Each class's loop returns the worker's exit code; one that cannot start is a boot failure.
+        let run: () -> Int32
+        do {
+            switch config.server.workerClass {
+            case .sync: run = SyncWorker(context: ctx, process: process).run
+            case .thread: run = try ThreadWorker(context: ctx, process: process).run
+            case .epoll: run = try EpollWorker(context: ctx, process: process).run
             }
-            let code = worker.run()
-            if code != 0 { throw ExitCode(code) }
-        case .epoll:
-            let worker: EpollWorker
-            do { worker = try EpollWorker(context: ctx, process: process) } catch {
-                logger.critical("cannot boot: \(error)")
-                throw bootFailure
-            }
-            let code = worker.run()
-            if code != 0 { throw ExitCode(code) }
+        } catch {
+            logger.critical("cannot boot: \(error)")
+            throw bootFailure
         }
+        let code = run()
+        if code != 0 { throw ExitCode(code) }
     }
 }
 
