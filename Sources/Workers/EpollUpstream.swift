@@ -163,13 +163,19 @@ extension EpollWorker {
         r.spoolSent = 0
         r.spoolDone = r.spool == nil
         r.relay = ResponseRelay(request: r.head, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
-        if index >= parkedEvents.count { parkedEvents += Array(repeating: false, count: max(index + 1 - parkedEvents.count, parkedEvents.count)) }
+        if index >= parkedEvents.count {
+            let more = max(index + 1 - parkedEvents.count, parkedEvents.count)
+            parkedEvents += Array(repeating: false, count: more)
+            backendGenerations += Array(repeating: 0, count: more)
+        }
         if reused {
-            // Still registered from its first request (the token is the fd alone): no
-            // system call. If something happened while it was parked, read first.
+            // Still registered from its first request (the token is its fd and
+            // registration generation, not the client): no system call. If something happened while it was parked, read first.
             r.backendReadable = parkedEvents[index]
         } else {
-            do { try epoll.add(fd, Self.clientEvents, data: Self.backendTag | UInt64(UInt32(bitPattern: fd.rawValue))) } catch {
+            backendGenerations[index] = (backendGenerations[index] &+ 1) & Self.serialMask
+            let token = Self.backendTag | UInt64(backendGenerations[index]) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))
+            do { try epoll.add(fd, Self.clientEvents, data: token) } catch {
                 return unreachable(c, r, .connect("epoll: \(error)"))
             }
         }

@@ -45,6 +45,8 @@ public final class EpollWorker {
     /// App connections parked between requests stay registered; an event that comes
     /// meanwhile (the app closed it) is noted here, by fd, for the request that reuses it.
     var parkedEvents: [Bool] = []
+    /// Bumped for every app connection registered under an fd number.
+    var backendGenerations: [UInt32] = []
     var openClients = 0
     var nextSerial: UInt32 = 0
     var lastSweep = 0.0
@@ -122,8 +124,11 @@ public final class EpollWorker {
     func handle(_ events: Epoll.Events, _ data: UInt64) {
         if data & Self.backendTag != 0 {
             let fd = Int(data & 0xffff_ffff)
-            guard fd < backendOwners.count, let c = backendOwners[fd] else {
-                if fd < parkedEvents.count { parkedEvents[fd] = true }  // a parked connection: the app closed it?
+            // An event of an earlier connection with this fd number (closed within this
+            // batch) is ignored: each registration carries its own generation.
+            guard fd < backendGenerations.count, backendGenerations[fd] == UInt32(truncatingIfNeeded: data >> 32) & Self.serialMask else { return }
+            guard let c = backendOwners[fd] else {
+                parkedEvents[fd] = true  // a parked connection: the app closed it?
                 return
             }
             backendEvent(c, events)
