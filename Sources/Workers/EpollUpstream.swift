@@ -241,11 +241,11 @@ extension EpollWorker {
                     sent = try backend.write(r.chunk, from: r.chunkSent)
                     r.chunkSent += sent ?? 0
                 } else if !r.spoolDone, let spool = r.spool {
-                    // The next piece of the spooled body (a local file: a short blocking read).
-                    var piece = [UInt8].readBuffer(65536)
-                    let n = (try? spool.pread(into: &piece, at: r.spoolSent)) ?? 0
+                    // The next piece of the spooled body (a local file: a short blocking read),
+                    // through the loop's read buffer rather than a new 64 KiB one per piece.
+                    let n = (try? spool.pread(into: &scratch, at: r.spoolSent)) ?? 0
                     r.spoolSent += n
-                    r.chunk = n > 0 ? FastCGIRequestWriter.stdin(requestID: 1, piece[0..<n]) : FastCGIRequestWriter.endOfStdin(requestID: 1)
+                    r.chunk = n > 0 ? FastCGIRequestWriter.stdin(requestID: 1, scratch[0..<n]) : FastCGIRequestWriter.endOfStdin(requestID: 1)
                     r.chunkSent = 0
                     if n == 0 { r.spoolDone = true }
                     continue
