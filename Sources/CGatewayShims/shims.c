@@ -108,6 +108,37 @@ int gw_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[
     return r;
 }
 
+int gw_spawn_cgi(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                 const char *cwd, int in_fd, int out_fd, int err_fd) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+    // Listener sockets and anything a library opened without O_CLOEXEC stay ours.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&actions, cwd);
+    posix_spawnattr_init(&attr);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    // Its own process group, so a timeout or a client that leaves ends the script's
+    // children too.
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+    int r = posix_spawn(pid, path, &actions, &attr, argv, envp);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    return r;
+}
+
+int gw_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
 int gw_touch(int fd) { return futimens(fd, NULL); }
 
 unsigned long gw_shared_mutex_size(void) { return sizeof(pthread_mutex_t); }

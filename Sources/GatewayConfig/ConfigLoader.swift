@@ -3,7 +3,7 @@ import TOMLKit
 /// Turns gateway.toml text into a validated `Configuration`, or a `ConfigError` listing
 /// every problem as `file:line: key: message`.
 public enum ConfigLoader {
-    static let topKeys = ["server", "limits", "timeouts", "log", "app", "route"]
+    static let topKeys = ["server", "limits", "timeouts", "log", "cgi", "app", "route"]
     static let serverKeys = ["bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
                              "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog",
                              "unix_socket_mode", "pidfile", "user", "group", "server_name", "status_path"]
@@ -14,7 +14,8 @@ public enum ConfigLoader {
     static let appKeys = ["name", "command", "connect", "processes", "max_conns", "queue_timeout", "env", "env_copy",
                           "root", "cwd", "user", "group", "max_requests", "keep_conn", "pm", "min_spare", "max_spare",
                           "idle_timeout", "slow_request"]
-    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env"]
+    static let cgiKeys = ["max_processes", "queue_timeout", "timeout", "kill_grace", "interpreters"]
+    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// - Parameters:
@@ -37,6 +38,7 @@ public enum ConfigLoader {
         let limits = readLimits(&r, table(&r, root, "limits"))
         let timeouts = readTimeouts(&r, table(&r, root, "timeouts"))
         let log = readLog(&r, table(&r, root, "log"))
+        let cgi = readCGI(&r, table(&r, root, "cgi"))
         let defaultProcesses = ProcessManager.defaultProcesses(for: server, cpuCount: cpuCount)
         let apps = tableArray(&r, root, "app").enumerated().compactMap { readApp(&r, $1, path: "app[\($0)]", defaultProcesses: defaultProcesses) }
         let routes = tableArray(&r, root, "route").enumerated().compactMap { readRoute(&r, $1, path: "route[\($0)]") }
@@ -45,7 +47,7 @@ public enum ConfigLoader {
         guard r.issues.isEmpty else {
             throw ConfigError(issues: r.issues.sorted { ($0.line ?? 0, $0.key) < ($1.line ?? 0, $1.key) })
         }
-        return Configuration(server: server, limits: limits, timeouts: timeouts, log: log, apps: apps, routes: routes, sourcePath: file)
+        return Configuration(server: server, limits: limits, timeouts: timeouts, log: log, cgi: cgi, apps: apps, routes: routes, sourcePath: file)
     }
 
     static func table(_ r: inout ConfigReader, _ root: TOMLTable, _ key: String) -> TOMLTable {
@@ -238,6 +240,33 @@ public enum ConfigLoader {
         return pm
     }
 
+    static func readCGI(_ r: inout ConfigReader, _ t: TOMLTable) -> CGIConfig {
+        let p = "cgi"
+        r.rejectUnknownKeys(t, path: p, allowed: cgiKeys)
+        var c = CGIConfig()
+        if let n = r.int(t, "max_processes", p, max: 4096) { c.maxProcesses = n }
+        if let d = r.duration(t, "queue_timeout", p, allowZero: true) { c.queueTimeout = d }
+        if let d = r.duration(t, "timeout", p) { c.timeout = d }
+        if let d = r.duration(t, "kill_grace", p, allowZero: true) { c.killGrace = d }
+        if let v = t["interpreters"] {
+            if let table = v.table {
+                for ext in table.keys {
+                    let key = "\(p).interpreters.\(ext)"
+                    guard ext.hasPrefix("."), ext.count > 1, !ext.contains("/") else {
+                        r.fail(key, "expected an extension such as \".pl\" as the key"); continue
+                    }
+                    guard let program = table[ext]?.string, !program.isEmpty else {
+                        r.fail(key, "expected a program such as \"perl\" or \"/usr/bin/python3\""); continue
+                    }
+                    c.interpreters[ext] = program.contains("/") ? r.resolve(program) : program
+                }
+            } else {
+                r.fail("\(p).interpreters", "expected a table such as { \".pl\" = \"perl\" }, got \(r.describe(v))")
+            }
+        }
+        return c
+    }
+
     static func readRoute(_ r: inout ConfigReader, _ t: TOMLTable, path p: String) -> RouteConfig? {
         r.rejectUnknownKeys(t, path: p, allowed: routeKeys)
         let before = r.issues.count
@@ -268,8 +297,13 @@ public enum ConfigLoader {
         }
         let env = r.stringTable(t, "env", p) ?? [:]
         if !env.isEmpty, case .static? = target { r.fail("\(p).env", "has no effect on a static route") }
+        var allowSymlinks = false
+        if let v = t["allow_symlinks"] {
+            if let b = v.bool { allowSymlinks = b } else { r.fail("\(p).allow_symlinks", "expected true or false, got \(r.describe(v))") }
+            if case .cgi? = target {} else { r.fail("\(p).allow_symlinks", "applies to cgi routes only") }
+        }
         guard r.issues.count == before, let match, let target else { return nil }
-        return RouteConfig(match: match, target: target, env: env)
+        return RouteConfig(match: match, target: target, env: env, allowSymlinks: allowSymlinks)
     }
 
     static func crossCheck(_ r: inout ConfigReader, server: ServerConfig, apps: [AppConfig], routes: [RouteConfig]) {

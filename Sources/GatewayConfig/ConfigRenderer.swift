@@ -46,6 +46,14 @@ extension Configuration {
         kv("backend_connect", num(timeouts.backendConnect))
         kv("backend_read", num(timeouts.backendRead))
 
+        out.append("\n[cgi]")
+        kv("max_processes", String(cgi.maxProcesses))
+        kv("queue_timeout", num(cgi.queueTimeout))
+        kv("timeout", num(cgi.timeout))
+        kv("kill_grace", num(cgi.killGrace))
+        // Extension keys start with "." and must be quoted.
+        kv("interpreters", "{ " + cgi.interpreters.keys.sorted().map { "\(q($0)) = \(q(cgi.interpreters[$0]!))" }.joined(separator: ", ") + " }")
+
         out.append("\n[log]")
         kv("level", q(log.level))
         kv("error_log", q(log.errorLog))
@@ -92,6 +100,7 @@ extension Configuration {
             case .static(let d): kv("static", q(d))
             }
             if !r.env.isEmpty { kv("env", table(r.env)) }
+            if r.allowSymlinks { kv("allow_symlinks", "true") }
         }
         return out.joined(separator: "\n") + "\n"
     }

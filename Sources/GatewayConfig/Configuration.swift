@@ -5,6 +5,7 @@ public struct Configuration: Sendable, Equatable {
     public var limits: LimitsConfig
     public var timeouts: TimeoutsConfig
     public var log: LogConfig
+    public var cgi: CGIConfig
     public var apps: [AppConfig]
     public var routes: [RouteConfig]
     /// The file it came from, as the user named it (for messages and reloads).
@@ -99,6 +100,23 @@ public struct TimeoutsConfig: Sendable, Equatable {
     public var backendConnect: Double = 5
     /// Seconds without output from an app before 504.
     public var backendRead: Double = 60
+    public init() {}
+}
+
+/// How each worker runs CGI programs (routes with `cgi = ...`).
+public struct CGIConfig: Sendable, Equatable {
+    /// CGI programs one worker runs at once; further requests wait for a place.
+    public var maxProcesses = 16
+    /// Seconds a request may wait for a place before 503.
+    public var queueTimeout: Double = 10
+    /// Seconds a program may run; then SIGTERM to its process group, and 504 if it sent nothing.
+    public var timeout: Double = 60
+    /// Seconds between that SIGTERM and SIGKILL.
+    public var killGrace: Double = 2
+    /// Programs for files by extension (".pl" -> "perl"), like lighttpd's cgi.assign:
+    /// such a file needs no execute bit; the interpreter runs it. A name without "/" is
+    /// looked up in PATH when the worker starts.
+    public var interpreters: [String: String] = [:]
     public init() {}
 }
 
@@ -224,10 +242,13 @@ public struct RouteConfig: Sendable, Equatable {
     public var target: Target
     /// Extra meta-variables for the app or CGI programs.
     public var env: [String: String]
+    /// CGI: a script may be a symbolic link to a file outside the directory.
+    public var allowSymlinks: Bool
 
-    public init(match: Match, target: Target, env: [String: String] = [:]) {
+    public init(match: Match, target: Target, env: [String: String] = [:], allowSymlinks: Bool = false) {
         self.match = match
         self.target = target
         self.env = env
+        self.allowSymlinks = allowSymlinks
     }
 }

@@ -5,6 +5,8 @@ import CGatewayShims
 public enum Poll {
     public static let readable = Int16(POLLIN)
     public static let writable = Int16(POLLOUT)
+    /// POLLRDHUP: the peer shut down its side (Glibc's module leaves it out).
+    public static let peerClosed = Int16(0x2000)
 
     /// Waits up to `timeoutMilliseconds` (-1 forever); returns each fd's revents (0: not ready).
     /// An interrupted wait returns all zeros.

@@ -24,6 +24,15 @@ public final class Condition: @unchecked Sendable {
     /// Waits for a signal; the mutex must be held (it is held again on return).
     public func wait() { pthread_cond_wait(cond, mutex) }
 
+    /// Waits for a signal at most `seconds` (the mutex must be held).
+    public func wait(seconds: Double) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let total = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 + max(0, seconds)
+        var until = timespec(tv_sec: Int(total), tv_nsec: Int((total - Double(Int(total))) * 1e9))
+        pthread_cond_timedwait(cond, mutex, &until)
+    }
+
     public func signal() { pthread_cond_signal(cond) }
     public func broadcast() { pthread_cond_broadcast(cond) }
 

@@ -119,6 +119,17 @@ public struct BlockingPipeline {
                     target = location
                     keepAlive = keepAlive && bodyless
                 }
+            case .cgi(let script):
+                let exchange = CGIExchange(ctx: ctx, head: head, target: target, script: script, requestID: rid)
+                switch exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome) {
+                case .done:
+                    return keepAlive
+                case .failed(let status, let headers):
+                    return fail(status, headers)
+                case .localRedirect(let location):
+                    ctx.logger.debug("local redirect to \(location)", metadata: ["request_id": "\(rid)"])
+                    target = location
+                }
             }
         }
         ctx.logger.error("more than 5 local redirects", metadata: ["request_id": "\(rid)"])
@@ -137,4 +148,44 @@ struct Outcome {
     var status: Int
     var bytesSent: Int
     var upstreamTime: Double?
+}
+
+/// The client broke off or sent a bad body: answer with this status (nothing was sent yet).
+struct BodyError: Error { let status: Int }
+
+/// Reading a request body with blocking I/O, for the FastCGI and CGI exchanges.
+enum ClientBody {
+    /// The client broke off or sent a bad body: answer with this status (nothing was sent yet).
+
+    /// Reads the request body through the parser, handing each piece to `sink` as it
+    /// arrives (the body is never held whole). Client trouble throws BodyError; errors
+    /// from `sink` pass through.
+    static func read(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, timeout: Double, into sink: (ArraySlice<UInt8>) throws -> Void) throws {
+        while true {
+            let step: HTTPParseStep
+            do { step = try parser.parse(conn.unconsumed) } catch { throw BodyError(status: error.status) }
+            switch step.event {
+            case .body(let r):
+                let base = conn.unconsumed.startIndex
+                try sink(conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)])
+                conn.consume(step.consumed)
+            case .end:
+                conn.consume(step.consumed)
+                return
+            default:
+                conn.consume(step.consumed)
+                guard step.consumed == 0 else { continue }
+                let more: Bool
+                do {
+                    more = try conn.fill(deadline: Host.monotonicSeconds() + timeout)
+                } catch ClientError.timeout {
+                    throw BodyError(status: 408)
+                } catch {
+                    throw BodyError(status: 400)
+                }
+                guard more else { throw BodyError(status: 400) }
+            }
+        }
+    }
+
 }

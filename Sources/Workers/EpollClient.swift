@@ -124,6 +124,9 @@ final class EpollRequest {
     /// Writing to the app failed: it closed its side; what it sent may still be read.
     var writeFailed = false
     var relay: ResponseRelay? = nil
+    /// A CGI route: the program, and its run once it has a place.
+    var cgi: CGIScript? = nil
+    var cgiRun: EpollCGIRun? = nil
 
     init(head: HTTPRequestHead, requestID: String, started: Double, keepAlive: Bool) {
         self.head = head

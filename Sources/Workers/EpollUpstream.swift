@@ -109,6 +109,14 @@ extension EpollWorker {
 
     /// The client is gone: whatever the request holds is given back.
     func abandonUpstream(_ c: EpollClient, _ r: EpollRequest) {
+        if let e = r.cgiRun {
+            r.cgiRun = nil
+            e.client = nil
+            e.run.terminate(now: Host.monotonicSeconds())
+            e.run.closePipes()
+            cgiDying.append(e)
+        }
+        if r.cgi != nil, c.phase == .queued { cgiQueue.removeAll { $0 === c } }
         if let ticket = r.ticket {
             unqueue(r, ticket)
             if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: false) {

@@ -21,6 +21,7 @@ public final class EpollWorker {
     static let backendTag: UInt64 = 1 << 63
     static let listenerTag: UInt64 = 1 << 62
     static let signalTag: UInt64 = 1 << 61
+    static let cgiTag: UInt64 = 1 << 60
     /// Epoll data and timers carry (serial << 32 | fd); the serial stays below the tag bits.
     static let serialMask: UInt32 = 0x0fff_ffff
     static let clientEvents: Epoll.Events = [.readable, .writable, .peerClosed, .edgeTriggered]
@@ -61,6 +62,13 @@ public final class EpollWorker {
     /// (serving them inline could recurse once per pipelined request).
     var runnable: [EpollClient] = []
     var listening = false
+    /// CGI programs: each registered pipe or pidfd, with its registration generation.
+    var cgiRuns: [Int32: (run: EpollCGIRun, generation: UInt32)] = [:]
+    var nextCGIGeneration: UInt32 = 0
+    /// Requests waiting for a CGI place, oldest first.
+    var cgiQueue: [EpollClient] = []
+    /// Programs whose client left (or that failed), between SIGTERM and their reaping.
+    var cgiDying: [EpollCGIRun] = []
     var lastTick = 0.0
     var lastChores = 0.0
 
@@ -107,7 +115,10 @@ public final class EpollWorker {
             if ctx.draining {
                 setListening(false)
                 closeIdleClients()
-                if openClients == 0 { return 0 }
+                if openClients == 0 {
+                    endAllCGI()
+                    return 0
+                }
             } else {
                 setListening(openClients < ctx.config.server.workerConnections)
             }
@@ -134,6 +145,8 @@ public final class EpollWorker {
             backendEvent(c, events)
         } else if data & Self.listenerTag != 0 {
             acceptAll(process.listeners[Int(data & 0xffff)])
+        } else if data & Self.cgiTag != 0 {
+            cgiEvent(data)
         } else if data & Self.signalTag != 0 {
             process.handleSignals(ctx)  // TERM sets draining; USR2 answers reclaims
             grantsMayWait = true  // USR2 also says "a slot was granted to you"
@@ -189,6 +202,8 @@ public final class EpollWorker {
         // The client closed its side while its request waits for a slot: nothing has
         // reached the app yet, so give up its place (once the app has it, it runs to the end).
         if events.contains(.peerClosed) && c.phase == .queued { return clientGone(c) }
+        // A CGI program is ended when its client leaves (its output would go nowhere).
+        if events.contains(.peerClosed) && c.phase == .upstream && c.request?.cgiRun != nil { return clientGone(c) }
         if c.writable && c.outputPending > 0 { flushClient(c) }
         if !c.closed && c.readable { readClient(c) }
     }
@@ -326,24 +341,35 @@ public final class EpollWorker {
             let page = StatusPage.response(ctx, target: r.target, method: r.head.method, keepAlive: keep)
             r.status = 200
             finishRequest(c, r, appending: page, keep: keep)
+        case .cgi(let script):
+            r.cgi = script
+            r.app = nil
+            readBodyThen(c, r)
         case .app(let app, let index, let match):
+            r.cgi = nil
             r.app = app
             r.appIndex = index
             r.match = match
             r.tries = 0
-            if !r.redirected && r.hasBody && !r.bodyDone {
-                c.phase = .body
-                if r.head.expectContinue { queueOutput(c, HTTPResponseWriter.continueHead[...]) }
-                setDeadline(c, Host.monotonicSeconds() + timeouts.body)
-                advance(c)
-            } else {
-                requestBodyRead(c, r)
-            }
+            readBodyThen(c, r)
+        }
+    }
+
+    /// Reads the body (unless it is in hand), then goes on with `requestBodyRead`.
+    func readBodyThen(_ c: EpollClient, _ r: EpollRequest) {
+        if !r.redirected && r.hasBody && !r.bodyDone {
+            c.phase = .body
+            if r.head.expectContinue { queueOutput(c, HTTPResponseWriter.continueHead[...]) }
+            setDeadline(c, Host.monotonicSeconds() + timeouts.body)
+            advance(c)
+        } else {
+            requestBodyRead(c, r)
         }
     }
 
     /// The request is in hand: make its FastCGI records and ask for a slot.
     func requestBodyRead(_ c: EpollClient, _ r: EpollRequest) {
+        if r.cgi != nil { return startCGI(c, r) }
         guard let app = r.app, let match = r.match else { return respondError(c, r, 500) }
         let spec = FastCGIExchange(ctx: ctx, head: r.head, target: r.target, match: match, app: app, requestID: r.requestID)
         let length: UInt64? = r.redirected || r.head.framing == .none ? nil : r.bodyLength
@@ -409,7 +435,14 @@ public final class EpollWorker {
         case .flushing:
             if c.keepAfterFlush { nextRequest(c) } else { closeAfterResponse(c) }
         case .upstream:
-            if let r = c.request, r.backendReadable { readBackend(c, r) }  // it was paused for us
+            if let e = c.request?.cgiRun {
+                if e.stdoutReadable {  // it was paused for us
+                    cgiReadStdout(e)
+                    cgiCheckDone(e)
+                }
+            } else if let r = c.request, r.backendReadable {
+                readBackend(c, r)  // it was paused for us
+            }
         default:
             break
         }
@@ -509,6 +542,7 @@ public final class EpollWorker {
 
     func sweepTimeouts(_ now: Double) {
         lastSweep = now
+        sweepDyingCGI(now)
         var expired: [EpollClient] = []
         for case let c? in clients where c.deadline <= now { expired.append(c) }
         for c in expired where !c.closed && c.deadline <= now { timedOut(c, now) }
@@ -543,12 +577,14 @@ public final class EpollWorker {
             respondError(c, r, 408, keep: false)
         case .queued:
             guard let r = c.request else { return closeClient(c) }
+            if r.cgi != nil { return cgiQueueTimedOut(c, r) }
             queueTimedOut(c, r)
         case .connecting:
             guard let r = c.request else { return closeClient(c) }
             connectTimedOut(c, r, now)
         case .upstream:
             guard let r = c.request else { return closeClient(c) }
+            if let e = r.cgiRun { return cgiTimedOut(c, r, e, now) }
             upstreamTimedOut(c, r)
         case .flushing, .lingering:
             closeClient(c)

@@ -171,7 +171,7 @@ struct FastCGIExchange {
                 if let spool {
                     try sendSpooled(spool, to: backend, id: id)
                 } else if case .contentLength(let n) = head.framing, n > 0 {
-                    try readBody(conn, &parser) { piece in
+                    try ClientBody.read(conn, &parser, timeout: timeouts.body) { piece in
                         try send(backend, FastCGIRequestWriter.stdin(requestID: id, piece))
                     }
                 }
@@ -263,46 +263,12 @@ struct FastCGIExchange {
         }
     }
 
-    /// The client broke off or sent a bad body: answer with this status (nothing was sent yet).
-    struct BodyError: Error { let status: Int }
-
-    /// Reads the request body through the parser, handing each piece to `sink` as it
-    /// arrives (the body is never held whole). Client trouble throws BodyError; errors
-    /// from `sink` pass through.
-    func readBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, into sink: (ArraySlice<UInt8>) throws -> Void) throws {
-        while true {
-            let step: HTTPParseStep
-            do { step = try parser.parse(conn.unconsumed) } catch { throw BodyError(status: error.status) }
-            switch step.event {
-            case .body(let r):
-                let base = conn.unconsumed.startIndex
-                try sink(conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)])
-                conn.consume(step.consumed)
-            case .end:
-                conn.consume(step.consumed)
-                return
-            default:
-                conn.consume(step.consumed)
-                guard step.consumed == 0 else { continue }
-                let more: Bool
-                do {
-                    more = try conn.fill(deadline: Host.monotonicSeconds() + timeouts.body)
-                } catch ClientError.timeout {
-                    throw BodyError(status: 408)
-                } catch {
-                    throw BodyError(status: 400)
-                }
-                guard more else { throw BodyError(status: 400) }
-            }
-        }
-    }
-
     /// Reads a whole chunked body into an unlinked temporary file; returns it and its length.
     func spoolChunkedBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser) throws -> (FileDescriptor, UInt64) {
         let file = try Host.anonymousFile()
         var total: UInt64 = 0
         do {
-            try readBody(conn, &parser) { piece in
+            try ClientBody.read(conn, &parser, timeout: timeouts.body) { piece in
                 try file.writeAll(Array(piece))
                 total += UInt64(piece.count)
             }

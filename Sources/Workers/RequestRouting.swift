@@ -10,6 +10,8 @@ enum Destination {
     case statusPage
     /// A FastCGI app, by its configuration and its index in the slot table.
     case app(AppConfig, index: Int, match: RouteMatch)
+    /// A CGI program to run.
+    case cgi(CGIScript)
     /// Answer with this status (and headers) without going anywhere.
     case refuse(Int, [(String, String)])
 }
@@ -27,10 +29,30 @@ extension WorkerContext {
         case .app(let name):
             guard let app = config.app(named: name), let index = appIndex(name) else { return .refuse(500, []) }
             return .app(app, index: index, match: match)
-        case .cgi, .static:
-            logger.warning("route for \(path) is a \(match.route.target) route; CGI and static files are not served by this version yet")
+        case .cgi(let base):
+            var mount = "/"
+            if case .path(let p) = match.route.match { mount = p }
+            do throws(CGIScripts.Refusal) {
+                return .cgi(try cgiScripts.resolve(path: path, rawPath: Self.rawPath(target), route: match.route, base: base, mount: mount))
+            } catch {
+                logger.info("CGI \(path): \(error.why); answering \(error.status)")
+                return .refuse(error.status, [])
+            }
+        case .static:
+            logger.warning("route for \(path) is a static route; static files are not served by this version yet")
             return .refuse(501, [])
         }
+    }
+
+    /// The path part of a target, as sent (still percent-encoded).
+    static func rawPath(_ target: String) -> Substring {
+        var t = Substring(target)
+        if !t.hasPrefix("/"), let scheme = t.range(of: "://") {
+            let afterAuthority = t[scheme.upperBound...]
+            t = afterAuthority.firstIndex(of: "/").map { afterAuthority[$0...] } ?? "/"
+        }
+        if let q = t.firstIndex(of: "?") { t = t[..<q] }
+        return t
     }
 
     /// The decoded, normalised path of a target: origin-form as is, absolute-form from its

@@ -12,13 +12,12 @@ struct ResponseRelay {
     var reader: FastCGIResponseReader
     /// Whether the client connection may stay open; cleared by the app's framing.
     var keepAlive: Bool
-    private(set) var framing: HTTPResponseFraming? = nil
+    private(set) var body: ResponseBody? = nil
+    var framing: HTTPResponseFraming? { body?.framing }
     /// The app's local redirect (Location: /path on a GET or HEAD), followed instead of sent.
     private(set) var redirect: String? = nil
     private(set) var status = 0
     private(set) var ended = false
-    private var declared: UInt64? = nil
-    private var sent: UInt64 = 0
 
     init(request: HTTPRequestHead, maxHeadSize: Int, keepAlive: Bool) {
         self.request = request
@@ -47,21 +46,12 @@ struct ResponseRelay {
                 }
                 keepAlive = keepAlive && !ctx.draining
                 let (head, f) = ResponseHead.forApp(cgi, request: request, keepAlive: keepAlive, date: ctx.httpDate())
-                framing = f
+                body = ResponseBody(framing: f, isHead: isHead)
                 if f == .untilClose { keepAlive = false }
-                if case .contentLength(let c) = f { declared = c }
                 out += head
-            case .body(let body):
-                guard redirect == nil, !isHead, let f = framing, f != .noBody else { continue }
-                if let d = declared {
-                    let room = d > sent ? Int(min(d - sent, UInt64(body.count))) : 0
-                    out += body.prefix(room)
-                } else if f == .chunked {
-                    body.withUnsafeBytes { HTTPChunkedEncoder.appendChunk($0, into: &out) }
-                } else {
-                    out += body
-                }
-                sent += UInt64(body.count)
+            case .body(let bytes):
+                guard redirect == nil else { continue }
+                body?.append(bytes[...], into: &out)
             case .stderr(let text):
                 for line in String(decoding: text, as: UTF8.self).split(whereSeparator: \.isNewline) where !line.isEmpty {
                     ctx.logger.warning("app stderr: \(line)", metadata: meta())
@@ -70,12 +60,49 @@ struct ResponseRelay {
                 ended = true
                 if redirect != nil { return }
                 if appStatus != 0 { ctx.logger.debug("app exit status \(appStatus)", metadata: meta()) }
-                if framing == .chunked && !isHead { HTTPChunkedEncoder.appendEnd(into: &out) }
-                if let d = declared, !isHead, sent != d {
-                    ctx.logger.error("app sent \(sent) body bytes but Content-Length \(d)", metadata: meta())
+                if let short = body?.finish(into: &out) {
+                    ctx.logger.error("app sent \(short.sent) body bytes but Content-Length \(short.declared)", metadata: meta())
                     keepAlive = false
                 }
             }
         }
+    }
+}
+
+/// A response body framed for the client as its head said: cut at the app's
+/// Content-Length, chunked, or raw until close; nothing for HEAD or a bodiless status.
+struct ResponseBody {
+    let framing: HTTPResponseFraming
+    let isHead: Bool
+    private(set) var sent: UInt64 = 0
+
+    init(framing: HTTPResponseFraming, isHead: Bool) {
+        self.framing = framing
+        self.isHead = isHead
+    }
+
+    mutating func append(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8]) {
+        guard !isHead else { return }
+        switch framing {
+        case .noBody:
+            return
+        case .contentLength(let d):
+            let room = d > sent ? Int(min(d - sent, UInt64(bytes.count))) : 0
+            out += bytes.prefix(room)
+        case .chunked:
+            bytes.withUnsafeBytes { HTTPChunkedEncoder.appendChunk($0, into: &out) }
+        case .untilClose:
+            out += bytes
+        }
+        sent += UInt64(bytes.count)
+    }
+
+    /// Ends the body (the last chunk). Returns the counts when the app sent fewer or
+    /// more bytes than its Content-Length: the connection must then close.
+    func finish(into out: inout [UInt8]) -> (sent: UInt64, declared: UInt64)? {
+        guard !isHead else { return nil }
+        if framing == .chunked { HTTPChunkedEncoder.appendEnd(into: &out) }
+        if case .contentLength(let d) = framing, sent != d { return (sent, d) }
+        return nil
     }
 }

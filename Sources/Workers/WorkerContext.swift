@@ -28,6 +28,9 @@ public final class WorkerContext {
     public let dispatcher: AppDispatcher
     /// This worker's row in the shared worker list (-1: none).
     public let workerRecord: Int
+    /// CGI programs by request path, and the places this worker may run them in.
+    let cgiScripts: CGIScripts
+    let cgiGate: CGIGate
     /// Open client connections, for the status page.
     public private(set) var openConnections = 0
     /// Guards the counters and the Date cache: the thread worker's pool shares them.
@@ -41,6 +44,11 @@ public final class WorkerContext {
         self.dispatcher = dispatcher
         self.workerRecord = workerRecord
         self.router = Router(routes: config.routes)
+        cgiScripts = CGIScripts(config: config, searchPath: Host.environmentValue("PATH") ?? "/usr/local/bin:/usr/bin:/bin")
+        cgiGate = CGIGate(places: config.cgi.maxProcesses)
+        for (ext, found) in cgiScripts.interpreters where found == nil {
+            logger.error("cgi.interpreters: \(config.cgi.interpreters[ext] ?? "?") (for \(ext) files) is not in PATH; such scripts answer 502")
+        }
         self.logger = logger
         self.errorSink = errorSink
         self.accessLog = accessLog

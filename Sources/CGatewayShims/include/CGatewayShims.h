@@ -45,6 +45,13 @@ int gw_set_parent_death_signal(int sig);
 // empty signal mask and default dispositions, so the child starts clean. Returns 0 or errno.
 int gw_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
              const int *src, const int *dst, int count);
+// posix_spawn of a CGI program: in_fd, out_fd and err_fd become its fds 0, 1 and 2,
+// every other fd is closed, it runs in `cwd` and in a new process group (its pid), with
+// an empty signal mask and default dispositions. Returns 0 or errno (ENOENT, EACCES...).
+int gw_spawn_cgi(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                 const char *cwd, int in_fd, int out_fd, int err_fd);
+// pidfd_open(2): an fd that becomes readable when the process ends (close-on-exec).
+int gw_pidfd_open(pid_t pid);
 // futimens(fd, NULL): the worker heartbeat (the master reads the file's mtime).
 int gw_touch(int fd);
 

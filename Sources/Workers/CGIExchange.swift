@@ -1,0 +1,252 @@
+import CGIProtocol
+import GatewayConfig
+import GatewaySystem
+import HTTPWire
+import Logging
+
+/// One request served by a CGI program with blocking I/O: the sync worker inline, the
+/// thread worker on a pool thread. The body is read first (`BufferedBody`), a place is
+/// taken from the worker's `CGIGate`, then one poll loop feeds stdin, relays stdout to
+/// the client, logs stderr, watches the program's exit (pidfd) and the client's hang-up,
+/// and enforces cgi.timeout.
+struct CGIExchange {
+    let ctx: WorkerContext
+    let head: HTTPRequestHead
+    let target: String
+    let script: CGIScript
+    let requestID: String
+
+    var cgi: CGIConfig { ctx.config.cgi }
+    var meta: Logger.Metadata { ["request_id": "\(requestID)", "cgi": "\(script.scriptName)"] }
+    var redirected: Bool { target != head.target }
+
+    func run(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, keepAlive: inout Bool,
+             outcome: inout Outcome) -> FastCGIExchange.Result {
+        var body = BufferedBody()
+        defer { body.close() }
+        if !redirected && head.framing != .none && head.framing != .contentLength(0) {
+            if head.expectContinue { try? conn.write(HTTPResponseWriter.continueHead, timeout: ctx.config.timeouts.send) }
+            do {
+                try ClientBody.read(conn, &parser, timeout: ctx.config.timeouts.body) { piece in try body.append(piece) }
+            } catch let e as BodyError {
+                keepAlive = false
+                return .failed(e.status, [])
+            } catch {
+                keepAlive = false
+                ctx.logger.error("cannot buffer the request body: \(error)", metadata: meta)
+                return .failed(500, [])
+            }
+        }
+        guard ctx.cgiGate.acquire(deadline: Host.monotonicSeconds() + cgi.queueTimeout, onWait: ctx.onWait) else {
+            ctx.logger.warning("all \(cgi.maxProcesses) CGI places of this worker stayed busy for cgi.queue_timeout (\(cgi.queueTimeout) s); answering 503", metadata: meta)
+            return .failed(503, [("Retry-After", String(max(1, Int(cgi.queueTimeout.rounded(.up)))))])
+        }
+        defer { ctx.cgiGate.release() }
+
+        let request = CGIRunSetup.requestHead(head, target: target)
+        let length: UInt64? = redirected || head.framing == .none ? nil : body.length
+        let env = CGIRunSetup.environment(ctx: ctx, script: script, head: request, remote: conn.remote, local: conn.local, contentLength: length)
+        let run: CGIRun
+        do { run = try CGIRun.start(script, environment: env, body: body) } catch {
+            ctx.logger.error("cannot start CGI program \(script.program): \(error)", metadata: meta)
+            return .failed(502, [])
+        }
+        let started = Host.monotonicSeconds()
+        defer { outcome.upstreamTime = Host.monotonicSeconds() - started }
+        var loop = Loop(exchange: self, run: run, conn: conn,
+                        relay: CGIResponseRelay(request: request, nph: script.nph, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: keepAlive))
+        loop.drive(until: started + cgi.timeout)
+        outcome.status = loop.relay.status
+        outcome.bytesSent += loop.bytesSent
+        return loop.result(keepAlive: &keepAlive, outcome: &outcome)
+    }
+
+    /// The poll loop over one run, and how it ended.
+    struct Loop {
+        let exchange: CGIExchange
+        let run: CGIRun
+        let conn: ClientConnection
+        var relay: CGIResponseRelay
+        var buffer = [UInt8].readBuffer(65536)
+        var pending: [UInt8] = []
+        var bytesSent = 0
+        var stdoutDone = false
+        var timedOut = false
+        var clientGone = false
+        var failure: String? = nil
+
+        var ctx: WorkerContext { exchange.ctx }
+
+        mutating func drive(until deadline: Double) {
+            let grace = ctx.config.cgi.killGrace
+            defer { run.finish() }
+            while true {
+                let now = Host.monotonicSeconds()
+                if !timedOut && now >= deadline {
+                    timedOut = true
+                    ctx.logger.error("CGI program ran longer than cgi.timeout (\(ctx.config.cgi.timeout) s); ending it", metadata: exchange.meta)
+                    run.terminate(now: now)
+                }
+                run.escalate(now: now, grace: grace)
+                if stdoutDone && run.exited { return }
+                if run.exited && failure == nil {
+                    // What the program wrote before it exited is in the pipe now.
+                    pumpStdout()
+                    if !stdoutDone && failure == nil && !clientGone {
+                        ctx.logger.info("CGI program exited but a process it started holds its stdout; ending that process group", metadata: exchange.meta)
+                        run.endLeftovers()
+                        finishResponse()
+                    }
+                    return
+                }
+                if failure != nil || clientGone {
+                    run.terminate(now: now)
+                    waitForExit(seconds: grace)
+                    return
+                }
+                wait(until: min(deadline, now + 1))
+            }
+        }
+
+        /// One poll over the pipes, the pidfd and the client's hang-up.
+        mutating func wait(until: Double) {
+            var watched: [(FileDescriptor, Int16)] = []
+            if let fd = run.stdin { watched.append((fd, Poll.writable)) }
+            if let fd = run.stdout { watched.append((fd, Poll.readable)) }
+            if let fd = run.stderr { watched.append((fd, Poll.readable)) }
+            if !run.exited { watched.append((run.child.exitWatch, Poll.readable)) }
+            watched.append((conn.fd, Poll.peerClosed))
+            ctx.onWait()
+            let ms = Int32(max(0, (until - Host.monotonicSeconds()) * 1000).rounded(.up)) + 1
+            guard let ready = try? Poll.wait(watched, timeoutMilliseconds: ms) else { return }
+            for (i, (fd, _)) in watched.enumerated() where ready[i] != 0 {
+                if fd == conn.fd {
+                    ctx.logger.info("client went away; ending the CGI program", metadata: exchange.meta)
+                    clientGone = true
+                } else if fd == run.stdin {
+                    run.feedStdin()
+                } else if fd == run.stdout {
+                    pumpStdout()
+                } else if fd == run.stderr {
+                    run.readStderr(ctx, exchange.meta, buffer: &buffer)
+                } else {
+                    run.reapIfExited()
+                }
+            }
+        }
+
+        /// Reads stdout until it would block, relaying what it says.
+        mutating func pumpStdout() {
+            while failure == nil && !clientGone {
+                switch run.readStdout(into: &buffer) {
+                case .wouldBlock:
+                    return
+                case .end:
+                    finishResponse()
+                    return
+                case .bytes(let n):
+                    let context = ctx, bytes = buffer[0..<n]
+                    var out = pending
+                    pending = []
+                    do {
+                        try relay.receive(bytes, into: &out, date: context.httpDate(), draining: context.draining)
+                    } catch {
+                        failure = error.description
+                        return
+                    }
+                    pending = out
+                    flush()
+                }
+            }
+        }
+
+        mutating func finishResponse() {
+            guard !stdoutDone else { return }
+            stdoutDone = true
+            var out = pending
+            pending = []
+            do {
+                if let short = try relay.finish(into: &out) {
+                    ctx.logger.error("CGI program sent \(short.sent) body bytes but Content-Length \(short.declared)", metadata: exchange.meta)
+                    relay.keepAlive = false
+                }
+            } catch {
+                failure = error.description
+            }
+            pending = out
+            flush()
+        }
+
+        mutating func flush() {
+            guard !pending.isEmpty else { return }
+            do {
+                try conn.write(pending, timeout: ctx.config.timeouts.send)
+                bytesSent += pending.count
+            } catch {
+                ctx.logger.info("client went away: \(error); ending the CGI program", metadata: exchange.meta)
+                clientGone = true
+            }
+            pending.removeAll(keepingCapacity: true)
+        }
+
+        /// After SIGTERM: a moment for the program to go before finish() kills it.
+        func waitForExit(seconds: Double) {
+            let until = Host.monotonicSeconds() + seconds
+            while !run.exited {
+                let left = until - Host.monotonicSeconds()
+                guard left > 0 else { return }
+                _ = try? run.child.exitWatch.waitReadable(timeoutMilliseconds: Int32(min(left, 1) * 1000) + 1)
+                run.reapIfExited()
+            }
+        }
+
+        func result(keepAlive: inout Bool, outcome: inout Outcome) -> FastCGIExchange.Result {
+            if let status = run.exitStatus, status != .exited(0) {
+                ctx.logger.info("CGI program ended with \(status)", metadata: exchange.meta)
+            }
+            if clientGone {
+                keepAlive = false
+                if outcome.status == 0 { outcome.status = 499 }
+                return .done
+            }
+            if let failure {
+                ctx.logger.error("\(exchange.script.scriptName): \(failure)", metadata: exchange.meta)
+                keepAlive = false
+                return relay.headSent ? .done : .failed(502, [])
+            }
+            if timedOut && !stdoutDone {
+                keepAlive = false
+                return relay.headSent ? .done : .failed(504, [])
+            }
+            if let location = relay.redirect { return .localRedirect(location) }
+            keepAlive = relay.keepAlive
+            return .done
+        }
+    }
+}
+
+/// What the blocking and the epoll CGI runners share before a program starts.
+enum CGIRunSetup {
+    /// For a local redirect the program sees a GET of the new target, without a body.
+    static func requestHead(_ head: HTTPRequestHead, target: String) -> HTTPRequestHead {
+        guard target != head.target else { return head }
+        var h = head
+        h.method = head.method == "HEAD" ? "HEAD" : "GET"
+        h.target = target
+        h.framing = .none
+        return h
+    }
+
+    static func environment(ctx: WorkerContext, script: CGIScript, head: HTTPRequestHead, remote: (address: String, port: Int),
+                            local: (address: String, port: Int), contentLength: UInt64?) -> [String] {
+        let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
+        let context = CGIRequestContext(
+            scriptName: script.scriptName, pathInfo: script.pathInfo, documentRoot: script.documentRoot,
+            scriptFilename: script.scriptFilename, contentLength: contentLength,
+            remoteAddress: remote.address.isEmpty ? "127.0.0.1" : remote.address, remotePort: remote.port,
+            serverName: host.isEmpty ? ctx.config.server.serverName : host, serverPort: local.port,
+            serverAddress: local.address.isEmpty ? nil : local.address, https: false, serverSoftware: WorkerContext.software,
+            extra: script.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        return CGIRun.environment(CGIEnvironment.build(head: head, context: context), ctx: ctx, script: script)
+    }
+}

@@ -1,0 +1,282 @@
+import GatewayConfig
+import GatewaySystem
+import HTTPWire
+import Logging
+
+/// One CGI program run by the epoll worker, as the loop sees it.
+final class EpollCGIRun {
+    let run: CGIRun
+    /// The client it answers; nil once the client has gone (the program is being ended).
+    var client: EpollClient?
+    var relay: CGIResponseRelay
+    let deadline: Double
+    /// Its registered fds (pipes and pidfd), to forget them at the end.
+    var fds: [Int32] = []
+    var stdoutReadable = false
+    var timedOut = false
+    var failure: String? = nil
+
+    init(run: CGIRun, client: EpollClient, relay: CGIResponseRelay, deadline: Double) {
+        self.run = run
+        self.client = client
+        self.relay = relay
+        self.deadline = deadline
+    }
+
+    var stdoutDone: Bool { run.stdout == nil }
+}
+
+/// The epoll worker's CGI runner: the program's pipes are non-blocking and registered
+/// edge-triggered in the loop, its pidfd tells when it exits; stdout is read only while
+/// the client has less than `outputHighWater` unsent. A worker runs at most
+/// cgi.max_processes programs; further requests wait in `cgiQueue` (503 after
+/// cgi.queue_timeout). A program whose client leaves, or that outlives cgi.timeout, gets
+/// SIGTERM on its process group and SIGKILL after cgi.kill_grace; its place is free only
+/// once it is reaped.
+extension EpollWorker {
+    var cgi: CGIConfig { ctx.config.cgi }
+
+    /// The request (body read) asks for a place to run its program.
+    func startCGI(_ c: EpollClient, _ r: EpollRequest) {
+        guard r.cgi != nil else { return respondError(c, r, 500) }
+        guard ctx.cgiGate.tryAcquire() else {
+            cgiQueue.append(c)
+            c.phase = .queued
+            setDeadline(c, Host.monotonicSeconds() + cgi.queueTimeout)
+            return
+        }
+        runCGI(c, r)
+    }
+
+    func runCGI(_ c: EpollClient, _ r: EpollRequest) {
+        guard let script = r.cgi else { return respondError(c, r, 500) }
+        let now = Host.monotonicSeconds()
+        let request = CGIRunSetup.requestHead(r.head, target: r.target)
+        let length: UInt64? = r.redirected || r.head.framing == .none ? nil : r.bodyLength
+        let env = CGIRunSetup.environment(ctx: ctx, script: script, head: request, remote: c.remote, local: c.local, contentLength: length)
+        let body = r.redirected ? BufferedBody() : BufferedBody(memory: r.body, spool: r.spool, length: r.bodyLength)
+        let run: CGIRun
+        do { run = try CGIRun.start(script, environment: env, body: body) } catch {
+            ctx.cgiGate.release()
+            startQueuedCGI()
+            ctx.logger.error("cannot start CGI program \(script.program): \(error)", metadata: cgiMeta(r))
+            return respondError(c, r, 502)
+        }
+        let relay = CGIResponseRelay(request: request, nph: script.nph, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
+        let e = EpollCGIRun(run: run, client: c, relay: relay, deadline: now + cgi.timeout)
+        r.cgiRun = e
+        r.upstreamStart = now
+        c.phase = .upstream
+        setDeadline(c, e.deadline)
+        let watched: [(FileDescriptor?, Epoll.Events)] = [
+            (run.stdin, [.writable, .edgeTriggered]), (run.stdout, [.readable, .edgeTriggered]),
+            (run.stderr, [.readable, .edgeTriggered]), (run.child.exitWatch, [.readable])]
+        for (fd, events) in watched {
+            guard let fd else { continue }
+            nextCGIGeneration = (nextCGIGeneration &+ 1) & Self.serialMask
+            do { try epoll.add(fd, events, data: Self.cgiTag | UInt64(nextCGIGeneration) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))) } catch {
+                e.failure = "epoll: \(error)"
+                break
+            }
+            cgiRuns[fd.rawValue] = (e, nextCGIGeneration)
+            e.fds.append(fd.rawValue)
+        }
+        if e.failure != nil { cgiCheckDone(e) }
+    }
+
+    func cgiMeta(_ r: EpollRequest) -> Logger.Metadata { ["request_id": "\(r.requestID)", "cgi": "\(r.cgi?.scriptName ?? "-")"] }
+
+    /// An event on a program's pipe or pidfd.
+    func cgiEvent(_ data: UInt64) {
+        let fd = Int32(truncatingIfNeeded: data & 0xffff_ffff)
+        guard let (e, generation) = cgiRuns[fd], generation == UInt32(truncatingIfNeeded: data >> 32) & Self.serialMask else { return }
+        let run = e.run
+        if fd == run.stdin?.rawValue {
+            run.feedStdin()
+        } else if fd == run.stdout?.rawValue {
+            e.stdoutReadable = true
+            cgiReadStdout(e)
+        } else if fd == run.stderr?.rawValue {
+            let meta = e.client?.request.map(cgiMeta) ?? [:]
+            run.readStderr(ctx, meta, buffer: &scratch)
+        } else if fd == run.child.exitWatch.rawValue, !run.exited {
+            run.reapIfExited()
+            if e.client == nil { return sweepDyingCGI(Host.monotonicSeconds()) }
+            e.stdoutReadable = true  // read what it wrote before it went
+            cgiReadStdout(e)
+        }
+        cgiCheckDone(e)
+    }
+
+    /// Relays stdout while the client keeps up.
+    func cgiReadStdout(_ e: EpollCGIRun) {
+        guard let c = e.client, let r = c.request else {
+            // The client is gone: read and drop, so the program is not stuck on a full pipe.
+            while case .bytes = e.run.readStdout(into: &scratch) {}
+            return
+        }
+        while e.stdoutReadable && e.failure == nil && c.outputPending < Self.outputHighWater {
+            switch e.run.readStdout(into: &scratch) {
+            case .wouldBlock:
+                e.stdoutReadable = false
+                if e.run.exited {
+                    ctx.logger.info("CGI program exited but a process it started holds its stdout; ending that process group", metadata: cgiMeta(r))
+                    e.run.endLeftovers()
+                    cgiStdoutEnded(e, c, r)
+                }
+            case .end:
+                cgiStdoutEnded(e, c, r)
+            case .bytes(let n):
+                let before = c.output.count
+                do {
+                    try e.relay.receive(scratch[0..<n], into: &c.output, date: ctx.httpDate(), draining: ctx.draining)
+                } catch {
+                    e.failure = error.description
+                }
+                r.bytesSent += c.output.count - before
+            }
+            guard writeOutput(c) else {
+                ctx.logger.info("client went away; ending the CGI program", metadata: cgiMeta(r))
+                return clientGone(c)
+            }
+            if c.outputPending > 0 { setDeadline(c, min(e.deadline, Host.monotonicSeconds() + timeouts.send)) }
+        }
+    }
+
+    func cgiStdoutEnded(_ e: EpollCGIRun, _ c: EpollClient, _ r: EpollRequest) {
+        e.run.finishStdout()
+        e.stdoutReadable = false
+        let before = c.output.count
+        do {
+            if let short = try e.relay.finish(into: &c.output) {
+                ctx.logger.error("CGI program sent \(short.sent) body bytes but Content-Length \(short.declared)", metadata: cgiMeta(r))
+                e.relay.keepAlive = false
+            }
+        } catch {
+            e.failure = error.description
+        }
+        r.bytesSent += c.output.count - before
+    }
+
+    /// The program is over when it has exited and its stdout has ended (or it failed).
+    func cgiCheckDone(_ e: EpollCGIRun) {
+        guard let c = e.client, let r = c.request else { return }
+        if e.failure != nil && !e.run.exited {
+            e.run.terminate(now: Host.monotonicSeconds())
+            return abandonCGI(e)  // it is ended in the background; the client gets its answer now
+        }
+        guard e.failure != nil || (e.stdoutDone && e.run.exited) else { return }
+        forgetCGI(e)
+        e.run.finish()
+        ctx.cgiGate.release()
+        startQueuedCGI()
+        finishCGIRequest(e, c, r)
+    }
+
+    func finishCGIRequest(_ e: EpollCGIRun, _ c: EpollClient, _ r: EpollRequest) {
+        r.cgiRun = nil
+        r.upstreamTime = Host.monotonicSeconds() - r.upstreamStart
+        r.status = e.relay.status
+        if let status = e.run.exitStatus, status != .exited(0), status != .exited(-1) {
+            ctx.logger.info("CGI program ended with \(status)", metadata: cgiMeta(r))
+        }
+        if e.timedOut && !e.stdoutDone || e.timedOut && !e.relay.headSent {
+            return e.relay.headSent ? finishRequest(c, r, keep: false) : respondError(c, r, 504, keep: false)
+        }
+        if let failure = e.failure {
+            ctx.logger.error("\(r.cgi?.scriptName ?? "CGI"): \(failure)", metadata: cgiMeta(r))
+            return e.relay.headSent ? finishRequest(c, r, keep: false) : respondError(c, r, 502, keep: false)
+        }
+        if let location = e.relay.redirect {
+            r.redirects += 1
+            guard r.redirects <= 5 else {
+                ctx.logger.error("more than 5 local redirects", metadata: cgiMeta(r))
+                return respondError(c, r, 500)
+            }
+            r.target = location
+            return route(c, r)
+        }
+        finishRequest(c, r, keep: e.relay.keepAlive && r.keepAlive)
+    }
+
+    /// The client has gone, or the program failed: SIGTERM now, SIGKILL after the grace
+    /// time (from the sweep), the place freed once it is reaped.
+    func abandonCGI(_ e: EpollCGIRun) {
+        let now = Host.monotonicSeconds()
+        e.run.terminate(now: now)
+        e.run.closePipes()
+        let c = e.client
+        e.client = nil
+        cgiDying.append(e)
+        if let c, let r = c.request, r.cgiRun === e {
+            finishCGIRequest(e, c, r)
+        }
+    }
+
+    /// Runs of gone clients: SIGKILL after the grace time; reaped ones free their place.
+    func sweepDyingCGI(_ now: Double) {
+        guard !cgiDying.isEmpty else { return }
+        for e in cgiDying {
+            e.run.escalate(now: now, grace: cgi.killGrace)
+            e.run.reapIfExited()
+        }
+        let done = cgiDying.filter { $0.run.exited }
+        guard !done.isEmpty else { return }
+        cgiDying.removeAll { $0.run.exited }
+        for e in done {
+            forgetCGI(e)
+            e.run.finish()
+            ctx.cgiGate.release()
+        }
+        startQueuedCGI()
+    }
+
+    func forgetCGI(_ e: EpollCGIRun) {
+        for fd in e.fds where cgiRuns[fd]?.run === e { cgiRuns[fd] = nil }
+        e.fds = []
+    }
+
+    /// A place is free: the oldest waiting request takes it.
+    func startQueuedCGI() {
+        while !cgiQueue.isEmpty {
+            let c = cgiQueue.removeFirst()
+            guard !c.closed, c.phase == .queued, let r = c.request, r.cgi != nil, r.cgiRun == nil else { continue }
+            guard ctx.cgiGate.tryAcquire() else {
+                cgiQueue.insert(c, at: 0)
+                return
+            }
+            runCGI(c, r)
+        }
+    }
+
+    /// cgi.timeout passed (SIGTERM), then the grace time (SIGKILL); or the client stopped
+    /// taking output for timeouts.send.
+    func cgiTimedOut(_ c: EpollClient, _ r: EpollRequest, _ e: EpollCGIRun, _ now: Double) {
+        if now < e.deadline {
+            ctx.logger.info("client took no output for \(timeouts.send) s; ending the CGI program", metadata: cgiMeta(r))
+            return clientGone(c)
+        }
+        if !e.timedOut {
+            e.timedOut = true
+            ctx.logger.error("CGI program ran longer than cgi.timeout (\(cgi.timeout) s); ending it", metadata: cgiMeta(r))
+            e.run.terminate(now: now)
+            setDeadline(c, now + cgi.killGrace)
+        } else {
+            e.run.escalate(now: now, grace: cgi.killGrace)
+            setDeadline(c, now + 1)
+        }
+    }
+
+    func cgiQueueTimedOut(_ c: EpollClient, _ r: EpollRequest) {
+        cgiQueue.removeAll { $0 === c }
+        ctx.logger.warning("all \(cgi.maxProcesses) CGI places of this worker stayed busy for cgi.queue_timeout (\(cgi.queueTimeout) s); answering 503", metadata: cgiMeta(r))
+        respondError(c, r, 503, [("Retry-After", String(max(1, Int(cgi.queueTimeout.rounded(.up)))))])
+    }
+
+    /// The worker is exiting: no program outlives it.
+    func endAllCGI() {
+        for case let c? in clients { if let e = c.request?.cgiRun { e.run.finish() } }
+        for e in cgiDying { e.run.finish() }
+        cgiDying = []
+    }
+}
