@@ -209,14 +209,15 @@ struct CGIExchange {
                 if outcome.status == 0 { outcome.status = 499 }
                 return .done
             }
+            // A program ended for its timeout has nothing more to say about it.
+            if timedOut && (failure != nil || !stdoutDone) {
+                keepAlive = false
+                return relay.headSent ? .done : .failed(504, [])
+            }
             if let failure {
                 ctx.logger.error("\(exchange.script.scriptName): \(failure)", metadata: exchange.meta)
                 keepAlive = false
                 return relay.headSent ? .done : .failed(502, [])
-            }
-            if timedOut && !stdoutDone {
-                keepAlive = false
-                return relay.headSent ? .done : .failed(504, [])
             }
             if let location = relay.redirect { return .localRedirect(location) }
             keepAlive = relay.keepAlive

@@ -180,7 +180,7 @@ extension EpollWorker {
         if let status = e.run.exitStatus, status != .exited(0), status != .exited(-1) {
             ctx.logger.info("CGI program ended with \(status)", metadata: cgiMeta(r))
         }
-        if e.timedOut && !e.stdoutDone || e.timedOut && !e.relay.headSent {
+        if e.timedOut && (e.failure != nil || !e.stdoutDone) {
             return e.relay.headSent ? finishRequest(c, r, keep: false) : respondError(c, r, 504, keep: false)
         }
         if let failure = e.failure {

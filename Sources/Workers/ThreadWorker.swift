@@ -234,9 +234,16 @@ public final class ThreadWorker: @unchecked Sendable {
     // MARK: - Timeouts (main thread)
 
     /// Header and body timeouts (408) and idle keep-alive connections (closed quietly).
+    /// While every thread is busy, a connection whose bytes wait unread in its socket is
+    /// not slow: we are. It keeps its place until a thread is free to read it.
     func sweepTimeouts(_ now: Double) {
         let expired = state.withLock { () -> [Connection] in
-            let gone = waiting.values.filter { $0.deadline <= now }
+            let allBusy = active >= ctx.config.server.threads
+            let gone = waiting.values.filter { c in
+                guard c.deadline <= now else { return false }
+                if allBusy, (try? c.conn.fd.waitReadable(timeoutMilliseconds: 0)) == true { return false }
+                return true
+            }
             for c in gone { waiting[c.conn.fd.rawValue] = nil }
             return gone
         }
