@@ -13,6 +13,7 @@ final class EpollCGIRun {
     /// Its registered fds (pipes and pidfd), to forget them at the end.
     var fds: [Int32] = []
     var stdoutReadable = false
+    var relayFinished = false
     var timedOut = false
     var failure: String? = nil
 
@@ -115,7 +116,7 @@ extension EpollWorker {
             while case .bytes = e.run.readStdout(into: &scratch) {}
             return
         }
-        while e.stdoutReadable && e.failure == nil && c.outputPending < Self.outputHighWater {
+        while e.stdoutReadable && !e.stdoutDone && e.failure == nil && c.outputPending < Self.outputHighWater {
             switch e.run.readStdout(into: &scratch) {
             case .wouldBlock:
                 e.stdoutReadable = false
@@ -143,7 +144,10 @@ extension EpollWorker {
         }
     }
 
+    /// Ends the response body (once: the chunked end is written here).
     func cgiStdoutEnded(_ e: EpollCGIRun, _ c: EpollClient, _ r: EpollRequest) {
+        guard !e.relayFinished else { return }
+        e.relayFinished = true
         e.run.finishStdout()
         e.stdoutReadable = false
         let before = c.output.count

@@ -160,6 +160,20 @@ struct CGITests {
         let client = try http(server.port, "GET", "/cgi-bin/echo.py?redirect=client")
         #expect(client.status == 302 && client.header("Location") == "http://example.com/elsewhere")
 
+        // Keep-alive: two chunked answers on one connection, nothing stray between them.
+        let fd = try Socket.connectTCP(host: "127.0.0.1", port: server.port, timeoutMilliseconds: 5000)
+        defer { try? fd.close() }
+        try fd.writeAll(Array("GET /cgi-c/one HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        usleep(300_000)  // the first run ends before the second request comes
+        try fd.writeAll(Array("GET /cgi-c/two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let both = try readAll(fd, timeout: 10)
+        let first = try parseResponse(both)
+        #expect(first.text == "hello from C CGI: GET /one?\n")
+        let text = String(decoding: both, as: UTF8.self)
+        let second = text.range(of: "\r\n0\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+        #expect(second.hasPrefix("HTTP/1.1 200"), "nothing between the two responses: \(text)")
+        #expect(try parseResponse(Array(second.utf8)).text == "hello from C CGI: GET /two?\n")
+
         // Status, and HEAD.
         let status = try http(server.port, "GET", "/cgi-bin/echo.py?status=418%20Teapot")
         #expect(status.status == 418)
