@@ -160,6 +160,14 @@ struct ConfigLoaderTests {
         ("[[route]]\nstatic = \"/x\"\n", "gateway.toml:1: route[0]: needs path (a URL prefix) or extension (such as \".php\")"),
         ("[[route]]\npath = \"/\"\ncgi = \"/c\"\nenv = { GOOD = \"1\", BAD = 2 }\n", "gateway.toml:4: route[0].env.BAD: expected a string, got 2"),
         ("[[route]]\npath = \"/\"\ncgi = \"/c\"\nenv = { \"NO-DASH\" = \"1\" }\n", "gateway.toml:4: route[0].env.NO-DASH: not a valid environment variable name"),
+        ("[cgi]\nmax_procs = 4\n", "gateway.toml:2: cgi.max_procs: unknown key; did you mean \"max_processes\"?"),
+        ("[cgi]\nmax_processes = 0\n", "gateway.toml:2: cgi.max_processes: expected a positive integer, got 0"),
+        ("[cgi]\ntimeout = \"forever\"\n", "gateway.toml:2: cgi.timeout: expected a duration in seconds"),
+        ("[cgi]\ninterpreters = { pl = \"perl\" }\n", "gateway.toml:2: cgi.interpreters.pl: expected an extension such as \".pl\" as the key"),
+        ("[cgi]\ninterpreters = { \".pl\" = 1 }\n", "gateway.toml:2: cgi.interpreters..pl: expected a program such as \"perl\""),
+        ("[cgi]\ninterpreters = \"perl\"\n", "gateway.toml:2: cgi.interpreters: expected a table such as { \".pl\" = \"perl\" }, got \"perl\""),
+        ("[[route]]\npath = \"/s\"\nstatic = \"/x\"\nallow_symlinks = true\n", "gateway.toml:4: route[0].allow_symlinks: applies to cgi routes only"),
+        ("[[route]]\npath = \"/c\"\ncgi = \"/x\"\nallow_symlinks = \"yes\"\n", "gateway.toml:4: route[0].allow_symlinks: expected true or false, got \"yes\""),
         ("[server]\nmax_requests_jitter = 5\n", "gateway.toml:2: server.max_requests_jitter: has no effect without server.max_requests"),
         ("[server]\nworkers = 3\nworkers = 4\n", "gateway.toml:3: TOML syntax: Error while parsing key-value pair: cannot redefine existing integer 'workers'"),
         ("[server\nworkers = 3\n", "gateway.toml:1: TOML syntax:"),
@@ -208,6 +216,7 @@ struct ConfigLoaderTests {
         #expect(again.log == c.log)
         #expect(again.apps == c.apps)
         #expect(again.routes == c.routes)
+        #expect(again.cgi == c.cgi)
         #expect(text.contains("workers = 5"))
         #expect(text.contains("backlog = 2048"))
     }
@@ -311,5 +320,27 @@ struct ConfigValuesTests {
         let c = try ConfigLoader.load(text: text, file: "gateway.toml", baseDirectory: "/etc", cpuCount: 4)
         #expect(c.apps[0].slotCount == expected)
         #expect(c.apps[0].cwd == "/etc", "a hosted app runs in the file's directory by default")
+    }
+
+    @Test func cgiSettings() throws {
+        let c = try load("""
+        [cgi]
+        max_processes = 8
+        timeout = "90s"
+        kill_grace = "500ms"
+        queue_timeout = 0
+        interpreters = { ".pl" = "perl", ".rb" = "bin/ruby" }
+        [[route]]
+        path = "/cgi-bin"
+        cgi = "cgi"
+        allow_symlinks = true
+        env = { GIT_PROJECT_ROOT = "/srv/git" }
+        """)
+        #expect(c.cgi.maxProcesses == 8 && c.cgi.timeout == 90 && c.cgi.killGrace == 0.5 && c.cgi.queueTimeout == 0)
+        #expect(c.cgi.interpreters == [".pl": "perl", ".rb": "/etc/gatewayd/bin/ruby"])
+        #expect(c.routes[0].target == .cgi("/etc/gatewayd/cgi") && c.routes[0].allowSymlinks)
+        let again = try load(c.renderTOML())
+        #expect(again.cgi == c.cgi && again.routes == c.routes)
+        #expect(try load("").cgi == CGIConfig())
     }
 }
