@@ -28,6 +28,7 @@ struct ShippedConfigTests {
         let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
         for (path, greeting) in [("/c/hello", "Hello from C"), ("/swift/hello", "Hello from Swift"),
                                  ("/py/hello", "Hello from Python"), ("/app.php/hello", "Hello from PHP"),
+                                 ("/cgi-c/hello", "hello from C CGI"), ("/cgi-bin/nph-hello.sh", "nph says hello"),
                                  ("/status", "gatewayd")] {
             #expect(readme.contains("http://127.0.0.1:8080\(path)"), "README lists \(path)")
             let r = try http(port, "GET", path)
