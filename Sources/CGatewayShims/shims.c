@@ -87,20 +87,25 @@ int gw_install_signal_pipe(int write_fd, const int *signals, int count) {
 
 int gw_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
 
+// The child starts with an empty signal mask and default dispositions.
+static void clean_signals(posix_spawnattr_t *attr) {
+    posix_spawnattr_init(attr);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    posix_spawnattr_setsigmask(attr, &none);
+    posix_spawnattr_setsigdefault(attr, &all);
+}
+
 int gw_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
              const int *src, const int *dst, int count) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
     for (int i = 0; i < count; i++) posix_spawn_file_actions_adddup2(&actions, src[i], dst[i]);
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
+    clean_signals(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     int r = posix_spawn(pid, path, &actions, &attr, argv, envp);
     posix_spawnattr_destroy(&attr);
@@ -119,14 +124,7 @@ int gw_spawn_cgi(pid_t *pid, const char *path, char *const argv[], char *const e
     // Listener sockets and anything a library opened without O_CLOEXEC stay ours.
     posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&actions, cwd);
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
+    clean_signals(&attr);
     // Its own process group, so a timeout or a client that leaves ends the script's
     // children too.
     posix_spawnattr_setpgroup(&attr, 0);

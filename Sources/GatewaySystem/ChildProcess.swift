@@ -13,12 +13,8 @@ public struct ChildProcess: Sendable {
     public static func spawn(path: String, arguments: [String], environment: [String], directory: String?,
                              stdin: FileDescriptor, stdout: FileDescriptor, stderr: FileDescriptor) throws(SystemError) -> ChildProcess {
         var pid: pid_t = 0
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup($0) } + [nil]
-        defer {
-            for p in argv { free(p) }
-            for p in envp { free(p) }
-        }
+        let (argv, envp) = (Processes.cStrings(arguments), Processes.cStrings(environment))
+        defer { Processes.freeCStrings(argv); Processes.freeCStrings(envp) }
         let r = gw_spawn_cgi(&pid, path, argv, envp, directory, stdin.rawValue, stdout.rawValue, stderr.rawValue)
         guard r == 0 else { throw SystemError(errno: r, "posix_spawn(\(path))") }
         // The child is not reaped before we do it, so its pid cannot be reused meanwhile.

@@ -10,18 +10,18 @@ public enum Processes {
     public static func spawn(path: String, arguments: [String], environment: [String],
                              fds: [(source: FileDescriptor, target: Int32)] = []) throws(SystemError) -> pid_t {
         var pid: pid_t = 0
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup($0) } + [nil]
-        defer {
-            for p in argv { free(p) }
-            for p in envp { free(p) }
-        }
+        let (argv, envp) = (cStrings(arguments), cStrings(environment))
+        defer { freeCStrings(argv); freeCStrings(envp) }
         let src = fds.map(\.source.rawValue)
         let dst = fds.map(\.target)
         let r = gw_spawn(&pid, path, argv, envp, src, dst, Int32(fds.count))
         guard r == 0 else { throw SystemError(errno: r, "posix_spawn(\(path))") }
         return pid
     }
+
+    /// A NULL-terminated array of C strings (argv, envp) for posix_spawn; free with `freeCStrings`.
+    static func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] { strings.map { strdup($0) } + [nil] }
+    static func freeCStrings(_ array: [UnsafeMutablePointer<CChar>?]) { for p in array { free(p) } }
 
     public enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
         case exited(Int32)

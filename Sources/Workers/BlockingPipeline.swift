@@ -98,6 +98,7 @@ public struct BlockingPipeline {
 
         var target = head.target
         for _ in 0..<6 {  // local redirects (Location: /path) are followed up to 5 times
+            let result: FastCGIExchange.Result
             switch ctx.destination(method: head.method, target: target) {
             case .refuse(let status, let headers):
                 return fail(status, headers)
@@ -109,27 +110,21 @@ public struct BlockingPipeline {
                 return keepAlive && bodyless
             case .app(let app, _, let match):
                 let exchange = FastCGIExchange(ctx: ctx, head: head, target: target, match: match, app: app, requestID: rid)
-                switch exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome) {
-                case .done:
-                    return keepAlive
-                case .failed(let status, let headers):
-                    return fail(status, headers)
-                case .localRedirect(let location):
-                    ctx.logger.debug("local redirect to \(location)", metadata: ["request_id": "\(rid)"])
-                    target = location
-                    keepAlive = keepAlive && bodyless
-                }
+                result = exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome)
+                // An app may redirect before it read the whole body: then the connection closes.
+                if case .localRedirect = result { keepAlive = keepAlive && bodyless }
             case .cgi(let script):
                 let exchange = CGIExchange(ctx: ctx, head: head, target: target, script: script, requestID: rid)
-                switch exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome) {
-                case .done:
-                    return keepAlive
-                case .failed(let status, let headers):
-                    return fail(status, headers)
-                case .localRedirect(let location):
-                    ctx.logger.debug("local redirect to \(location)", metadata: ["request_id": "\(rid)"])
-                    target = location
-                }
+                result = exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome)
+            }
+            switch result {
+            case .done:
+                return keepAlive
+            case .failed(let status, let headers):
+                return fail(status, headers)
+            case .localRedirect(let location):
+                ctx.logger.debug("local redirect to \(location)", metadata: ["request_id": "\(rid)"])
+                target = location
             }
         }
         ctx.logger.error("more than 5 local redirects", metadata: ["request_id": "\(rid)"])

@@ -293,14 +293,7 @@ struct FastCGIExchange {
     // MARK: - Meta-variables
 
     /// For a local redirect the app sees a GET of the new target, without a body.
-    func redirectedHead() -> HTTPRequestHead {
-        guard target != head.target else { return head }
-        var h = head
-        h.method = head.method == "HEAD" ? "HEAD" : "GET"
-        h.target = target
-        h.framing = .none
-        return h
-    }
+    func redirectedHead() -> HTTPRequestHead { CGIRunSetup.requestHead(head, target: target) }
 
     func cgiContext(remote: (address: String, port: Int), local: (address: String, port: Int), contentLength: UInt64?) -> CGIRequestContext {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
