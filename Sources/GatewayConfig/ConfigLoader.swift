@@ -15,7 +15,7 @@ public enum ConfigLoader {
                           "root", "cwd", "user", "group", "max_requests", "keep_conn", "pm", "min_spare", "max_spare",
                           "idle_timeout", "slow_request"]
     static let cgiKeys = ["max_processes", "queue_timeout", "timeout", "kill_grace", "interpreters"]
-    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks"]
+    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks", "index", "php"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// - Parameters:
@@ -300,10 +300,24 @@ public enum ConfigLoader {
         var allowSymlinks = false
         if let v = t["allow_symlinks"] {
             if let b = v.bool { allowSymlinks = b } else { r.fail("\(p).allow_symlinks", "expected true or false, got \(r.describe(v))") }
-            if case .cgi? = target {} else { r.fail("\(p).allow_symlinks", "applies to cgi routes only") }
+        }
+        var php = false
+        if let v = t["php"] {
+            if let b = v.bool { php = b } else { r.fail("\(p).php", "expected true or false, got \(r.describe(v))") }
+            if case .app? = target {} else { r.fail("\(p).php", "applies to app routes only (the app serving PHP)") }
+            if case .extension? = match { r.fail("\(p).php", "needs a path route (such as path = \"/\"); it finds the .php files itself") }
+        }
+        if allowSymlinks, case .app? = target, !php { r.fail("\(p).allow_symlinks", "applies to cgi, static and php routes only") }
+        let index = r.stringArray(t, "index", p)
+        if let index {
+            if index.isEmpty || !index.allSatisfy({ !$0.isEmpty && !$0.contains("/") && !$0.hasPrefix(".") }) {
+                r.fail("\(p).index", "expected file names such as [\"index.html\"] (no slashes, not hidden), got \(index)")
+            }
+            if case .cgi? = target { r.fail("\(p).index", "applies to static and php routes only") }
+            if case .app? = target, !php { r.fail("\(p).index", "applies to static and php routes only") }
         }
         guard r.issues.count == before, let match, let target else { return nil }
-        return RouteConfig(match: match, target: target, env: env, allowSymlinks: allowSymlinks)
+        return RouteConfig(match: match, target: target, env: env, allowSymlinks: allowSymlinks, index: index, php: php)
     }
 
     static func crossCheck(_ r: inout ConfigReader, server: ServerConfig, apps: [AppConfig], routes: [RouteConfig]) {
@@ -318,6 +332,11 @@ public enum ConfigLoader {
                 let hint = DidYouMean.suggest(name, from: names).map { "; did you mean \"\($0)\"?" } ?? ""
                 let known = names.isEmpty ? "no [[app]] is defined" : "known apps: \(names.joined(separator: ", "))"
                 r.fail("route[\(i)].app", "no app named \"\(name)\" (\(known))\(hint)")
+            }
+        }
+        for (i, route) in routes.enumerated() where route.php {
+            if case .app(let name) = route.target, let app = apps.first(where: { $0.name == name }), app.root == nil {
+                r.fail("route[\(i)].php", "app \"\(name)\" needs root (its document root): the PHP files are looked up there")
             }
         }
         var matches = Set<String>()

@@ -101,6 +101,8 @@ extension Configuration {
             }
             if !r.env.isEmpty { kv("env", table(r.env)) }
             if r.allowSymlinks { kv("allow_symlinks", "true") }
+            if r.php { kv("php", "true") }
+            if r.index != RouteConfig(match: r.match, target: r.target, php: r.php).index { kv("index", list(r.index)) }
         }
         return out.joined(separator: "\n") + "\n"
     }

@@ -242,13 +242,24 @@ public struct RouteConfig: Sendable, Equatable {
     public var target: Target
     /// Extra meta-variables for the app or CGI programs.
     public var env: [String: String]
-    /// CGI: a script may be a symbolic link to a file outside the directory.
+    /// CGI and static: a file may be a symbolic link to one outside the directory.
     public var allowSymlinks: Bool
+    /// Static and PHP routes: the files tried for a path ending in "/", in order.
+    public var index: [String]
+    /// An app route in front of a PHP app (Caddy's php_fastcgi, nginx's usual PHP
+    /// locations in one setting): files under the app's root are served as static files,
+    /// "/x.php/rest" runs x.php with PATH_INFO "/rest", a directory runs its index.php,
+    /// and any other path that names no file runs the front controller (/index.php).
+    /// Only an existing regular .php file is ever run.
+    public var php: Bool
 
-    public init(match: Match, target: Target, env: [String: String] = [:], allowSymlinks: Bool = false) {
+    public init(match: Match, target: Target, env: [String: String] = [:], allowSymlinks: Bool = false,
+                index: [String]? = nil, php: Bool = false) {
         self.match = match
         self.target = target
         self.env = env
         self.allowSymlinks = allowSymlinks
+        self.php = php
+        self.index = index ?? (php ? ["index.php"] : ["index.html"])
     }
 }

@@ -30,3 +30,5 @@ func syscall<T: FixedWidthInteger>(_ function: String, _ call: () -> T) throws(S
 public let EPIPE_ = EPIPE
 public let ECONNRESET_ = ECONNRESET
 public let EAGAIN_ = EAGAIN
+public let EACCES_ = EACCES
+public let ELOOP_ = ELOOP

@@ -26,3 +26,45 @@ public enum HTTPDate {
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 }
+
+extension HTTPDate {
+    /// Seconds since the epoch from an HTTP date: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37
+    /// GMT"), the obsolete RFC 850 form ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime
+    /// ("Sun Nov  6 08:49:37 1994"), as RFC 9110 §5.6.7 asks a recipient to accept.
+    /// Nil for anything else: a conditional header with a bad date is ignored.
+    public static func parse(_ s: Substring) -> Int64? {
+        let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+        func month(_ m: Substring) -> Int? { months.firstIndex(of: m.lowercased()).map { $0 + 1 } }
+        func time(_ t: Substring) -> Int64? {
+            let p = t.split(separator: ":", omittingEmptySubsequences: false)
+            guard p.count == 3, p.allSatisfy({ $0.count == 2 }), let h = Int64(p[0]), let m = Int64(p[1]), let s = Int64(p[2]),
+                  h < 24, m < 60, s < 61 else { return nil }
+            return h * 3600 + m * 60 + min(s, 59)
+        }
+        let words = s.split(separator: " ")
+        var day: Int?, mon: Int?, year: Int64?, clock: Int64?
+        if words.count == 6, words[0].hasSuffix(","), words[5] == "GMT" {  // IMF-fixdate
+            day = Int(words[1]); mon = month(words[2]); year = Int64(words[3]); clock = time(words[4])
+            if words[1].count != 2 || words[3].count != 4 { return nil }
+        } else if words.count == 4, words[0].hasSuffix(","), words[3] == "GMT" {  // RFC 850
+            let d = words[1].split(separator: "-")
+            guard d.count == 3, d[0].count == 2, d[2].count == 2, let yy = Int64(d[2]) else { return nil }
+            day = Int(d[0]); mon = month(d[1]); year = yy < 70 ? 2000 + yy : 1900 + yy; clock = time(words[2])
+        } else if words.count == 5 {  // asctime
+            day = Int(words[2]); mon = month(words[1]); year = Int64(words[4]); clock = time(words[3])
+        }
+        guard let day, let mon, let year, let clock, (1...31).contains(day), year >= 1970, year < 10000 else { return nil }
+        return days(year: year, month: mon, day: day) * 86400 + clock
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of `civil`).
+    static func days(year: Int64, month: Int, day: Int) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = Int64(month > 2 ? month - 3 : month + 9)
+        let doy = (153 * mp + 2) / 5 + Int64(day) - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+}

@@ -108,6 +108,8 @@ public struct BlockingPipeline {
                 outcome.bytesSent = page.count
                 do { try conn.write(page, timeout: timeouts.send) } catch { return false }
                 return keepAlive && bodyless
+            case .staticFile(let file):
+                return sendStatic(file, head, conn, keepAlive: keepAlive && bodyless, outcome: &outcome)
             case .app(let app, _, let match):
                 let exchange = FastCGIExchange(ctx: ctx, head: head, target: target, match: match, app: app, requestID: rid)
                 result = exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome)
@@ -129,6 +131,23 @@ public struct BlockingPipeline {
         }
         ctx.logger.error("more than 5 local redirects", metadata: ["request_id": "\(rid)"])
         return fail(500)
+    }
+
+    /// A static file: its head, then its bytes by sendfile. Returns whether the connection may go on.
+    func sendStatic(_ file: StaticFile, _ head: HTTPRequestHead, _ conn: ClientConnection, keepAlive: Bool, outcome: inout Outcome) -> Bool {
+        defer { try? file.fd.close() }
+        let reply = StaticResponse.make(request: head, file: file, keepAlive: keepAlive, date: ctx.httpDate())
+        outcome.status = reply.status
+        do {
+            try conn.write(reply.head, timeout: timeouts.send)
+            outcome.bytesSent = reply.head.count
+            if let body = reply.body {
+                outcome.bytesSent += Int(try conn.sendFile(file.fd, offset: body.offset, length: body.length, timeout: timeouts.send))
+            }
+        } catch {
+            return false
+        }
+        return keepAlive
     }
 
     func logAccess(_ conn: ClientConnection, method: String, target: String, version: String, status: Int, bytes: Int,

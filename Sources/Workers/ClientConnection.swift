@@ -95,7 +95,7 @@ public final class ClientConnection {
         }
     }
 
-    private func waitFor(readable: Bool, deadline: Double) throws(ClientError) {
+    func waitFor(readable: Bool, deadline: Double) throws(ClientError) {
         while true {
             let left = deadline - Host.monotonicSeconds()
             guard left > 0 else { throw .timeout }

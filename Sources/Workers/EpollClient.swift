@@ -38,6 +38,10 @@ final class EpollClient {
     /// Not yet written: output[outputStart...].
     var output: [UInt8] = []
     var outputStart = 0
+    /// A static file's bytes fileOffset..<fileEnd, sent by sendfile once `output` is out.
+    var file: FileDescriptor? = nil
+    var fileOffset = 0
+    var fileEnd = 0
     var parser: HTTPRequestParser
     /// A byte of the next request has arrived (the header timeout runs, not the idle one).
     var sawByte = false
@@ -58,7 +62,14 @@ final class EpollClient {
     lazy var local: (address: String, port: Int) = Socket.localAddress(fd)
 
     var unconsumed: ArraySlice<UInt8> { input[inputStart...] }
-    var outputPending: Int { output.count - outputStart }
+    var outputPending: Int { output.count - outputStart + (fileEnd - fileOffset) }
+
+    func closeFile() {
+        try? file?.close()
+        file = nil
+        fileOffset = 0
+        fileEnd = 0
+    }
 
     func consume(_ n: Int) {
         inputStart += n

@@ -29,6 +29,9 @@ public final class EpollWorker {
     static let memoryBodyLimit = 65536
     /// The app is not read while the client has this much unsent.
     static let outputHighWater = 256 * 1024
+    /// Static file bytes sent to one client per loop turn, so a fast reader of a big file
+    /// does not hold the loop; the rest goes on the next turn.
+    static let fileBytesPerTurn = 1 << 20
     /// How long a closing connection may keep sending before we close anyway.
     static let lingerSeconds = 2.0
     /// How often a unix socket with a full backlog is tried again.
@@ -61,6 +64,8 @@ public final class EpollWorker {
     /// Connections whose next pipelined request is ready; served after the current events
     /// (serving them inline could recurse once per pipelined request).
     var runnable: [EpollClient] = []
+    /// Connections still writable after their share of a static file this turn.
+    var flushReady: [EpollClient] = []
     var listening = false
     /// CGI programs: each registered pipe or pidfd, with its registration generation.
     var cgiRuns: [Int32: (run: EpollCGIRun, generation: UInt32)] = [:]
@@ -98,11 +103,12 @@ public final class EpollWorker {
         while true {
             var wait = Self.sweepSeconds * 1000
             if !connectRetries.isEmpty { wait = Self.connectRetrySeconds * 1000 }
-            if !runnable.isEmpty { wait = 0 }
+            if !runnable.isEmpty || !flushReady.isEmpty { wait = 0 }
             _ = try? epoll.wait(buffer: events, timeoutMilliseconds: Int32(wait.rounded(.up))) { events, data in
                 handle(events, data)
             }
             runReady()
+            flushFiles()
             if grantsMayWait { collectGrants(periodic: false) }
             let after = Host.monotonicSeconds()
             if !connectRetries.isEmpty { retryConnects(after) }
@@ -341,6 +347,8 @@ public final class EpollWorker {
             let page = StatusPage.response(ctx, target: r.target, method: r.head.method, keepAlive: keep)
             r.status = 200
             finishRequest(c, r, appending: page, keep: keep)
+        case .staticFile(let file):
+            sendStatic(c, r, file)
         case .cgi(let script):
             r.cgi = script
             r.app = nil
@@ -448,9 +456,35 @@ public final class EpollWorker {
         }
     }
 
+    /// A static file: the head is queued, and the file follows it by sendfile as the
+    /// client takes it (`writeOutput`), a share per loop turn.
+    func sendStatic(_ c: EpollClient, _ r: EpollRequest, _ file: StaticFile) {
+        let whole = !r.hasBody || r.bodyDone
+        if !whole { c.lingerOnClose = true }
+        let keep = r.keepAlive && whole
+        let reply = StaticResponse.make(request: r.head, file: file, keepAlive: keep, date: ctx.httpDate())
+        r.status = reply.status
+        if let body = reply.body {
+            c.file = file.fd
+            c.fileOffset = Int(body.offset)
+            c.fileEnd = Int(body.offset + body.length)
+            r.bytesSent += Int(body.length)
+        } else {
+            try? file.fd.close()
+        }
+        finishRequest(c, r, appending: reply.head, keep: keep)
+    }
+
+    func flushFiles() {
+        guard !flushReady.isEmpty else { return }
+        let ready = flushReady
+        flushReady = []
+        for c in ready where !c.closed && c.writable && c.outputPending > 0 { flushClient(c) }
+    }
+
     /// Writes while the client takes it; false if the client is gone.
     func writeOutput(_ c: EpollClient) -> Bool {
-        while c.outputPending > 0 && c.writable {
+        while c.output.count > c.outputStart && c.writable {
             let n: Int?
             do { n = try c.fd.write(c.output, from: c.outputStart) } catch { return false }
             guard let n, n > 0 else {
@@ -460,10 +494,37 @@ public final class EpollWorker {
             c.outputStart += n
             if c.phase == .flushing { setDeadline(c, Host.monotonicSeconds() + timeouts.send) }
         }
-        if c.outputPending == 0 {
+        if c.output.count == c.outputStart {
             c.output = []
             c.outputStart = 0
+            if c.file != nil { return writeFile(c) }
         }
+        return true
+    }
+
+    /// Sends the pending static file bytes, up to `fileBytesPerTurn` this turn.
+    func writeFile(_ c: EpollClient) -> Bool {
+        guard let file = c.file else { return true }
+        var budget = Self.fileBytesPerTurn
+        while c.fileOffset < c.fileEnd && c.writable {
+            if budget <= 0 {
+                flushReady.append(c)
+                return true
+            }
+            let n: Int?
+            do { n = try c.fd.sendfile(from: file, offset: &c.fileOffset, count: min(c.fileEnd - c.fileOffset, budget)) } catch { return false }
+            guard let n else {
+                c.writable = false
+                break
+            }
+            if n == 0 {  // the file shrank under us: the promised length cannot be kept
+                ctx.logger.warning("a static file shrank while it was sent; closing the connection")
+                return false
+            }
+            budget -= n
+            setDeadline(c, Host.monotonicSeconds() + timeouts.send)
+        }
+        if c.fileOffset >= c.fileEnd { c.closeFile() }
         return true
     }
 
@@ -513,6 +574,7 @@ public final class EpollWorker {
     func closeClient(_ c: EpollClient) {
         guard !c.closed else { return }
         c.closed = true
+        c.closeFile()
         if let r = c.request {
             abandonUpstream(c, r)
             r.closeSpool()

@@ -12,6 +12,8 @@ enum Destination {
     case app(AppConfig, index: Int, match: RouteMatch)
     /// A CGI program to run.
     case cgi(CGIScript)
+    /// A static file, opened (the caller closes it).
+    case staticFile(StaticFile)
     /// Answer with this status (and headers) without going anywhere.
     case refuse(Int, [(String, String)])
 }
@@ -28,6 +30,7 @@ extension WorkerContext {
         switch match.route.target {
         case .app(let name):
             guard let app = config.app(named: name), let index = appIndex(name) else { return .refuse(500, []) }
+            if match.route.php { return phpDestination(method: method, path: path, target: target, app: app, index: index, match: match) }
             return .app(app, index: index, match: match)
         case .cgi(let base):
             var mount = "/"
@@ -39,9 +42,78 @@ extension WorkerContext {
                 return .refuse(error.status, [])
             }
         case .static:
-            logger.warning("route for \(path) is a static route; static files are not served by this version yet")
-            return .refuse(501, [])
+            guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
+            var mount = "/"
+            if case .path(let p) = match.route.match { mount = p }
+            guard let tree = documentTree(for: match.route), let split = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(404, []) }
+            return staticDestination(tree.lookup(Substring(split.pathInfo), rawPath: Self.rawPath(target), query: Self.query(target), index: match.route.index), path: path)
         }
+    }
+
+    func staticDestination(_ lookup: StaticLookup, path: String) -> Destination {
+        switch lookup {
+        case .file(let f): return .staticFile(f)
+        case .redirect(let location): return .refuse(301, [("Location", location)])
+        case .refuse(let status, let why):
+            logger.info("static \(path): \(why); answering \(status)")
+            return .refuse(status, [])
+        }
+    }
+
+    /// A `php = true` route: nginx's usual PHP set-up (try_files $uri $uri/ /index.php;
+    /// a .php location with try_files $uri =404) as one setting. Files under the app's
+    /// root are served as they are, except .php files, which run; a path naming nothing
+    /// runs the front controller. A path with a .php segment that is not an existing
+    /// regular file is a 404: "/uploads/a.jpg/x.php" never runs a.jpg.
+    func phpDestination(method: String, path: String, target: String, app: AppConfig, index: Int, match: RouteMatch) -> Destination {
+        guard let tree = documentTree(for: match.route) else { return .refuse(500, []) }
+        let route = match.route
+        func run(_ scriptName: String, _ pathInfo: String) -> Destination {
+            .app(app, index: index, match: RouteMatch(route: route, scriptName: scriptName, pathInfo: pathInfo))
+        }
+        func serve(_ file: String) -> Destination {
+            guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
+            return staticDestination(tree.open(file), path: path)
+        }
+        if let split = CGIPath.splitAtExtension(path, ".php") {
+            guard case .file = tree.walk(Substring(split.scriptName)) else {
+                logger.info("php \(path): \(split.scriptName) is not a PHP file under \(tree.root); answering 404")
+                return .refuse(404, [])
+            }
+            return run(split.scriptName, split.pathInfo)
+        }
+        switch tree.walk(Substring(path)) {
+        case .file(let file):
+            // A ".PHP" or ".php5" file is neither run nor shown as source.
+            guard !(file.split(separator: "/").last ?? "").lowercased().contains(".php") else { return .refuse(404, []) }
+            return serve(file)
+        case .directory:
+            guard path.hasSuffix("/") else {
+                return .refuse(301, [("Location", String(Self.rawPath(target)) + "/" + (Self.query(target).map { "?" + $0 } ?? ""))])
+            }
+            for name in route.index {
+                guard case .file(let file) = tree.walk(Substring(path + name)) else { continue }
+                return name.hasSuffix(".php") ? run(path + name, "") : serve(file)
+            }
+            return .refuse(404, [])
+        case .refused(let status, let why):
+            logger.info("php \(path): \(why); answering \(status)")
+            return .refuse(status, [])
+        case .missing:
+            var mount = ""
+            if case .path(let p) = route.match { mount = p.hasSuffix("/") ? String(p.dropLast()) : p }
+            let front = mount + "/" + (route.index.first { $0.hasSuffix(".php") } ?? "index.php")
+            guard case .file = tree.walk(Substring(front)) else {
+                logger.info("php \(path): no such file and no front controller \(front) under \(tree.root); answering 404")
+                return .refuse(404, [])
+            }
+            return run(front, "")
+        }
+    }
+
+    /// The query part of a target, as sent; nil when there is none.
+    static func query(_ target: String) -> Substring? {
+        target.firstIndex(of: "?").map { target[target.index(after: $0)...] }
     }
 
     /// The path part of a target, as sent (still percent-encoded).

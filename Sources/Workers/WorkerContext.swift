@@ -31,6 +31,8 @@ public final class WorkerContext {
     /// CGI programs by request path, and the places this worker may run them in.
     let cgiScripts: CGIScripts
     let cgiGate: CGIGate
+    /// The directories static and PHP routes serve, by root and symlink rule.
+    let documentTrees: [String: DocumentTree]
     /// Open client connections, for the status page.
     public private(set) var openConnections = 0
     /// Guards the counters and the Date cache: the thread worker's pool shares them.
@@ -46,6 +48,12 @@ public final class WorkerContext {
         self.router = Router(routes: config.routes)
         cgiScripts = CGIScripts(config: config, searchPath: Host.environmentValue("PATH") ?? "/usr/local/bin:/usr/bin:/bin")
         cgiGate = CGIGate(places: config.cgi.maxProcesses)
+        var trees: [String: DocumentTree] = [:]
+        for r in config.routes {
+            guard let root = Self.documentRoot(of: r, config) else { continue }
+            trees[Self.treeKey(root, r.allowSymlinks)] = DocumentTree(root: root, allowSymlinks: r.allowSymlinks)
+        }
+        documentTrees = trees
         for (ext, found) in cgiScripts.interpreters where found == nil {
             logger.error("cgi.interpreters: \(config.cgi.interpreters[ext] ?? "?") (for \(ext) files) is not in PATH; such scripts answer 502")
         }
@@ -97,6 +105,21 @@ public final class WorkerContext {
     /// Updates this worker's counters on the status page (the lock is held).
     func publish() {
         dispatcher.publish(workerSlot: workerRecord, requests: requestsServed, connections: openConnections)
+    }
+
+    /// The directory a static or PHP route serves files from.
+    static func documentRoot(of route: RouteConfig, _ config: Configuration) -> String? {
+        switch route.target {
+        case .static(let dir): return dir
+        case .app(let name) where route.php: return config.app(named: name)?.root
+        default: return nil
+        }
+    }
+
+    static func treeKey(_ root: String, _ allowSymlinks: Bool) -> String { root + (allowSymlinks ? "\u{0}links" : "") }
+
+    func documentTree(for route: RouteConfig) -> DocumentTree? {
+        Self.documentRoot(of: route, config).flatMap { documentTrees[Self.treeKey($0, route.allowSymlinks)] }
     }
 
     /// The index of an app in the configuration (and in the slot table).

@@ -1,0 +1,37 @@
+import Glibc
+import CGatewayShims
+
+/// What fstat says about an open file, for static responses.
+public struct OpenFileStatus: Sendable, Equatable {
+    public let kind: FileSystem.Kind
+    public let size: UInt64
+    /// Seconds since the epoch of the last modification.
+    public let modified: Int64
+}
+
+extension FileDescriptor {
+    /// Opens a file read-only, close-on-exec, without following a last-component link
+    /// when `noFollow` is set (the caller checked links itself). Nil when it does not
+    /// exist; other errors (permissions) throw.
+    public static func openForReading(_ path: String, noFollow: Bool = false) throws(SystemError) -> FileDescriptor? {
+        let flags = O_RDONLY | gw_O_CLOEXEC | gw_O_NONBLOCK | (noFollow ? O_NOFOLLOW : 0)
+        do {
+            return FileDescriptor(try syscall("open") { open(path, flags) })
+        } catch where error.errno == ENOENT || error.errno == ENOTDIR {
+            return nil
+        }
+    }
+
+    /// fstat of an open fd: checked on the fd itself, so the file served is the one checked.
+    public func status() throws(SystemError) -> OpenFileStatus {
+        var st = stat()
+        _ = try syscall("fstat") { fstat(rawValue, &st) }
+        let kind: FileSystem.Kind
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        default: kind = .other
+        }
+        return OpenFileStatus(kind: kind, size: UInt64(st.st_size), modified: Int64(st.st_mtim.tv_sec))
+    }
+}

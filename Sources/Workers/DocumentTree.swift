@@ -1,0 +1,113 @@
+import CGIProtocol
+import GatewayConfig
+import GatewaySystem
+
+/// A directory served to clients (a static route's, or a PHP app's root), and the walk
+/// that maps a request path onto it. The walk refuses hidden files and directories
+/// (".git", ".env") and, unless the route allows them, symbolic links that lead out of
+/// the directory; ".." never gets here (the path is normalised first, and one above the
+/// root is a 400).
+struct DocumentTree: Sendable {
+    enum Node: Equatable {
+        case file(String)
+        case directory(String)
+        /// Nothing there; also a path that goes on below a regular file ("/a.html/x").
+        case missing
+        case refused(Int, String)
+    }
+
+    let root: String
+    /// The root with every link resolved, for the symlink check.
+    let canonicalRoot: String
+    let allowSymlinks: Bool
+
+    init(root: String, allowSymlinks: Bool) {
+        self.root = root
+        canonicalRoot = FileSystem.realPath(root) ?? root
+        self.allowSymlinks = allowSymlinks
+    }
+
+    /// Walks `path` ("/a/b.html", decoded and normalised) below the root, one lstat per segment.
+    func walk(_ path: Substring) -> Node {
+        var file = root
+        var rest = path
+        var kind = FileSystem.Kind.directory
+        while rest.hasPrefix("/") {
+            let end = rest.dropFirst().firstIndex(of: "/") ?? rest.endIndex
+            let segment = rest[rest.index(after: rest.startIndex)..<end]
+            rest = rest[end...]
+            guard !segment.isEmpty else { break }  // a trailing slash
+            guard kind == .directory else { return .missing }
+            guard !segment.hasPrefix(".") else { return .refused(404, "hidden file or directory \"\(segment)\"") }
+            file += "/" + segment
+            guard var info = FileSystem.info(file) else { return .missing }
+            if info.kind == .symlink {
+                if !allowSymlinks {
+                    guard let target = FileSystem.realPath(file), target.hasPrefix(canonicalRoot + "/") else {
+                        return .refused(403, "\(file) is a symbolic link out of \(root) (allow_symlinks is off)")
+                    }
+                }
+                guard let followed = FileSystem.info(file, followLinks: true) else { return .missing }
+                info = followed
+            }
+            kind = info.kind
+            guard kind == .directory || kind == .regular else { return .refused(403, "\(file) is not a regular file") }
+        }
+        return kind == .directory ? .directory(file) : .file(file)
+    }
+}
+
+/// A file opened to be sent as a static response.
+struct StaticFile {
+    let fd: FileDescriptor
+    let status: OpenFileStatus
+    /// Its name, for the Content-Type.
+    let name: Substring
+}
+
+/// The outcome of looking a path up for a static response.
+enum StaticLookup {
+    case file(StaticFile)
+    /// A directory named without its trailing slash: 301 to this.
+    case redirect(String)
+    case refuse(Int, String)
+}
+
+extension DocumentTree {
+    /// The file a GET of `path` serves: the file itself, or a directory's first index
+    /// file. `rawPath` and `query` (as sent) make the redirect of a directory named
+    /// without its slash, so the browser resolves relative links inside it.
+    func lookup(_ path: Substring, rawPath: Substring, query: Substring?, index: [String]) -> StaticLookup {
+        switch walk(path) {
+        case .missing:
+            return .refuse(404, "no file for \(path)")
+        case .refused(let status, let why):
+            return .refuse(status, why)
+        case .directory:
+            guard path.hasSuffix("/") else { return .redirect(String(rawPath) + "/" + (query.map { "?" + $0 } ?? "")) }
+            for name in index {
+                if case .file(let file) = walk(Substring(path + name)) { return open(file) }
+            }
+            return .refuse(404, "directory \(path) has no index file (\(index.joined(separator: ", ")))")
+        case .file(let file):
+            return open(file)
+        }
+    }
+
+    /// Opens a file the walk found, and checks on the open fd that it is a regular file.
+    func open(_ file: String) -> StaticLookup {
+        let fd: FileDescriptor
+        do {
+            guard let opened = try FileDescriptor.openForReading(file) else { return .refuse(404, "\(file) vanished") }
+            fd = opened
+        } catch {
+            return .refuse(error.errno == EACCES_ ? 403 : 500, "cannot open \(file): \(error)")
+        }
+        guard let status = try? fd.status(), status.kind == .regular else {
+            try? fd.close()
+            return .refuse(403, "\(file) is not a regular file")
+        }
+        let name = file.split(separator: "/").last ?? Substring(file)
+        return .file(StaticFile(fd: fd, status: status, name: name))
+    }
+}
