@@ -166,7 +166,13 @@ struct ConfigLoaderTests {
         ("[cgi]\ninterpreters = { pl = \"perl\" }\n", "gateway.toml:2: cgi.interpreters.pl: expected an extension such as \".pl\" as the key"),
         ("[cgi]\ninterpreters = { \".pl\" = 1 }\n", "gateway.toml:2: cgi.interpreters..pl: expected a program such as \"perl\""),
         ("[cgi]\ninterpreters = \"perl\"\n", "gateway.toml:2: cgi.interpreters: expected a table such as { \".pl\" = \"perl\" }, got \"perl\""),
-        ("[[route]]\npath = \"/s\"\nstatic = \"/x\"\nallow_symlinks = true\n", "gateway.toml:4: route[0].allow_symlinks: applies to cgi routes only"),
+        ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\n[[route]]\npath = \"/s\"\napp = \"a\"\nallow_symlinks = true\n", "gateway.toml:7: route[0].allow_symlinks: applies to cgi, static and php routes only"),
+        ("[[route]]\npath = \"/s\"\nstatic = \"/x\"\nindex = []\n", "gateway.toml:4: route[0].index: expected file names such as"),
+        ("[[route]]\npath = \"/s\"\nstatic = \"/x\"\nindex = [\"../a.html\"]\n", "gateway.toml:4: route[0].index: expected file names such as"),
+        ("[[route]]\npath = \"/s\"\ncgi = \"/x\"\nindex = [\"a.html\"]\n", "gateway.toml:4: route[0].index: applies to static and php routes only"),
+        ("[[route]]\npath = \"/s\"\nstatic = \"/x\"\nphp = true\n", "gateway.toml:4: route[0].php: applies to app routes only"),
+        ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\n[[route]]\nextension = \".php\"\napp = \"a\"\nphp = true\n", "gateway.toml:7: route[0].php: needs a path route"),
+        ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\n[[route]]\npath = \"/\"\napp = \"a\"\nphp = true\n", "gateway.toml:7: route[0].php: app \"a\" needs root"),
         ("[[route]]\npath = \"/c\"\ncgi = \"/x\"\nallow_symlinks = \"yes\"\n", "gateway.toml:4: route[0].allow_symlinks: expected true or false, got \"yes\""),
         ("[server]\nmax_requests_jitter = 5\n", "gateway.toml:2: server.max_requests_jitter: has no effect without server.max_requests"),
         ("[server]\nworkers = 3\nworkers = 4\n", "gateway.toml:3: TOML syntax: Error while parsing key-value pair: cannot redefine existing integer 'workers'"),
@@ -342,5 +348,30 @@ struct ConfigValuesTests {
         let again = try load(c.renderTOML())
         #expect(again.cgi == c.cgi && again.routes == c.routes)
         #expect(try load("").cgi == CGIConfig())
+    }
+
+    @Test func staticAndPHPRoutesRoundTrip() throws {
+        let c = try load("""
+        [[app]]
+        name = "fpm"
+        connect = "unix:/run/php.sock"
+        root = "www"
+        [[route]]
+        path = "/"
+        app = "fpm"
+        php = true
+        allow_symlinks = true
+        [[route]]
+        path = "/assets"
+        static = "assets"
+        index = ["index.htm", "default.html"]
+        [[route]]
+        path = "/docs"
+        static = "docs"
+        """)
+        #expect(c.routes[0].php && c.routes[0].index == ["index.php"] && c.routes[0].allowSymlinks)
+        #expect(c.routes[1].target == .static("/etc/gatewayd/assets") && c.routes[1].index == ["index.htm", "default.html"])
+        #expect(c.routes[2].index == ["index.html"] && !c.routes[2].php)
+        #expect(try load(c.renderTOML()).routes == c.routes)
     }
 }
