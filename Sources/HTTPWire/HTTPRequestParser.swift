@@ -47,6 +47,15 @@ public struct HTTPRequestParser: Sendable {
     /// True between messages: EOF here is a clean close, elsewhere a truncated request.
     public var isIdle: Bool { state == .head(scanned: 0) }
 
+    /// A request body was left unread (or failed): closing now would leave the client's
+    /// bytes in our socket, and the kernel would answer them with a reset.
+    public var leftBodyUnread: Bool {
+        switch state {
+        case .head, .endPending: return false
+        default: return true
+        }
+    }
+
     public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> HTTPParseStep {
         do {
             return try step(input)

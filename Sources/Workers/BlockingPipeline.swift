@@ -23,7 +23,10 @@ public struct BlockingPipeline {
             first = false
             let keep = handle(head, conn, &parser)
             ctx.requestFinished()
-            if !keep || ctx.draining { return }
+            if !keep || ctx.draining {
+                conn.lingerOnClose = parser.leftBodyUnread
+                return
+            }
         }
     }
 
@@ -68,6 +71,7 @@ public struct BlockingPipeline {
     /// A request that cannot be parsed: its status, a log line, and the connection closes.
     func answerBadRequest(_ conn: ClientConnection, _ error: HTTPParseError, started: Double) {
         ctx.logger.info("bad request from \(conn.remote.address): \(error.message)")
+        conn.lingerOnClose = true  // what follows the bad bytes is still coming
         try? conn.write(ResponseHead.error(error.status, keepAlive: false, date: ctx.httpDate()), timeout: timeouts.send)
         logAccess(conn, method: "-", target: "-", version: "-", status: error.status, bytes: 0, started: started, upstream: nil, rid: ctx.nextRequestID(), head: nil)
     }

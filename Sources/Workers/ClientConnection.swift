@@ -111,5 +111,30 @@ public final class ClientConnection {
         }
     }
 
-    public func close() { try? fd.close() }
+    /// Close by lingering: the client may still be sending a body we did not read.
+    public var lingerOnClose = false
+    /// Lingering lasts at most this long, and ends after a second of silence.
+    static let lingerSeconds = 2.0
+
+    public func close() {
+        if lingerOnClose { linger() }
+        try? fd.close()
+    }
+
+    /// nginx's lingering close: our side is shut, and what the client still sends is read
+    /// and dropped until it closes too (or the time is up), so the response it has not
+    /// read yet is not destroyed by a reset.
+    func linger() {
+        Socket.shutdownWrite(fd)
+        let end = Host.monotonicSeconds() + Self.lingerSeconds
+        while true {
+            do {
+                try waitFor(readable: true, deadline: min(end, Host.monotonicSeconds() + 1))
+                guard let n = try fd.read(into: &scratch, from: 0) else { continue }
+                if n == 0 { return }
+            } catch {
+                return
+            }
+        }
+    }
 }

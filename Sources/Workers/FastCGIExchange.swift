@@ -298,7 +298,7 @@ struct FastCGIExchange {
     func cgiContext(remote: (address: String, port: Int), local: (address: String, port: Int), contentLength: UInt64?) -> CGIRequestContext {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
         let root = app.root
-        let filename = root.map { CGIEnvironment.joinPath($0, match.scriptName) }
+        let filename = match.scriptFilename ?? root.map { CGIEnvironment.joinPath($0, match.scriptName) }
         return CGIRequestContext(
             scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: root, scriptFilename: filename,
             contentLength: contentLength, remoteAddress: remote.address.isEmpty ? "127.0.0.1" : remote.address,

@@ -61,28 +61,32 @@ extension WorkerContext {
     }
 
     /// A `php = true` route: nginx's usual PHP set-up (try_files $uri $uri/ /index.php;
-    /// a .php location with try_files $uri =404) as one setting. Files under the app's
-    /// root are served as they are, except .php files, which run; a path naming nothing
-    /// runs the front controller. A path with a .php segment that is not an existing
-    /// regular file is a 404: "/uploads/a.jpg/x.php" never runs a.jpg.
+    /// a .php location with try_files $uri =404) as one setting. The app's root serves
+    /// the paths below the route's prefix, as a static route's directory does. Files are
+    /// served as they are, except .php files, which run; a path naming nothing runs the
+    /// front controller. A path with a .php segment that is not an existing regular file
+    /// is a 404: "/uploads/a.jpg/x.php" never runs a.jpg.
     func phpDestination(method: String, path: String, target: String, app: AppConfig, index: Int, match: RouteMatch) -> Destination {
-        guard let tree = documentTree(for: match.route) else { return .refuse(500, []) }
+        var mount = "/"
+        if case .path(let p) = match.route.match { mount = p }
+        guard let tree = documentTree(for: match.route), let (prefix, rel) = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(500, []) }
         let route = match.route
-        func run(_ scriptName: String, _ pathInfo: String) -> Destination {
-            .app(app, index: index, match: RouteMatch(route: route, scriptName: scriptName, pathInfo: pathInfo))
+        func run(_ script: String, _ pathInfo: String, _ file: String) -> Destination {
+            .app(app, index: index, match: RouteMatch(route: route, scriptName: prefix + script, pathInfo: pathInfo, scriptFilename: file))
         }
         func serve(_ file: String) -> Destination {
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
             return staticDestination(tree.open(file), path: path)
         }
-        if let split = CGIPath.splitAtExtension(path, ".php") {
-            guard case .file = tree.walk(Substring(split.scriptName)) else {
+        if let split = CGIPath.splitAtExtension(rel, ".php") {
+            guard case .file(let file) = tree.walk(Substring(split.scriptName)) else {
                 logger.info("php \(path): \(split.scriptName) is not a PHP file under \(tree.root); answering 404")
                 return .refuse(404, [])
             }
-            return run(split.scriptName, split.pathInfo)
+            return run(split.scriptName, split.pathInfo, file)
         }
-        switch tree.walk(Substring(path)) {
+        let relative = rel.isEmpty ? "/" : rel
+        switch tree.walk(Substring(relative)) {
         case .file(let file):
             // A ".PHP" or ".php5" file is neither run nor shown as source.
             guard !(file.split(separator: "/").last ?? "").lowercased().contains(".php") else { return .refuse(404, []) }
@@ -92,22 +96,20 @@ extension WorkerContext {
                 return .refuse(301, [("Location", String(Self.rawPath(target)) + "/" + (Self.query(target).map { "?" + $0 } ?? ""))])
             }
             for name in route.index {
-                guard case .file(let file) = tree.walk(Substring(path + name)) else { continue }
-                return name.hasSuffix(".php") ? run(path + name, "") : serve(file)
+                guard case .file(let file) = tree.walk(Substring(relative + name)) else { continue }
+                return name.hasSuffix(".php") ? run(relative + name, "", file) : serve(file)
             }
             return .refuse(404, [])
         case .refused(let status, let why):
             logger.info("php \(path): \(why); answering \(status)")
             return .refuse(status, [])
         case .missing:
-            var mount = ""
-            if case .path(let p) = route.match { mount = p.hasSuffix("/") ? String(p.dropLast()) : p }
-            let front = mount + "/" + (route.index.first { $0.hasSuffix(".php") } ?? "index.php")
-            guard case .file = tree.walk(Substring(front)) else {
+            let front = "/" + (route.index.first { $0.hasSuffix(".php") } ?? "index.php")
+            guard case .file(let file) = tree.walk(Substring(front)) else {
                 logger.info("php \(path): no such file and no front controller \(front) under \(tree.root); answering 404")
                 return .refuse(404, [])
             }
-            return run(front, "")
+            return run(front, "", file)
         }
     }
 

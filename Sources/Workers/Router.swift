@@ -6,6 +6,9 @@ public struct RouteMatch: Sendable, Equatable {
     public var route: RouteConfig
     public var scriptName: String
     public var pathInfo: String
+    /// SCRIPT_FILENAME when the route found the file itself (php routes); otherwise the
+    /// app's root + SCRIPT_NAME.
+    public var scriptFilename: String? = nil
 }
 
 /// Chooses a route like nginx: extension routes first (as its regex locations), then

@@ -190,7 +190,10 @@ public final class ThreadWorker: @unchecked Sendable {
             do { try c.conn.fd.setNonBlocking(false) } catch { return finish(c) }
             let keep = pipeline.handle(head, c.conn, &c.parser)
             ctx.requestFinished()
-            guard keep && !ctx.draining, (try? c.conn.fd.setNonBlocking(true)) != nil else { return finish(c) }
+            guard keep && !ctx.draining, (try? c.conn.fd.setNonBlocking(true)) != nil else {
+                c.conn.lingerOnClose = c.parser.leftBodyUnread
+                return finish(c)
+            }
             let now = Host.monotonicSeconds()
             c.sawByte = false
             c.started = now

@@ -167,7 +167,8 @@ final class PHPFPM: @unchecked Sendable {
     let process = Process()
     var socketPath: String { dir + "/fpm.sock" }
 
-    init(children: Int = 2) throws {
+    /// `pool` adds lines to the pool section (php_admin_value[...] settings).
+    init(children: Int = 2, pool: String = "") throws {
         dir = "/tmp/gatewayd-it-fpm-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let conf = """
@@ -181,6 +182,8 @@ final class PHPFPM: @unchecked Sendable {
         pm = static
         pm.max_children = \(children)
         catch_workers_output = yes
+        php_admin_value[session.save_path] = \(dir)
+        \(pool)
         """
         try conf.write(toFile: dir + "/fpm.conf", atomically: true, encoding: .utf8)
         let binary = ["/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm"].first { FileManager.default.isExecutableFile(atPath: $0) }

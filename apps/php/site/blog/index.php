@@ -1,0 +1,3 @@
+<?php
+// The index of a directory: /blog/ runs it.
+echo "blog index\n";
