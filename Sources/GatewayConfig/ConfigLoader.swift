@@ -6,7 +6,7 @@ public enum ConfigLoader {
     static let topKeys = ["server", "limits", "timeouts", "log", "cgi", "app", "route"]
     static let serverKeys = ["bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
                              "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog",
-                             "unix_socket_mode", "pidfile", "user", "group", "server_name", "status_path"]
+                             "unix_socket_mode", "pidfile", "user", "group", "server_name", "status_path", "metrics_path", "forwarded_allow_ips", "proxy_protocol"]
     static let limitKeys = ["max_request_line", "max_header_count", "max_header_field_size", "max_head_size",
                             "max_chunk_extension", "max_body_size", "max_response_head"]
     static let timeoutKeys = ["header", "body", "send", "backend_connect", "backend_read"]
@@ -111,6 +111,29 @@ public enum ConfigLoader {
         if let n = r.string(t, "server_name", p) { s.serverName = n }
         if let sp = r.string(t, "status_path", p) {
             if sp.hasPrefix("/") && !sp.contains("?") { s.statusPath = sp } else { r.fail("server.status_path", "must be a path starting with /, got \"\(sp)\"") }
+        }
+        if let mp = r.string(t, "metrics_path", p) {
+            if mp.hasPrefix("/") && !mp.contains("?") { s.metricsPath = mp } else { r.fail("server.metrics_path", "must be a path starting with /, got \"\(mp)\"") }
+            if mp == s.statusPath { r.fail("server.metrics_path", "is also the status_path") }
+        }
+        for ip in r.stringArray(t, "forwarded_allow_ips", p, allowSingle: true) ?? [] {
+            if let range = IPRange(ip) { s.forwardedAllowIPs.append(range) }
+            else { r.fail("server.forwarded_allow_ips", "expected addresses or networks such as \"10.0.0.0/8\", \"::1\" or \"*\", got \"\(ip)\"") }
+        }
+        if let v = t["proxy_protocol"] {
+            if let all = v.bool {
+                s.proxyProtocol = all ? s.bind : []
+            } else if let names = r.stringArray(t, "proxy_protocol", p) {
+                for n in names {
+                    var a = ConfigValues.parseBind(n)
+                    if case .success(.unix(let path)) = a { a = .success(.unix(path: r.resolve(path))) }
+                    guard case .success(let address) = a, s.bind.contains(address) else {
+                        r.fail("server.proxy_protocol", "\"\(n)\" is not one of the bind addresses (\(s.bind.map(\.description).joined(separator: ", ")))")
+                        continue
+                    }
+                    s.proxyProtocol.append(address)
+                }
+            }
         }
         return s
     }

@@ -28,6 +28,9 @@ extension Configuration {
         if let u = server.user { kv("user", q(u)) }
         if let g = server.group { kv("group", q(g)) }
         kv("server_name", q(server.serverName))
+        if let m = server.metricsPath { kv("metrics_path", q(m)) } else { out.append("# metrics_path: off") }
+        kv("forwarded_allow_ips", list(server.forwardedAllowIPs.map(\.description)))
+        kv("proxy_protocol", list(server.proxyProtocol.map(\.description)))
         if let sp = server.statusPath { kv("status_path", q(sp)) } else { out.append("# status_path: none (the status page is off)") }
 
         out.append("\n[limits]")

@@ -69,6 +69,13 @@ public struct ServerConfig: Sendable, Equatable {
     public var serverName: String
     /// Path of the status page (off when nil), like php-fpm's pm.status_path.
     public var statusPath: String? = nil
+    /// Path of the Prometheus metrics (off when nil).
+    public var metricsPath: String? = nil
+    /// Peers trusted to say who the client is (X-Forwarded-For/-Proto, Forwarded), as
+    /// gunicorn's forwarded_allow_ips. Empty: nobody; headers are passed on, not believed.
+    public var forwardedAllowIPs: [IPRange] = []
+    /// Listeners (from `bind`) whose connections start with a PROXY protocol header (v1 or v2).
+    public var proxyProtocol: [BindAddress] = []
 
     public static func defaults(cpuCount: Int) -> ServerConfig {
         ServerConfig(bind: [.tcp(host: "127.0.0.1", port: 8000)], workers: 2 * max(cpuCount, 1) + 1,

@@ -41,11 +41,13 @@ public struct BlockingPipeline {
         var deadline = start + ((first || sawByte) ? timeouts.header : ctx.config.server.keepalive)
         while true {
             do {
-                let step = try parser.parse(conn.unconsumed)
-                conn.consume(step.consumed)
-                if case .head(let h)? = step.event { return h }
-                // The end of the previous (bodiless) message, or skipped blank lines.
-                if step.event != nil || step.consumed > 0 { continue }
+                if try conn.takeProxyHeader() {
+                    let step = try parser.parse(conn.unconsumed)
+                    conn.consume(step.consumed)
+                    if case .head(let h)? = step.event { return h }
+                    // The end of the previous (bodiless) message, or skipped blank lines.
+                    if step.event != nil || step.consumed > 0 { continue }
+                }
             } catch {
                 answerBadRequest(conn, error, started: start)
                 return nil

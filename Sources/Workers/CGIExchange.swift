@@ -241,12 +241,13 @@ enum CGIRunSetup {
     static func environment(ctx: WorkerContext, script: CGIScript, head: HTTPRequestHead, remote: (address: String, port: Int),
                             local: (address: String, port: Int), contentLength: UInt64?) -> [String] {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
+        let client = ctx.clientPeer(remote, head: head)
         let context = CGIRequestContext(
             scriptName: script.scriptName, pathInfo: script.pathInfo, documentRoot: script.documentRoot,
             scriptFilename: script.scriptFilename, contentLength: contentLength,
-            remoteAddress: remote.address.isEmpty ? "127.0.0.1" : remote.address, remotePort: remote.port,
+            remoteAddress: client.address.isEmpty ? "127.0.0.1" : client.address, remotePort: client.port,
             serverName: host.isEmpty ? ctx.config.server.serverName : host, serverPort: local.port,
-            serverAddress: local.address.isEmpty ? nil : local.address, https: false, serverSoftware: WorkerContext.software,
+            serverAddress: local.address.isEmpty ? nil : local.address, https: client.https, serverSoftware: WorkerContext.software,
             extra: script.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         return CGIRun.environment(CGIEnvironment.build(head: head, context: context), ctx: ctx, script: script)
     }

@@ -1,4 +1,5 @@
 import GatewaySystem
+import HTTPWire
 
 /// Why a client connection ended early.
 public enum ClientError: Error {
@@ -12,7 +13,10 @@ public enum ClientError: Error {
 /// configured timeouts allow. While waiting it keeps the worker's heartbeat fresh.
 public final class ClientConnection {
     public let fd: FileDescriptor
-    public let remote: (address: String, port: Int)
+    /// The socket's peer, or the source a PROXY protocol header named.
+    public var remote: (address: String, port: Int)
+    /// The listener speaks the PROXY protocol: a header comes before the first request.
+    public var expectsProxyHeader = false
     public let local: (address: String, port: Int)
     /// Unconsumed bytes are buffer[start...].
     public var buffer: [UInt8] = []
@@ -34,6 +38,17 @@ public final class ClientConnection {
     }
 
     public var unconsumed: ArraySlice<UInt8> { buffer[start...] }
+
+    /// Takes the PROXY protocol header off the front of the input, if one is expected.
+    /// False while more bytes are needed; throws (400) on anything but a valid header.
+    public func takeProxyHeader() throws(HTTPParseError) -> Bool {
+        guard expectsProxyHeader else { return true }
+        guard case .header(let source, let n) = try ProxyProtocol.parse(unconsumed) else { return false }
+        consume(n)
+        if let source { remote = (source.address, source.port) }
+        expectsProxyHeader = false
+        return true
+    }
 
     public func consume(_ n: Int) {
         start += n

@@ -51,6 +51,8 @@ final class EpollClient {
     var lingerOnClose = false
     var deadline = Double.infinity
     var request: EpollRequest? = nil
+    /// The listener speaks the PROXY protocol: a header comes before the first request.
+    var expectsProxyHeader = false
 
     init(fd: FileDescriptor, serial: UInt32, limits: HTTPLimits) {
         self.fd = fd

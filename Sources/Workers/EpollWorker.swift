@@ -150,7 +150,7 @@ public final class EpollWorker {
             }
             backendEvent(c, events)
         } else if data & Self.listenerTag != 0 {
-            acceptAll(process.listeners[Int(data & 0xffff)])
+            acceptAll(process.listeners[Int(data & 0xffff)], index: Int(data & 0xffff))
         } else if data & Self.cgiTag != 0 {
             cgiEvent(data)
         } else if data & Self.signalTag != 0 {
@@ -173,13 +173,14 @@ public final class EpollWorker {
 
     // MARK: - Clients
 
-    func acceptAll(_ listener: FileDescriptor) {
+    func acceptAll(_ listener: FileDescriptor, index: Int) {
         let cap = ctx.config.server.workerConnections
         while !ctx.draining && openClients < cap {
             guard let fd = (try? Socket.accept(listener, nonBlocking: true)) ?? nil else { return }
             Socket.setNoDelay(fd)
             nextSerial = (nextSerial + 1) & Self.serialMask
             let c = EpollClient(fd: fd, serial: nextSerial, limits: ctx.limits)
+            c.expectsProxyHeader = ctx.speaksProxyProtocol(listener: index)
             let index = Int(fd.rawValue)
             if index >= clients.count { clients += Array(repeating: nil, count: max(index + 1 - clients.count, clients.count)) }
             clients[index] = c
@@ -249,6 +250,16 @@ public final class EpollWorker {
         while !c.closed {
             switch c.phase {
             case .head:
+                if c.expectsProxyHeader {
+                    do {
+                        guard case .header(let source, let n) = try ProxyProtocol.parse(c.unconsumed) else { return }
+                        c.consume(n)
+                        if let source { c.remote = (source.address, source.port) }
+                        c.expectsProxyHeader = false
+                    } catch {
+                        return badRequest(c, error)
+                    }
+                }
                 let step: HTTPParseStep
                 do { step = try c.parser.parse(c.unconsumed) } catch { return badRequest(c, error) }
                 c.consume(step.consumed)

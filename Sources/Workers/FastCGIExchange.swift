@@ -298,13 +298,14 @@ struct FastCGIExchange {
     func cgiContext(remote: (address: String, port: Int), local: (address: String, port: Int), contentLength: UInt64?) -> CGIRequestContext {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
         let root = app.root
+        let client = ctx.clientPeer(remote, head: head)
         let filename = match.scriptFilename ?? root.map { CGIEnvironment.joinPath($0, match.scriptName) }
         return CGIRequestContext(
             scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: root, scriptFilename: filename,
-            contentLength: contentLength, remoteAddress: remote.address.isEmpty ? "127.0.0.1" : remote.address,
-            remotePort: remote.port, serverName: host.isEmpty ? ctx.config.server.serverName : host,
+            contentLength: contentLength, remoteAddress: client.address.isEmpty ? "127.0.0.1" : client.address,
+            remotePort: client.port, serverName: host.isEmpty ? ctx.config.server.serverName : host,
             serverPort: local.port, serverAddress: local.address.isEmpty ? nil : local.address,
-            https: false, serverSoftware: WorkerContext.software,
+            https: client.https, serverSoftware: WorkerContext.software,
             extra: match.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } + app.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
     }
 }

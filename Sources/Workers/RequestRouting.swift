@@ -145,8 +145,10 @@ extension WorkerContext {
     /// One access-log line.
     func logAccess(remote: String, method: String, target: String, version: String, status: Int, bytes: Int,
                    started: Double, upstream: Double?, rid: String, head: HTTPRequestHead?) {
-        accessLog?.write(AccessLog.Entry(
-            remote: remote.isEmpty ? "unix:" : remote, method: method, target: target,
+        guard let accessLog else { return }
+        let client = config.server.forwardedAllowIPs.isEmpty ? remote : clientPeer((remote, 0), head: head).address
+        accessLog.write(AccessLog.Entry(
+            remote: client.isEmpty ? "unix:" : client, method: method, target: target,
             version: version, status: status, bytesSent: bytes, referer: head?.headers.first("Referer"),
             userAgent: head?.headers.first("User-Agent"), requestTime: Host.monotonicSeconds() - started,
             upstreamTime: upstream, requestID: rid))

@@ -32,6 +32,7 @@ public final class SyncWorker {
                 guard let fd = (try? Socket.accept(l)) ?? nil else { continue }  // another worker won the race
                 Socket.setNoDelay(fd)
                 let conn = ClientConnection(fd: fd, wake: process.signalPipe, heartbeat: ctx.onWait)
+                conn.expectsProxyHeader = ctx.speaksProxyProtocol(listener: i)
                 ctx.connectionsChanged(by: 1)
                 pipeline.serve(conn)
                 conn.close()

@@ -113,7 +113,7 @@ public final class ThreadWorker: @unchecked Sendable {
         while !state.withLock({ stopping }) {
             _ = try? epoll.wait(buffer: events, timeoutMilliseconds: 100) { _, data in
                 if data >= Self.listenerTag {
-                    acceptAll(process.listeners[Int(data - Self.listenerTag)])
+                    acceptAll(process.listeners[Int(data - Self.listenerTag)], index: Int(data - Self.listenerTag))
                 } else {
                     readable(Int32(truncatingIfNeeded: data))
                 }
@@ -121,7 +121,7 @@ public final class ThreadWorker: @unchecked Sendable {
         }
     }
 
-    func acceptAll(_ listener: FileDescriptor) {
+    func acceptAll(_ listener: FileDescriptor, index: Int) {
         let cap = ctx.config.server.workerConnections
         while !ctx.draining && state.withLock({ waiting.count + active }) < cap {
             guard let fd = (try? Socket.accept(listener, nonBlocking: true)) ?? nil else { return }
@@ -129,6 +129,7 @@ public final class ThreadWorker: @unchecked Sendable {
             let now = Host.monotonicSeconds()
             let c = Connection(conn: ClientConnection(fd: fd, heartbeat: { [process] in process.beat() }),
                                parser: HTTPRequestParser(limits: ctx.limits), deadline: now + ctx.config.timeouts.header, now: now)
+            c.conn.expectsProxyHeader = ctx.speaksProxyProtocol(listener: index)
             ctx.connectionsChanged(by: 1)
             state.withLock { waiting[fd.rawValue] = c }  // before it can report an event
             do { try epoll.add(fd, Self.armed, data: UInt64(UInt32(bitPattern: fd.rawValue))) } catch {
@@ -207,7 +208,7 @@ public final class ThreadWorker: @unchecked Sendable {
     /// complete and a small Content-Length body is buffered too (never awaited with
     /// Expect: 100-continue: that client waits for our answer first).
     func ready(_ c: Connection, now: Double) throws(HTTPParseError) -> HTTPRequestHead? {
-        if c.head == nil {
+        if c.head == nil, try c.conn.takeProxyHeader() {
             while true {
                 let step = try c.parser.parse(c.conn.unconsumed)
                 c.conn.consume(step.consumed)

@@ -122,6 +122,12 @@ public final class WorkerContext {
         Self.documentRoot(of: route, config).flatMap { documentTrees[Self.treeKey($0, route.allowSymlinks)] }
     }
 
+    /// Whether the i-th listener (they come in `bind` order) speaks the PROXY protocol.
+    func speaksProxyProtocol(listener i: Int) -> Bool {
+        let s = config.server
+        return i < s.bind.count && s.proxyProtocol.contains(s.bind[i])
+    }
+
     /// The index of an app in the configuration (and in the slot table).
     func appIndex(_ name: String) -> Int? { config.apps.firstIndex { $0.name == name } }
 }

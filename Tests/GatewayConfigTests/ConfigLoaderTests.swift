@@ -375,3 +375,39 @@ struct ConfigValuesTests {
         #expect(try load(c.renderTOML()).routes == c.routes)
     }
 }
+
+@Suite("forwarded_allow_ips, proxy_protocol, metrics_path")
+struct ProxySettingsTests {
+    @Test func ipRanges() throws {
+        let net = try #require(IPRange("10.0.0.0/8"))
+        #expect(net.contains("10.200.3.4") && !net.contains("11.0.0.1") && !net.contains("::1"))
+        let one = try #require(IPRange("127.0.0.1"))
+        #expect(one.contains("127.0.0.1") && !one.contains("127.0.0.2") && one.contains("::ffff:127.0.0.1"))
+        let v6 = try #require(IPRange("2001:db8::/32"))
+        #expect(v6.contains("2001:db8:cafe::17") && v6.contains("2001:0db8:0:0:0:0:0:1") && !v6.contains("2001:db9::1"))
+        #expect(try #require(IPRange("::1")).contains("0:0:0:0:0:0:0:1"))
+        #expect(IPRange.everyone.contains("203.0.113.9"))
+        for bad in ["10.0.0.0/33", "300.1.1.1", "1.2.3", "::1::2", "fe80::/129", "host.example", "", "1:2:3:4:5:6:7:8:9"] {
+            #expect(IPRange(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func settings() throws {
+        let c = try load("""
+        [server]
+        bind = ["127.0.0.1:8000", "127.0.0.1:8001"]
+        forwarded_allow_ips = ["127.0.0.1", "10.0.0.0/8"]
+        proxy_protocol = ["127.0.0.1:8001"]
+        metrics_path = "/metrics"
+        """)
+        #expect(c.server.forwardedAllowIPs.map(\.description) == ["127.0.0.1", "10.0.0.0/8"])
+        #expect(c.server.proxyProtocol == [.tcp(host: "127.0.0.1", port: 8001)])
+        #expect(c.server.metricsPath == "/metrics")
+        let again = try load(c.renderTOML())
+        #expect(again.server == c.server)
+        #expect(try load("[server]\nproxy_protocol = true\n").server.proxyProtocol == [.tcp(host: "127.0.0.1", port: 8000)])
+        #expect(problems("[server]\nforwarded_allow_ips = [\"10.0.0.0/40\"]\n").first?.hasPrefix("gateway.toml:2: server.forwarded_allow_ips: expected addresses or networks") == true)
+        #expect(problems("[server]\nproxy_protocol = [\"127.0.0.1:9\"]\n").first?.hasPrefix("gateway.toml:2: server.proxy_protocol: \"127.0.0.1:9\" is not one of the bind addresses") == true)
+        #expect(problems("[server]\nmetrics_path = \"metrics\"\n").first?.hasPrefix("gateway.toml:2: server.metrics_path: must be a path") == true)
+    }
+}

@@ -1,0 +1,37 @@
+import GatewayConfig
+import HTTPWire
+
+/// Who the client is, as the app and the access log see it: the socket's peer (or the
+/// PROXY protocol's source), unless a trusted proxy says otherwise.
+struct ClientPeer {
+    var address: String
+    var port: Int
+    var https: Bool
+}
+
+extension WorkerContext {
+    /// Applies forwarded_allow_ips: when the peer is trusted, the client is the nearest
+    /// untrusted address in the proxies' chain (walking from the nearest proxy, as
+    /// nginx's real_ip_recursive), and the scheme is what that hop's proxy said.
+    /// Headers from anyone else change nothing.
+    func clientPeer(_ peer: (address: String, port: Int), head: HTTPRequestHead?) -> ClientPeer {
+        var client = ClientPeer(address: peer.address, port: peer.port, https: false)
+        let trusted = config.server.forwardedAllowIPs
+        guard !trusted.isEmpty, let head, isTrusted(peer.address, trusted) else { return client }
+        let hops = ForwardedHeaders.hops(head.headers)
+        guard !hops.isEmpty else { return client }
+        var chosen = hops.count - 1
+        while chosen > 0, let a = hops[chosen].address, isTrusted(a, trusted) { chosen -= 1 }
+        if let a = hops[chosen].address {
+            client.address = a
+            client.port = 0
+        }
+        if let proto = hops[chosen].proto ?? hops.last?.proto { client.https = proto == "https" }
+        return client
+    }
+
+    func isTrusted(_ address: String, _ ranges: [IPRange]) -> Bool {
+        let a = Substring(address)
+        return ranges.contains { $0.contains(a) }
+    }
+}
