@@ -64,7 +64,12 @@ public final class Arbiter {
             signalPipe = try Signals.pipe(for: [Signals.term, Signals.int, Signals.quit, Signals.hup, Signals.ttin,
                                                 Signals.ttou, Signals.usr1, Signals.chld])
             Signals.ignore(13)  // SIGPIPE
+            let passed = listeners.adoptSystemdSockets()
+            if !passed.isEmpty { logger.info("socket activation: systemd passed \(passed.joined(separator: ", "))") }
             _ = try listeners.update(to: config.server.bind, backlog: config.server.backlog, unixMode: config.server.unixSocketMode)
+            for address in listeners.closeUnclaimedSystemdSockets() {
+                logger.error("socket activation: systemd passed a socket on \(address), which is not in server.bind; it is closed (list the same addresses in the .socket unit and in bind)")
+            }
             try writeConfigFile()
             try startApps()
         } catch {

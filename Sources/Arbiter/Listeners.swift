@@ -6,6 +6,25 @@ import GatewaySystem
 /// low fd numbers can never clobber one another.
 final class Listeners {
     private(set) var byAddress: [(address: BindAddress, fd: FileDescriptor)] = []
+    /// Sockets systemd passed that no `bind` address has taken yet, by address.
+    var fromSystemd: [String: FileDescriptor] = [:]
+    /// Addresses whose socket systemd owns: closing ours never removes a unix socket file.
+    var systemdOwned = Set<String>()
+
+    /// Takes the sockets of systemd socket activation, to be used by the `bind`
+    /// addresses they listen on instead of binding again.
+    func adoptSystemdSockets() -> [String] {
+        for (address, fd) in SystemdSockets.take() { fromSystemd[address] = fd }
+        return fromSystemd.keys.sorted()
+    }
+
+    /// Closes the systemd sockets no `bind` address wanted; returns their addresses.
+    func closeUnclaimedSystemdSockets() -> [String] {
+        let left = fromSystemd.keys.sorted()
+        for fd in fromSystemd.values { try? fd.close() }
+        fromSystemd = [:]
+        return left
+    }
 
     /// Opens the addresses not yet open and closes those no longer wanted.
     func update(to wanted: [BindAddress], backlog: Int, unixMode: Int) throws(SystemError) -> (opened: [BindAddress], closed: [BindAddress]) {
@@ -16,12 +35,7 @@ final class Listeners {
                 kept.append((address, existing.fd))
                 continue
             }
-            let raw: FileDescriptor
-            switch address {
-            case .tcp(let host, let port): raw = try Socket.listenTCP(host: host == "localhost" ? "127.0.0.1" : host, port: port, backlog: Int32(backlog))
-            case .tcp6(let host, let port): raw = try Socket.listenTCP(host: host, port: port, backlog: Int32(backlog))
-            case .unix(let path): raw = try Socket.listenUnix(path: path, backlog: Int32(backlog), mode: unixMode)
-            }
+            let raw = try open(address, backlog: backlog, unixMode: unixMode)
             let fd = try raw.duplicate(atLeast: 64)
             try? raw.close()
             kept.append((address, fd))
@@ -36,6 +50,20 @@ final class Listeners {
         return (opened, closed)
     }
 
+    /// systemd's socket for the address if it passed one; else a new one.
+    private func open(_ address: BindAddress, backlog: Int, unixMode: Int) throws(SystemError) -> FileDescriptor {
+        let key = address.description.replacingLocalhost
+        if let passed = fromSystemd.removeValue(forKey: key) {
+            systemdOwned.insert(key)
+            return passed
+        }
+        switch address {
+        case .tcp(let host, let port): return try Socket.listenTCP(host: host == "localhost" ? "127.0.0.1" : host, port: port, backlog: Int32(backlog))
+        case .tcp6(let host, let port): return try Socket.listenTCP(host: host, port: port, backlog: Int32(backlog))
+        case .unix(let path): return try Socket.listenUnix(path: path, backlog: Int32(backlog), mode: unixMode)
+        }
+    }
+
     func closeAll() {
         for l in byAddress { close(l) }
         byAddress = []
@@ -43,6 +71,11 @@ final class Listeners {
 
     private func close(_ l: (address: BindAddress, fd: FileDescriptor)) {
         try? l.fd.close()
-        if case .unix(let path) = l.address { Host.removeFile(path) }
+        if case .unix(let path) = l.address, !systemdOwned.contains(l.address.description) { Host.removeFile(path) }
     }
+}
+
+extension String {
+    /// "localhost:8000" names the socket "127.0.0.1:8000" (as the bind does).
+    var replacingLocalhost: String { hasPrefix("localhost:") ? "127.0.0.1" + dropFirst(9) : self }
 }

@@ -104,7 +104,19 @@ int gw_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
-    for (int i = 0; i < count; i++) posix_spawn_file_actions_adddup2(&actions, src[i], dst[i]);
+    // Two steps, because a source may sit on another pair's target (the master's fds
+    // 3-6 are whatever it opened; after socket activation anything may land there):
+    // first every source onto a number above all of them, then those onto the targets.
+    int high = 0;
+    for (int i = 0; i < count; i++) {
+        if (src[i] > high) high = src[i];
+        if (dst[i] > high) high = dst[i];
+    }
+    for (int i = 0; i < count; i++) posix_spawn_file_actions_adddup2(&actions, src[i], high + 1 + i);
+    for (int i = 0; i < count; i++) {
+        posix_spawn_file_actions_adddup2(&actions, high + 1 + i, dst[i]);
+        posix_spawn_file_actions_addclose(&actions, high + 1 + i);
+    }
     clean_signals(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     int r = posix_spawn(pid, path, &actions, &attr, argv, envp);

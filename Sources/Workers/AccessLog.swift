@@ -2,7 +2,8 @@ import GatewayConfig
 import GatewayLogging
 import GatewaySystem
 
-/// One line per request: nginx's combined format plus the request time (seconds), or JSON.
+/// One line per request: nginx's combined format plus the request time and the upstream
+/// time (seconds; "-" when no app or CGI program was involved), or the same as JSON.
 public final class AccessLog {
     let sink: LogSink
     let format: AccessLogFormat
@@ -38,7 +39,7 @@ public final class AccessLog {
         switch format {
         case .combined:
             let request = Self.escape("\(e.method) \(e.target) \(e.version)")
-            sink.write("\(e.remote) - - [\(stamp)] \"\(request)\" \(e.status) \(e.bytesSent) \"\(Self.escape(e.referer ?? "-"))\" \"\(Self.escape(e.userAgent ?? "-"))\" \(rt)")
+            sink.write("\(e.remote) - - [\(stamp)] \"\(request)\" \(e.status) \(e.bytesSent) \"\(Self.escape(e.referer ?? "-"))\" \"\(Self.escape(e.userAgent ?? "-"))\" \(rt) \(e.upstreamTime.map(Self.seconds) ?? "-")")
         case .json:
             var fields: [(String, String)] = [
                 ("time", Self.json(stamp)), ("remote_addr", Self.json(e.remote)), ("method", Self.json(e.method)),
