@@ -126,6 +126,8 @@ public final class SlotTable: @unchecked Sendable {
     public let memory: SharedMemory
     public let apps: [AppArea]
     public let workers: UnsafeMutablePointer<WorkerRecord>
+    /// Request counts and latencies, by route and app (/metrics).
+    public let metrics: MetricsArea
     /// This process's pid: a grant made by an event loop to its own waiter needs no
     /// signal (the loop collects its grants after every round of events).
     public static let ownPID: Int64 = Int64(Processes.currentPID)
@@ -145,7 +147,8 @@ public final class SlotTable: @unchecked Sendable {
     static func align(_ n: Int) -> Int { (n + 63) & ~63 }
 
     static var workersOffset: Int { align(MemoryLayout<RegionHeader>.stride) }
-    static var firstAppOffset: Int { workersOffset + align(workerCapacity * MemoryLayout<WorkerRecord>.stride) }
+    static var metricsOffset: Int { workersOffset + align(workerCapacity * MemoryLayout<WorkerRecord>.stride) }
+    static var firstAppOffset: Int { metricsOffset + align(MetricsArea.size) }
 
     static func areaSize(slots: Int, queue: Int) -> Int {
         align(SharedMutex.size) + align(MemoryLayout<AppRecord>.stride)
@@ -169,6 +172,7 @@ public final class SlotTable: @unchecked Sendable {
     init(memory: SharedMemory, appCount: Int) {
         self.memory = memory
         workers = (memory.base + Self.workersOffset).bindMemory(to: WorkerRecord.self, capacity: Self.workerCapacity)
+        metrics = MetricsArea(at: memory.base + Self.metricsOffset)
         var areas: [AppArea] = []
         var offset = Self.firstAppOffset
         for _ in 0..<appCount {

@@ -108,6 +108,12 @@ public struct BlockingPipeline {
             switch ctx.destination(method: head.method, target: target) {
             case .refuse(let status, let headers):
                 return fail(status, headers)
+            case .metrics:
+                let page = Metrics.response(ctx, method: head.method, keepAlive: keepAlive && bodyless)
+                outcome.status = 200
+                outcome.bytesSent = page.count
+                do { try conn.write(page, timeout: timeouts.send) } catch { return false }
+                return keepAlive && bodyless
             case .statusPage:
                 let page = StatusPage.response(ctx, target: target, method: head.method, keepAlive: keepAlive && bodyless)
                 outcome.status = 200

@@ -118,6 +118,8 @@ final class EpollRequest {
     var ticket: Int64? = nil
     var lease: AppDispatcher.Lease? = nil
     var upstreamStart = 0.0
+    /// When the request asked for a slot (queue wait metrics).
+    var queueStart = 0.0
     var connectDeadline = 0.0
     var backend: FileDescriptor? = nil
     var backendReused = false

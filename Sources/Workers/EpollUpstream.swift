@@ -16,6 +16,7 @@ extension EpollWorker {
     func acquireSlot(_ c: EpollClient, _ r: EpollRequest) {
         guard let app = r.app else { return respondError(c, r, 500) }
         r.tries += 1
+        r.queueStart = Host.monotonicSeconds()
         switch ctx.dispatcher.tryAcquire(app: r.appIndex, notifyBySignal: true) {
         case .granted(let lease):
             startUpstream(c, r, lease)
@@ -132,6 +133,7 @@ extension EpollWorker {
     func startUpstream(_ c: EpollClient, _ r: EpollRequest, _ lease: AppDispatcher.Lease) {
         r.lease = lease
         r.upstreamStart = Host.monotonicSeconds()
+        ctx.recordQueueWait(app: r.appIndex, seconds: r.upstreamStart - r.queueStart)
         r.connectDeadline = r.upstreamStart + timeouts.backendConnect
         c.phase = .connecting
         setDeadline(c, r.connectDeadline)

@@ -358,6 +358,10 @@ public final class EpollWorker {
             let page = StatusPage.response(ctx, target: r.target, method: r.head.method, keepAlive: keep)
             r.status = 200
             finishRequest(c, r, appending: page, keep: keep)
+        case .metrics:
+            let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
+            r.status = 200
+            finishRequest(c, r, appending: Metrics.response(ctx, method: r.head.method, keepAlive: keep), keep: keep)
         case .staticFile(let file):
             sendStatic(c, r, file)
         case .cgi(let script):
@@ -433,7 +437,7 @@ public final class EpollWorker {
     }
 
     func logAccess(_ c: EpollClient, _ r: EpollRequest, version: String? = nil) {
-        guard ctx.accessLog != nil else { return }
+        guard ctx.accessLog != nil || ctx.config.server.metricsPath != nil else { return }
         ctx.logAccess(remote: c.remote.address, method: r.head.method, target: r.head.target,
                       version: version ?? r.head.version.description, status: r.status, bytes: r.bytesSent,
                       started: r.started, upstream: r.upstreamTime, rid: r.requestID, head: r.head)

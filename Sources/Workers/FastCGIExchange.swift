@@ -70,6 +70,7 @@ struct FastCGIExchange {
             switch ctx.dispatcher.acquire(app: appIndex, deadline: queueStart + app.queueTimeout, onWait: ctx.onWait) {
             case .success(let l):
                 lease = l
+                ctx.recordQueueWait(app: appIndex, seconds: Host.monotonicSeconds() - queueStart)
             case .failure(let why):
                 let reason = why == .queueFull ? "its queue is full" : "no free slot within queue_timeout (\(app.queueTimeout) s)"
                 ctx.logger.warning("app \(app.name): \(reason); answering 503", metadata: meta)

@@ -8,6 +8,8 @@ import Logging
 enum Destination {
     /// The status page (server.status_path).
     case statusPage
+    /// Prometheus metrics (server.metrics_path).
+    case metrics
     /// A FastCGI app, by its configuration and its index in the slot table.
     case app(AppConfig, index: Int, match: RouteMatch)
     /// A CGI program to run.
@@ -24,6 +26,10 @@ extension WorkerContext {
         if let statusPath = config.server.statusPath, Self.requestPath(target) == statusPath {
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
             return .statusPage
+        }
+        if let metricsPath = config.server.metricsPath, Self.requestPath(target) == metricsPath {
+            guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
+            return .metrics
         }
         guard let path = Self.requestPath(target) else { return .refuse(400, []) }
         guard let match = router.match(path) else { return .refuse(404, []) }
@@ -145,12 +151,14 @@ extension WorkerContext {
     /// One access-log line.
     func logAccess(remote: String, method: String, target: String, version: String, status: Int, bytes: Int,
                    started: Double, upstream: Double?, rid: String, head: HTTPRequestHead?) {
+        let elapsed = Host.monotonicSeconds() - started
+        recordMetrics(target: target, status: status, seconds: elapsed)
         guard let accessLog else { return }
         let client = config.server.forwardedAllowIPs.isEmpty ? remote : clientPeer((remote, 0), head: head).address
         accessLog.write(AccessLog.Entry(
             remote: client.isEmpty ? "unix:" : client, method: method, target: target,
             version: version, status: status, bytesSent: bytes, referer: head?.headers.first("Referer"),
-            userAgent: head?.headers.first("User-Agent"), requestTime: Host.monotonicSeconds() - started,
+            userAgent: head?.headers.first("User-Agent"), requestTime: elapsed,
             upstreamTime: upstream, requestID: rid))
     }
 }

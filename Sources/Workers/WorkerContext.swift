@@ -33,6 +33,8 @@ public final class WorkerContext {
     let cgiGate: CGIGate
     /// The directories static and PHP routes serve, by root and symlink rule.
     let documentTrees: [String: DocumentTree]
+    /// Metric entries in the shared region, by route label (found once per label).
+    var metricEntries: [String: Int] = [:]
     /// Open client connections, for the status page.
     public private(set) var openConnections = 0
     /// Guards the counters and the Date cache: the thread worker's pool shares them.

@@ -68,3 +68,8 @@ int gw_futex_wait(uint32_t *word, uint32_t expected, int timeout_ms);
 int gw_futex_wake_all(uint32_t *word);
 // execve that keeps the caller's fds 0-2 and every fd not close-on-exec. Returns only on error (errno).
 int gw_execve(const char *path, char *const argv[], char *const envp[]);
+
+// Counters in shared memory (metrics): atomic on every CPU, no lock.
+uint64_t gw_atomic_add_u64(uint64_t *p, uint64_t v);
+uint64_t gw_atomic_load_u64(const uint64_t *p);
+int gw_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired);

@@ -1,0 +1,125 @@
+import GatewayConfig
+import HTTPWire
+import Upstream
+
+/// `/metrics` (server.metrics_path) in the Prometheus text format 0.0.4: requests by
+/// route and status, request latency by route, and per app its slots, processes, queue,
+/// queue waits, restarts and rejections. The counters live in the shared region, so
+/// every worker answers with the totals of all workers.
+enum Metrics {
+    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    static func response(_ ctx: WorkerContext, method: String, keepAlive: Bool) -> [UInt8] {
+        let body = Array(render(ctx).utf8)
+        let headers = HTTPHeaders([("Server", WorkerContext.software), ("Content-Type", contentType), ("Cache-Control", "no-store")])
+        var out: [UInt8] = []
+        HTTPResponseWriter.writeHead(status: 200, headers: headers, framing: .contentLength(UInt64(body.count)),
+                                     keepAlive: keepAlive, date: ctx.httpDate(), into: &out)
+        if method != "HEAD" { out += body }
+        return out
+    }
+
+    static func render(_ ctx: WorkerContext) -> String {
+        let area = ctx.dispatcher.table.metrics
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func histogram(_ name: String, _ labels: String, _ h: MetricsArea.Histogram) {
+            var cumulative: UInt64 = 0
+            for (i, le) in MetricsArea.buckets.enumerated() {
+                cumulative += h.counts[i]
+                out += "\(name)_bucket{\(labels),le=\"\(number(le))\"} \(cumulative)\n"
+            }
+            out += "\(name)_bucket{\(labels),le=\"+Inf\"} \(h.count)\n"
+            out += "\(name)_sum{\(labels)} \(number(h.sum))\n\(name)_count{\(labels)} \(h.count)\n"
+        }
+
+        let routes = area.routes()
+        family("gatewayd_requests_total", "counter", "Requests answered, by route and status.")
+        for r in routes {
+            for (i, n) in r.statuses.enumerated() where n > 0 {
+                out += "gatewayd_requests_total{route=\"\(escape(r.label))\",status=\"\(MetricsArea.statusLabel(i))\"} \(n)\n"
+            }
+        }
+        family("gatewayd_request_duration_seconds", "histogram", "Time from the request head to the end of the response, by route.")
+        for r in routes { histogram("gatewayd_request_duration_seconds", "route=\"\(escape(r.label))\"", r.latency) }
+
+        let (apps, workers) = StatusPage.collect(ctx)
+        family("gatewayd_app_slots", "gauge", "Connection slots of each app, by state.")
+        for a in apps {
+            out += "gatewayd_app_slots{app=\"\(escape(a.name))\",state=\"busy\"} \(a.busy)\n"
+            out += "gatewayd_app_slots{app=\"\(escape(a.name))\",state=\"idle\"} \(a.idle)\n"
+        }
+        family("gatewayd_app_processes", "gauge", "Running processes of each hosted app.")
+        for a in apps { out += "gatewayd_app_processes{app=\"\(escape(a.name))\"} \(a.processes)\n" }
+        family("gatewayd_app_queue_length", "gauge", "Requests waiting for a slot.")
+        for a in apps { out += "gatewayd_app_queue_length{app=\"\(escape(a.name))\"} \(a.queue)\n" }
+        family("gatewayd_app_queue_wait_seconds", "histogram", "Time requests waited for a slot.")
+        for (i, a) in apps.enumerated() {
+            if let h = area.queueWait(app: i) { histogram("gatewayd_app_queue_wait_seconds", "app=\"\(escape(a.name))\"", h) }
+        }
+        family("gatewayd_app_restarts_total", "counter", "Hosted app processes started again after they ended.")
+        for a in apps { out += "gatewayd_app_restarts_total{app=\"\(escape(a.name))\"} \(a.restarts)\n" }
+        family("gatewayd_app_rejected_total", "counter", "Requests answered 503 because no slot came free in time.")
+        for a in apps { out += "gatewayd_app_rejected_total{app=\"\(escape(a.name))\"} \(a.rejected)\n" }
+        family("gatewayd_workers", "gauge", "Worker processes running.")
+        out += "gatewayd_workers \(workers.count)\n"
+        family("gatewayd_connections", "gauge", "Open client connections, all workers.")
+        out += "gatewayd_connections \(workers.reduce(0) { $0 + $1.connections })\n"
+        return out
+    }
+
+    /// Label values escape backslash, quote and newline.
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    static func number(_ d: Double) -> String {
+        d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d)
+    }
+}
+
+extension WorkerContext {
+    /// The route label of a target, for metrics: the route's path or extension, or
+    /// "status", "metrics", "unrouted" (no route: 404) and "invalid" (no usable path).
+    func routeLabel(_ target: String) -> String {
+        guard let path = Self.requestPath(target) else { return "invalid" }
+        if path == config.server.statusPath { return "status" }
+        if path == config.server.metricsPath { return "metrics" }
+        guard let match = router.match(path) else { return "unrouted" }
+        switch match.route.match {
+        case .path(let p): return p
+        case .extension(let e): return e
+        }
+    }
+
+    /// Adds a finished request to the shared counters (when /metrics is on).
+    func recordMetrics(target: String, status: Int, seconds: Double) {
+        guard config.server.metricsPath != nil, status > 0 else { return }
+        let label = routeLabel(target)
+        let area = dispatcher.table.metrics
+        let entry: Int? = counters.withLock {
+            if let e = metricEntries[label] { return e }
+            let e = area.routeEntry(for: label)
+            if let e { metricEntries[label] = e }
+            return e
+        }
+        guard let entry else { return }
+        area.recordRequest(entry: entry, status: status, seconds: seconds)
+    }
+
+    func recordQueueWait(app: Int, seconds: Double) {
+        guard config.server.metricsPath != nil else { return }
+        dispatcher.table.metrics.recordQueueWait(app: app, seconds: seconds)
+    }
+}
