@@ -12,7 +12,8 @@ public struct RouteMatch: Sendable, Equatable {
 }
 
 /// Chooses a route like nginx: extension routes first (as its regex locations), then
-/// the longest matching path prefix.
+/// the longest matching path prefix. A `php = true` route finds its own .php files, so
+/// its prefix is tried before the extension routes (as nginx's `^~` prefixes are).
 public struct Router: Sendable {
     let extensionRoutes: [RouteConfig]
     let prefixRoutes: [RouteConfig]  // longest prefix first
@@ -27,6 +28,11 @@ public struct Router: Sendable {
 
     /// `path` is the decoded, normalised request path.
     public func match(_ path: String) -> RouteMatch? {
+        for r in prefixRoutes where r.php {
+            if case .path(let prefix) = r.match, let split = CGIPath.splitAtMount(path, prefix: prefix) {
+                return RouteMatch(route: r, scriptName: split.scriptName, pathInfo: split.pathInfo)
+            }
+        }
         for r in extensionRoutes {
             if case .extension(let ext) = r.match, let split = CGIPath.splitAtExtension(path, ext) {
                 return RouteMatch(route: r, scriptName: split.scriptName, pathInfo: split.pathInfo)

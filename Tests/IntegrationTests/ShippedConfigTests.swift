@@ -29,7 +29,8 @@ struct ShippedConfigTests {
         for (path, greeting) in [("/c/hello", "Hello from C"), ("/swift/hello", "Hello from Swift"),
                                  ("/py/hello", "Hello from Python"), ("/app.php/hello", "Hello from PHP"),
                                  ("/cgi-c/hello", "hello from C CGI"), ("/cgi-bin/nph-hello.sh", "nph says hello"),
-                                 ("/status", "gatewayd")] {
+                                 ("/status", "gatewayd"), ("/site/articles/1/hello", "{\"article\":1"),
+                                 ("/", "<!doctype html>"), ("/metrics", "# HELP gatewayd_requests_total")] {
             #expect(readme.contains("http://127.0.0.1:8080\(path)"), "README lists \(path)")
             let r = try http(port, "GET", path)
             #expect(r.status == 200, "\(path)")

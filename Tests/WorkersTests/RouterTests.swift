@@ -9,9 +9,10 @@ struct RouterTests {
         RouteConfig(match: .path("/api"), target: .app("api"), env: [:]),
         RouteConfig(match: .path("/api/v2"), target: .app("api2"), env: [:]),
         RouteConfig(match: .extension(".php"), target: .app("php"), env: [:]),
+        RouteConfig(match: .path("/site"), target: .app("site"), php: true),
     ])
 
-    @Test("extension routes first, then the longest prefix", arguments: [
+    @Test("php routes, then extension routes, then the longest prefix", arguments: [
         ("/index.php", "php", "/index.php", ""),
         ("/api/x.php/y", "php", "/api/x.php", "/y"),
         ("/api/users", "api", "/api", "/users"),
@@ -19,6 +20,8 @@ struct RouterTests {
         ("/api/v2/users", "api2", "/api/v2", "/users"),
         ("/apix", "/srv/www", "", "/apix"),
         ("/", "/srv/www", "", "/"),
+        ("/site/info.php/x", "site", "/site", "/info.php/x"),
+        ("/sitex/a.php", "php", "/sitex/a.php", ""),
     ])
     func routes(path: String, target: String, scriptName: String, pathInfo: String) throws {
         let m = try #require(router.match(path))
