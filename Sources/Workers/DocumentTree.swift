@@ -68,23 +68,21 @@ struct StaticFile {
 /// The outcome of looking a path up for a static response.
 enum StaticLookup {
     case file(StaticFile)
-    /// A directory named without its trailing slash: 301 to this.
-    case redirect(String)
+    /// A directory named without its trailing slash (the caller redirects to it).
+    case directoryWithoutSlash
     case refuse(Int, String)
 }
 
 extension DocumentTree {
-    /// The file a GET of `path` serves: the file itself, or a directory's first index
-    /// file. `rawPath` and `query` (as sent) make the redirect of a directory named
-    /// without its slash, so the browser resolves relative links inside it.
-    func lookup(_ path: Substring, rawPath: Substring, query: Substring?, index: [String]) -> StaticLookup {
+    /// The file a GET of `path` serves: the file itself, or a directory's first index file.
+    func lookup(_ path: Substring, index: [String]) -> StaticLookup {
         switch walk(path) {
         case .missing:
             return .refuse(404, "no file for \(path)")
         case .refused(let status, let why):
             return .refuse(status, why)
         case .directory:
-            guard path.hasSuffix("/") else { return .redirect(String(rawPath) + "/" + (query.map { "?" + $0 } ?? "")) }
+            guard path.hasSuffix("/") else { return .directoryWithoutSlash }
             for name in index {
                 if case .file(let file) = walk(Substring(path + name)) { return open(file) }
             }

@@ -81,6 +81,16 @@ final class EpollClient {
         }
     }
 
+    /// Takes the PROXY protocol header off the front of the input; false while more
+    /// bytes are needed; throws (400) on anything but a valid header.
+    func takeProxyHeader() throws(HTTPParseError) -> Bool {
+        guard case .header(let source, let n) = try ProxyProtocol.parse(unconsumed) else { return false }
+        consume(n)
+        if let source { remote = (source.address, source.port) }
+        expectsProxyHeader = false
+        return true
+    }
+
     func append(_ bytes: ArraySlice<UInt8>) {
         if inputStart > 0 && inputStart > input.count / 2 {
             input.removeFirst(inputStart)

@@ -23,15 +23,11 @@ enum Destination {
 extension WorkerContext {
     /// Routes `target` (the request's own target, or a local redirect's).
     func destination(method: String, target: String) -> Destination {
-        if let statusPath = config.server.statusPath, Self.requestPath(target) == statusPath {
-            guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
-            return .statusPage
-        }
-        if let metricsPath = config.server.metricsPath, Self.requestPath(target) == metricsPath {
-            guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
-            return .metrics
-        }
         guard let path = Self.requestPath(target) else { return .refuse(400, []) }
+        if path == config.server.statusPath || path == config.server.metricsPath {
+            guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
+            return path == config.server.statusPath ? .statusPage : .metrics
+        }
         guard let match = router.match(path) else { return .refuse(404, []) }
         switch match.route.target {
         case .app(let name):
@@ -52,14 +48,14 @@ extension WorkerContext {
             var mount = "/"
             if case .path(let p) = match.route.match { mount = p }
             guard let tree = documentTree(for: match.route), let split = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(404, []) }
-            return staticDestination(tree.lookup(Substring(split.pathInfo), rawPath: Self.rawPath(target), query: Self.query(target), index: match.route.index), path: path)
+            return staticDestination(tree.lookup(Substring(split.pathInfo), index: match.route.index), path: path, target: target)
         }
     }
 
-    func staticDestination(_ lookup: StaticLookup, path: String) -> Destination {
+    func staticDestination(_ lookup: StaticLookup, path: String, target: String) -> Destination {
         switch lookup {
         case .file(let f): return .staticFile(f)
-        case .redirect(let location): return .refuse(301, [("Location", location)])
+        case .directoryWithoutSlash: return Self.slashRedirect(target)
         case .refuse(let status, let why):
             logger.info("static \(path): \(why); answering \(status)")
             return .refuse(status, [])
@@ -82,7 +78,7 @@ extension WorkerContext {
         }
         func serve(_ file: String) -> Destination {
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
-            return staticDestination(tree.open(file), path: path)
+            return staticDestination(tree.open(file), path: path, target: target)
         }
         if let split = CGIPath.splitAtExtension(rel, ".php") {
             guard case .file(let file) = tree.walk(Substring(split.scriptName)) else {
@@ -98,9 +94,7 @@ extension WorkerContext {
             guard !(file.split(separator: "/").last ?? "").lowercased().contains(".php") else { return .refuse(404, []) }
             return serve(file)
         case .directory:
-            guard path.hasSuffix("/") else {
-                return .refuse(301, [("Location", String(Self.rawPath(target)) + "/" + (Self.query(target).map { "?" + $0 } ?? ""))])
-            }
+            guard path.hasSuffix("/") else { return Self.slashRedirect(target) }
             for name in route.index {
                 guard case .file(let file) = tree.walk(Substring(relative + name)) else { continue }
                 return name.hasSuffix(".php") ? run(relative + name, "", file) : serve(file)
@@ -117,6 +111,12 @@ extension WorkerContext {
             }
             return run(front, "", file)
         }
+    }
+
+    /// A directory named without its trailing slash: a 301 to it, with the path as sent
+    /// and the query kept, so the browser resolves relative links inside it.
+    static func slashRedirect(_ target: String) -> Destination {
+        .refuse(301, [("Location", String(rawPath(target)) + "/" + (query(target).map { "?" + $0 } ?? ""))])
     }
 
     /// The query part of a target, as sent; nil when there is none.
