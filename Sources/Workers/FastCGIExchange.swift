@@ -29,9 +29,10 @@ struct FastCGIExchange {
     func run(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, keepAlive: inout Bool, outcome: inout Outcome) -> Result {
         guard let appIndex = ctx.appIndex(app.name) else { return .failed(500, []) }
         let redirected = target != head.target
-        // A chunked body is spooled first: most apps (php-fpm) need CONTENT_LENGTH.
-        var spool: FileDescriptor? = nil
-        defer { try? spool?.close() }
+        // A chunked body is buffered first (memory, then a temporary file): most apps
+        // (php-fpm) need CONTENT_LENGTH.
+        var spool: BufferedBody? = nil
+        defer { spool?.close() }
         var bodyLength: UInt64? = nil
         if !redirected {
             switch head.framing {
@@ -40,9 +41,9 @@ struct FastCGIExchange {
             case .chunked:
                 if head.expectContinue { try? conn.write(HTTPResponseWriter.continueHead, timeout: timeouts.send) }
                 do {
-                    let (file, n) = try spoolChunkedBody(conn, &parser)
-                    spool = file
-                    bodyLength = n
+                    let body = try spoolChunkedBody(conn, &parser)
+                    spool = body
+                    bodyLength = body.length
                 } catch let e as BodyError {
                     keepAlive = false
                     return .failed(e.status, [])
@@ -113,7 +114,7 @@ struct FastCGIExchange {
     /// the app closed meanwhile (recycling) is replaced by a new one once, as nothing of
     /// the request has reached the app. Returns the connection for release().
     func send(on lease: AppDispatcher.Lease, replayable: Bool, _ conn: ClientConnection, _ parser: inout HTTPRequestParser,
-              spool: FileDescriptor?, params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> (Attempt, FileDescriptor?) {
+              spool: BufferedBody?, params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> (Attempt, FileDescriptor?) {
         var kept = lease.keptConnection
         if !replayable, let k = kept {
             try? k.close()
@@ -153,7 +154,7 @@ struct FastCGIExchange {
     }
 
     /// Sends the request on `backend` and relays the response.
-    func exchange(_ backend: FileDescriptor, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, spool: FileDescriptor?,
+    func exchange(_ backend: FileDescriptor, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, spool: BufferedBody?,
                   params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
         let id: UInt16 = 1
         do {
@@ -265,22 +266,22 @@ struct FastCGIExchange {
     }
 
     /// Reads a whole chunked body into an unlinked temporary file; returns it and its length.
-    func spoolChunkedBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser) throws -> (FileDescriptor, UInt64) {
-        let file = try Host.anonymousFile()
-        var total: UInt64 = 0
+    func spoolChunkedBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser) throws -> BufferedBody {
+        var body = BufferedBody()
         do {
-            try ClientBody.read(conn, &parser, timeout: timeouts.body) { piece in
-                try file.writeAll(Array(piece))
-                total += UInt64(piece.count)
-            }
+            try ClientBody.read(conn, &parser, timeout: timeouts.body) { piece in try body.append(piece) }
         } catch {
-            try? file.close()
+            body.close()
             throw error
         }
-        return (file, total)
+        return body
     }
 
-    func sendSpooled(_ file: FileDescriptor, to backend: FileDescriptor, id: UInt16) throws {
+    func sendSpooled(_ body: BufferedBody, to backend: FileDescriptor, id: UInt16) throws {
+        guard let file = body.spool else {
+            if !body.memory.isEmpty { try send(backend, FastCGIRequestWriter.stdin(requestID: id, body.memory[...])) }
+            return
+        }
         var offset = 0
         var chunk = [UInt8].readBuffer(65536)
         while true {
