@@ -11,7 +11,7 @@ public enum ClientError: Error {
 /// A blocking client socket with one read buffer. Reads and writes wait with poll()
 /// against deadlines, so a slow client holds a sync worker only as long as the
 /// configured timeouts allow. While waiting it keeps the worker's heartbeat fresh.
-public final class ClientConnection {
+public final class ClientConnection: ReadsProxyHeader {
     public let fd: FileDescriptor
     /// The socket's peer, or the source a PROXY protocol header named.
     public var remote: (address: String, port: Int)
@@ -39,16 +39,6 @@ public final class ClientConnection {
 
     public var unconsumed: ArraySlice<UInt8> { buffer[start...] }
 
-    /// Takes the PROXY protocol header off the front of the input, if one is expected.
-    /// False while more bytes are needed; throws (400) on anything but a valid header.
-    public func takeProxyHeader() throws(HTTPParseError) -> Bool {
-        guard expectsProxyHeader else { return true }
-        guard case .header(let source, let n) = try ProxyProtocol.parse(unconsumed) else { return false }
-        consume(n)
-        if let source { remote = (source.address, source.port) }
-        expectsProxyHeader = false
-        return true
-    }
 
     public func consume(_ n: Int) {
         start += n

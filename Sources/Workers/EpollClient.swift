@@ -4,7 +4,7 @@ import HTTPWire
 import Upstream
 
 /// One client connection of the epoll worker, and where it stands.
-final class EpollClient {
+final class EpollClient: ReadsProxyHeader {
     enum Phase {
         /// Waiting for (the rest of) a request head; idle between keep-alive requests.
         case head
@@ -79,16 +79,6 @@ final class EpollClient {
             input = []
             inputStart = 0
         }
-    }
-
-    /// Takes the PROXY protocol header off the front of the input; false while more
-    /// bytes are needed; throws (400) on anything but a valid header.
-    func takeProxyHeader() throws(HTTPParseError) -> Bool {
-        guard case .header(let source, let n) = try ProxyProtocol.parse(unconsumed) else { return false }
-        consume(n)
-        if let source { remote = (source.address, source.port) }
-        expectsProxyHeader = false
-        return true
     }
 
     func append(_ bytes: ArraySlice<UInt8>) {

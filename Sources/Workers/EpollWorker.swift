@@ -250,9 +250,7 @@ public final class EpollWorker {
         while !c.closed {
             switch c.phase {
             case .head:
-                if c.expectsProxyHeader {
-                    do { guard try c.takeProxyHeader() else { return } } catch { return badRequest(c, error) }
-                }
+                do { guard try c.takeProxyHeader() else { return } } catch { return badRequest(c, error) }
                 let step: HTTPParseStep
                 do { step = try c.parser.parse(c.unconsumed) } catch { return badRequest(c, error) }
                 c.consume(step.consumed)

@@ -10,13 +10,7 @@ enum Metrics {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
     static func response(_ ctx: WorkerContext, method: String, keepAlive: Bool) -> [UInt8] {
-        let body = Array(render(ctx).utf8)
-        let headers = HTTPHeaders([("Server", WorkerContext.software), ("Content-Type", contentType), ("Cache-Control", "no-store")])
-        var out: [UInt8] = []
-        HTTPResponseWriter.writeHead(status: 200, headers: headers, framing: .contentLength(UInt64(body.count)),
-                                     keepAlive: keepAlive, date: ctx.httpDate(), into: &out)
-        if method != "HEAD" { out += body }
-        return out
+        ResponseHead.page(type: contentType, body: Array(render(ctx).utf8), method: method, keepAlive: keepAlive, date: ctx.httpDate())
     }
 
     static func render(_ ctx: WorkerContext) -> String {

@@ -18,6 +18,17 @@ enum ResponseHead {
         return out
     }
 
+    /// A 200 page made by gatewayd itself (status page, metrics): never cached, since
+    /// each request reads the shared table anew.
+    static func page(type: String, body: [UInt8], method: String, keepAlive: Bool, date: String) -> [UInt8] {
+        let headers = HTTPHeaders([("Server", WorkerContext.software), ("Content-Type", type), ("Cache-Control", "no-store")])
+        var out: [UInt8] = []
+        HTTPResponseWriter.writeHead(status: 200, headers: headers, framing: .contentLength(UInt64(body.count)),
+                                     keepAlive: keepAlive, date: date, into: &out)
+        if method != "HEAD" { out += body }
+        return out
+    }
+
     /// The app's Content-Length, when it sent a valid one.
     static func contentLength(_ head: CGIResponseHead) -> UInt64? {
         guard let v = head.headers.first(where: { $0.name.equalsLowercaseASCII("content-length") })?.value,

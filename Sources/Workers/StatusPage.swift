@@ -180,15 +180,9 @@ struct StatusPage {
         return out + "</table></body></html>\n"
     }
 
-    /// The whole response (never kept in a cache: each request reads the table anew).
+    /// The whole response.
     static func response(_ ctx: WorkerContext, target: String, method: String, keepAlive: Bool) -> [UInt8] {
-        let query = target.firstIndex(of: "?").map { target[target.index(after: $0)...] } ?? ""
-        let (type, body) = render(ctx, format(query: query))
-        let headers = HTTPHeaders([("Server", WorkerContext.software), ("Content-Type", type), ("Cache-Control", "no-store")])
-        var out: [UInt8] = []
-        HTTPResponseWriter.writeHead(status: 200, headers: headers, framing: .contentLength(UInt64(body.count)),
-                                     keepAlive: keepAlive, date: ctx.httpDate(), into: &out)
-        if method != "HEAD" { out += body }
-        return out
+        let (type, body) = render(ctx, format(query: WorkerContext.query(target) ?? ""))
+        return ResponseHead.page(type: type, body: body, method: method, keepAlive: keepAlive, date: ctx.httpDate())
     }
 }

@@ -39,6 +39,16 @@ struct SocketActivationTests {
         return p
     }
 
+    /// The first answer to GET / on `port`, trying for up to 10 s while gatewayd starts.
+    func firstAnswer(_ port: Int) -> HTTPResponse? {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let r = try? http(port, "GET", "/") { return r }
+            usleep(50_000)
+        }
+        return nil
+    }
+
     func stop(_ p: Process) {
         kill(p.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(10)
@@ -55,13 +65,7 @@ struct SocketActivationTests {
         let port = try freePort()
         let p = try launch(passing: port, bind: port, dir: dir)
         defer { stop(p) }
-        var answer: HTTPResponse? = nil
-        let deadline = Date().addingTimeInterval(10)
-        while answer == nil && Date() < deadline {
-            answer = try? http(port, "GET", "/")
-            if answer == nil { usleep(50_000) }
-        }
-        #expect(answer?.text == "activated\n")
+        #expect(firstAnswer(port)?.text == "activated\n")
         let log = (try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? ""
         #expect(log.contains("socket activation: systemd passed 127.0.0.1:\(port)"), "\(log)")
         #expect(!log.contains("Address already in use"), "it must not bind the port a second time")
@@ -75,13 +79,7 @@ struct SocketActivationTests {
         let passed = try freePort(), bound = try freePort()
         let p = try launch(passing: passed, bind: bound, dir: dir)
         defer { stop(p) }
-        var answer: HTTPResponse? = nil
-        let deadline = Date().addingTimeInterval(10)
-        while answer == nil && Date() < deadline {
-            answer = try? http(bound, "GET", "/")
-            if answer == nil { usleep(50_000) }
-        }
-        #expect(answer?.text == "activated\n", "the bind address is bound as usual")
+        #expect(firstAnswer(bound)?.text == "activated\n", "the bind address is bound as usual")
         let log = (try? String(contentsOfFile: dir + "/error.log", encoding: .utf8)) ?? ""
         #expect(log.contains("systemd passed a socket on 127.0.0.1:\(passed), which is not in server.bind"), "\(log)")
         #expect((try? Socket.connectTCP(host: "127.0.0.1", port: passed)) == nil, "the unclaimed socket is closed")
