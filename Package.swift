@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "FastCGIWire"),
         .target(name: "CGIProtocol", dependencies: ["HTTPWire"]),
         .target(name: "GatewayConfig", dependencies: [
+            "HTTPWire",  // IP address syntax for forwarded_allow_ips, status_allow, route allow
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .target(name: "GatewayLogging", dependencies: [

@@ -169,8 +169,10 @@ public final class Arbiter {
     func stop(graceful: Bool) {
         guard stopping == nil || (stopping!.graceful && !graceful) else { return }
         stopping = (graceful, Host.monotonicSeconds())
-        // Stop accepting at once: closing our copies does not close the workers' copies,
-        // but the workers stop accepting on TERM too.
+        // Stop accepting at once. The workers close their copies as they start to drain,
+        // so once all are closed the kernel refuses new connections at once, rather than
+        // queueing them in a backlog nobody accepts from (and resetting them at exit).
+        listeners.closeAll()
         for pid in workers.keys { Processes.signal(pid, graceful ? Signals.term : Signals.quit) }
     }
 
@@ -237,6 +239,12 @@ public final class Arbiter {
                 logger.critical("worker \(w.id) (pid \(pid)) failed to boot (see its error above); halting the master")
                 stop(graceful: false)
                 return Self.workerBootError
+            }
+            if status == .exited(0) {
+                // A worker retires by itself only at max_requests, after draining.
+                logger.info("worker \(w.id) (pid \(pid)) retired; starting another")
+                fastDeaths = 0
+                continue
             }
             logger.warning("worker \(w.id) (pid \(pid)) exited: \(status); starting another")
             fastDeaths = lifetime < 2 ? fastDeaths + 1 : 0

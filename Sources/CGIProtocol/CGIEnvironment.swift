@@ -63,7 +63,7 @@ public enum CGIEnvironment {
         if let a = c.serverAddress { set("SERVER_ADDR", a) }
         set("SERVER_PROTOCOL", head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1")
         set("REQUEST_METHOD", head.method)
-        set("REQUEST_URI", head.target)
+        set("REQUEST_URI", String(head.originForm))
         set("SCRIPT_NAME", c.scriptName)
         set("PATH_INFO", c.pathInfo)
         if !c.pathInfo.isEmpty, let root = c.documentRoot {
@@ -82,7 +82,12 @@ public enum CGIEnvironment {
         set("REDIRECT_STATUS", "200")
         let serverCount = vars.count
         for (n, v) in c.extra where !vars.contains(where: { $0.name == n }) { set(n, v) }
-        let configured = vars[serverCount...].map(\.name)
+        var configured = vars[serverCount...].map(\.name)
+        // An absolute-form target's authority is the host (RFC 9112 §3.2.2), not the Host field.
+        if head.isAbsoluteForm, let host = head.host, !configured.contains("HTTP_HOST") {
+            set("HTTP_HOST", host)
+            configured.append("HTTP_HOST")
+        }
         for (name, value) in mergedHeaders(head.headers) where !configured.contains(name) { set(name, value) }
         return vars
     }

@@ -28,6 +28,27 @@ public enum CGIPath {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Percent-encodes a decoded path for a Location field: unreserved characters, "/"
+    /// and the sub-delims RFC 3986 allows in a path stay; everything else (space, "%",
+    /// "?", "#", "\\", controls, non-ASCII bytes) becomes %XX.
+    public static func percentEncodePath(_ path: String) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(path.utf8.count)
+        let hexDigits = Array("0123456789ABCDEF".utf8)
+        for b in path.utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"),
+                 UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+                 UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="), UInt8(ascii: ":"), UInt8(ascii: "@"):
+                out.append(b)
+            default:
+                out += [UInt8(ascii: "%"), hexDigits[Int(b >> 4)], hexDigits[Int(b & 15)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// Removes "." segments and empty segments (merged slashes) and applies "..".
     /// A ".." above the root is refused rather than clamped: it is an attack, not a typo.
     /// A trailing slash is kept; the result always starts with "/".

@@ -1,3 +1,4 @@
+import HTTPWire
 import TOMLKit
 
 /// Turns gateway.toml text into a validated `Configuration`, or a `ConfigError` listing
@@ -6,16 +7,17 @@ public enum ConfigLoader {
     static let topKeys = ["server", "limits", "timeouts", "log", "cgi", "app", "route"]
     static let serverKeys = ["bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
                              "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog",
-                             "unix_socket_mode", "pidfile", "user", "group", "server_name", "status_path", "metrics_path", "forwarded_allow_ips", "proxy_protocol"]
+                             "unix_socket_mode", "pidfile", "user", "group", "server_name", "status_path", "metrics_path", "forwarded_allow_ips", "proxy_protocol",
+                             "forwarded_header", "status_allow"]
     static let limitKeys = ["max_request_line", "max_header_count", "max_header_field_size", "max_head_size",
                             "max_chunk_extension", "max_body_size", "max_response_head"]
-    static let timeoutKeys = ["header", "body", "send", "backend_connect", "backend_read"]
+    static let timeoutKeys = ["header", "body", "body_total", "send", "backend_connect", "backend_read"]
     static let logKeys = ["level", "error_log", "access_log", "access_log_format"]
     static let appKeys = ["name", "command", "connect", "processes", "max_conns", "queue_timeout", "env", "env_copy",
                           "root", "cwd", "user", "group", "max_requests", "keep_conn", "pm", "min_spare", "max_spare",
                           "idle_timeout", "slow_request"]
     static let cgiKeys = ["max_processes", "queue_timeout", "timeout", "kill_grace", "interpreters"]
-    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks", "index", "php"]
+    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks", "index", "php", "deny", "allow"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// - Parameters:
@@ -108,7 +110,9 @@ public enum ConfigLoader {
         if let f = r.string(t, "pidfile", p) { s.pidfile = r.resolve(f) }
         s.user = r.string(t, "user", p)
         s.group = r.string(t, "group", p)
-        if let n = r.string(t, "server_name", p) { s.serverName = n }
+        if let n = r.string(t, "server_name", p) {
+            if n.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) { s.serverName = n } else { r.fail("server.server_name", "expected a host name without spaces or control characters, got \"\(n)\"") }
+        }
         if let sp = r.string(t, "status_path", p) {
             if sp.hasPrefix("/") && !sp.contains("?") { s.statusPath = sp } else { r.fail("server.status_path", "must be a path starting with /, got \"\(sp)\"") }
         }
@@ -116,10 +120,9 @@ public enum ConfigLoader {
             if mp.hasPrefix("/") && !mp.contains("?") { s.metricsPath = mp } else { r.fail("server.metrics_path", "must be a path starting with /, got \"\(mp)\"") }
             if mp == s.statusPath { r.fail("server.metrics_path", "is also the status_path") }
         }
-        for ip in r.stringArray(t, "forwarded_allow_ips", p, allowSingle: true) ?? [] {
-            if let range = IPRange(ip) { s.forwardedAllowIPs.append(range) }
-            else { r.fail("server.forwarded_allow_ips", "expected addresses or networks such as \"10.0.0.0/8\", \"::1\" or \"*\", got \"\(ip)\"") }
-        }
+        if let ips = ipRanges(&r, t, "forwarded_allow_ips", p) { s.forwardedAllowIPs = ips }
+        if let ips = ipRanges(&r, t, "status_allow", p) { s.statusAllow = ips }
+        if let k = r.choice(t, "forwarded_header", p, ForwardedHeaders.Kind.self) { s.forwardedHeader = k }
         if let v = t["proxy_protocol"] {
             if let all = v.bool {
                 s.proxyProtocol = all ? s.bind : []
@@ -136,6 +139,17 @@ public enum ConfigLoader {
             }
         }
         return s
+    }
+
+    /// A list of addresses and networks ("10.0.0.0/8", "::1", "*"); nil when absent.
+    static func ipRanges(_ r: inout ConfigReader, _ t: TOMLTable, _ key: String, _ p: String) -> [IPRange]? {
+        guard let list = r.stringArray(t, key, p, allowSingle: true) else { return nil }
+        var out: [IPRange] = []
+        for ip in list {
+            if let range = IPRange(ip) { out.append(range) }
+            else { r.fail("\(p).\(key)", "expected addresses or networks such as \"10.0.0.0/8\", \"::1\" or \"*\", got \"\(ip)\"") }
+        }
+        return out
     }
 
     static func readLimits(_ r: inout ConfigReader, _ t: TOMLTable) -> LimitsConfig {
@@ -164,6 +178,7 @@ public enum ConfigLoader {
         var o = TimeoutsConfig()
         if let d = r.duration(t, "header", p) { o.header = d }
         if let d = r.duration(t, "body", p) { o.body = d }
+        if let d = r.duration(t, "body_total", p) { o.bodyTotal = d }
         if let d = r.duration(t, "send", p) { o.send = d }
         if let d = r.duration(t, "backend_connect", p) { o.backendConnect = d }
         if let d = r.duration(t, "backend_read", p) { o.backendRead = d }
@@ -307,10 +322,19 @@ public enum ConfigLoader {
         case (nil, nil):
             if t["path"] == nil && t["extension"] == nil { r.fail(p, "needs path (a URL prefix) or extension (such as \".php\")") }
         }
+        var deny = false
+        if let v = t["deny"] {
+            if let b = v.bool { deny = b } else { r.fail("\(p).deny", "expected true or false, got \(r.describe(v))") }
+        }
+        let allow = ipRanges(&r, t, "allow", p) ?? []
+        if t["allow"] != nil && allow.isEmpty && r.issues.count == before { r.fail("\(p).allow", "lists no one; use deny = true to refuse everyone") }
+        if deny && t["allow"] != nil { r.fail("\(p).allow", "has no effect with deny = true (everyone gets 403)") }
         let targets = ["app", "cgi", "static"].filter { t[$0] != nil }
         var target: RouteConfig.Target? = nil
-        if targets.count != 1 {
-            r.fail(p, targets.isEmpty ? "needs one of app, cgi or static" : "has \(targets.joined(separator: " and ")); choose one")
+        if targets.isEmpty && deny {
+            target = .deny  // `path = "/inc", deny = true` needs nothing behind it
+        } else if targets.count != 1 {
+            r.fail(p, targets.isEmpty ? "needs one of app, cgi or static (or deny = true)" : "has \(targets.joined(separator: " and ")); choose one")
         } else if let a = r.string(t, "app", p) {
             target = .app(a)
         } else if let c = r.string(t, "cgi", p) {
@@ -340,7 +364,8 @@ public enum ConfigLoader {
             if case .app? = target, !php { r.fail("\(p).index", "applies to static and php routes only") }
         }
         guard r.issues.count == before, let match, let target else { return nil }
-        return RouteConfig(match: match, target: target, env: env, allowSymlinks: allowSymlinks, index: index, php: php)
+        return RouteConfig(match: match, target: target, env: env, allowSymlinks: allowSymlinks, index: index, php: php,
+                           deny: deny, allow: allow)
     }
 
     static func crossCheck(_ r: inout ConfigReader, server: ServerConfig, apps: [AppConfig], routes: [RouteConfig]) {

@@ -27,10 +27,12 @@ extension Configuration {
         if let p = server.pidfile { kv("pidfile", q(p)) } else { out.append("# pidfile: none") }
         if let u = server.user { kv("user", q(u)) }
         if let g = server.group { kv("group", q(g)) }
-        kv("server_name", q(server.serverName))
+        if let n = server.serverName { kv("server_name", q(n)) } else { out.append("# server_name: the request's host") }
         if let m = server.metricsPath { kv("metrics_path", q(m)) } else { out.append("# metrics_path: off") }
         kv("forwarded_allow_ips", list(server.forwardedAllowIPs.map(\.description)))
         kv("proxy_protocol", list(server.proxyProtocol.map(\.description)))
+        kv("forwarded_header", q(server.forwardedHeader.rawValue))
+        kv("status_allow", list(server.statusAllow.map(\.description)))
         if let sp = server.statusPath { kv("status_path", q(sp)) } else { out.append("# status_path: none (the status page is off)") }
 
         out.append("\n[limits]")
@@ -45,6 +47,7 @@ extension Configuration {
         out.append("\n[timeouts]")
         kv("header", num(timeouts.header))
         kv("body", num(timeouts.body))
+        kv("body_total", num(timeouts.bodyTotal))
         kv("send", num(timeouts.send))
         kv("backend_connect", num(timeouts.backendConnect))
         kv("backend_read", num(timeouts.backendRead))
@@ -101,7 +104,10 @@ extension Configuration {
             case .app(let a): kv("app", q(a))
             case .cgi(let d): kv("cgi", q(d))
             case .static(let d): kv("static", q(d))
+            case .deny: break
             }
+            if r.deny { kv("deny", "true") }
+            if !r.allow.isEmpty { kv("allow", list(r.allow.map(\.description))) }
             if !r.env.isEmpty { kv("env", table(r.env)) }
             if r.allowSymlinks { kv("allow_symlinks", "true") }
             if r.php { kv("php", "true") }

@@ -1,3 +1,4 @@
+import HTTPWire
 /// The validated configuration: every value present, every default applied, every
 /// relative path resolved against the configuration file's directory.
 public struct Configuration: Sendable, Equatable {
@@ -65,8 +66,9 @@ public struct ServerConfig: Sendable, Equatable {
     public var pidfile: String?
     public var user: String?
     public var group: String?
-    /// SERVER_NAME when the request has no Host.
-    public var serverName: String
+    /// SERVER_NAME for every request when set (nginx's $server_name); otherwise the
+    /// request's host, or "localhost" when it has none.
+    public var serverName: String? = nil
     /// Path of the status page (off when nil), like php-fpm's pm.status_path.
     public var statusPath: String? = nil
     /// Path of the Prometheus metrics (off when nil).
@@ -76,12 +78,18 @@ public struct ServerConfig: Sendable, Equatable {
     public var forwardedAllowIPs: [IPRange] = []
     /// Listeners (from `bind`) whose connections start with a PROXY protocol header (v1 or v2).
     public var proxyProtocol: [BindAddress] = []
+    /// The header the trusted proxies write: only that one is believed (gunicorn reads
+    /// X-Forwarded-For by default; nginx and HAProxy write it and pass Forwarded through).
+    public var forwardedHeader: ForwardedHeaders.Kind = .xForwardedFor
+    /// Clients that may see the status page and /metrics (backend addresses, pids).
+    public var statusAllow: [IPRange] = ServerConfig.loopback
+    public static let loopback = [IPRange("127.0.0.0/8")!, IPRange("::1")!]
 
     public static func defaults(cpuCount: Int) -> ServerConfig {
         ServerConfig(bind: [.tcp(host: "127.0.0.1", port: 8000)], workers: 2 * max(cpuCount, 1) + 1,
                      workerClass: .sync, threads: 4, workerConnections: 1000, timeout: 30, gracefulTimeout: 30,
                      keepalive: 2, maxRequests: 0, maxRequestsJitter: 0, backlog: 2048, unixSocketMode: 0o660,
-                     pidfile: nil, user: nil, group: nil, serverName: "localhost")
+                     pidfile: nil, user: nil, group: nil)
     }
 }
 
@@ -102,6 +110,8 @@ public struct TimeoutsConfig: Sendable, Equatable {
     public var header: Double = 10
     /// Seconds without progress while reading a request body.
     public var body: Double = 30
+    /// Seconds for a whole request body, however steadily it trickles in; then 408.
+    public var bodyTotal: Double = 60
     /// Seconds without progress while writing to a client.
     public var send: Double = 30
     public var backendConnect: Double = 5
@@ -237,12 +247,16 @@ public struct RouteConfig: Sendable, Equatable {
         case path(String)
         /// A file extension (".php"): the path is split after it.
         case `extension`(String)
+
+        public var isExtension: Bool { if case .extension = self { return true } else { return false } }
     }
 
     public enum Target: Sendable, Equatable {
         case app(String)
         case cgi(String)
         case `static`(String)
+        /// A route with `deny = true` and nothing behind it: 403 for everyone.
+        case deny
     }
 
     public var match: Match
@@ -259,11 +273,17 @@ public struct RouteConfig: Sendable, Equatable {
     /// and any other path that names no file runs the front controller (/index.php).
     /// Only an existing regular .php file is ever run.
     public var php: Bool
+    /// 403 for every request under the route (nginx's `deny all;`).
+    public var deny: Bool = false
+    /// When not empty, only clients in these networks pass; others get 403.
+    public var allow: [IPRange] = []
 
     public init(match: Match, target: Target, env: [String: String] = [:], allowSymlinks: Bool = false,
-                index: [String]? = nil, php: Bool = false) {
+                index: [String]? = nil, php: Bool = false, deny: Bool = false, allow: [IPRange] = []) {
         self.match = match
         self.target = target
+        self.deny = deny || target == .deny
+        self.allow = allow
         self.env = env
         self.allowSymlinks = allowSymlinks
         self.php = php

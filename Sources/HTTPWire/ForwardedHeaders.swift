@@ -9,12 +9,20 @@ public enum ForwardedHeaders {
         public var proto: String?
     }
 
-    /// The hops, nearest proxy last. `Forwarded` wins when both kinds are present (it is
-    /// the standard); X-Forwarded-Proto's last value goes with the last hop.
-    public static func hops(_ headers: HTTPHeaders) -> [Hop] {
-        let forwarded = headers.values("Forwarded")
-        if !forwarded.isEmpty {
-            return forwarded.flatMap { $0.split(separator: ",") }.map(parseElement)
+    /// Which header the trusted proxy writes. Only that one is read: a proxy that appends
+    /// X-Forwarded-For (nginx, HAProxy) passes a client's own `Forwarded` through
+    /// untouched, so believing it would let the client choose its address.
+    public enum Kind: String, Sendable, CaseIterable {
+        case xForwardedFor = "x-forwarded-for"
+        case forwarded
+    }
+
+    /// The hops, nearest proxy last, from the one kind of header the proxy writes.
+    /// X-Forwarded-Proto's last value goes with the last hop. A hop whose address is not
+    /// a valid IPv4 or IPv6 address has `address == nil`.
+    public static func hops(_ headers: HTTPHeaders, kind: Kind) -> [Hop] {
+        if kind == .forwarded {
+            return headers.values("Forwarded").flatMap { $0.split(separator: ",") }.map(parseElement)
         }
         var hops = headers.values("X-Forwarded-For").flatMap { $0.split(separator: ",") }
             .map { Hop(address: nodeAddress($0.trimmingSpaces), proto: nil) }
@@ -43,7 +51,8 @@ public enum ForwardedHeaders {
     }
 
     /// The IP of a node: "192.0.2.43", "192.0.2.43:47011", "[2001:db8::1]:4711" or
-    /// "2001:db8::1"; nil for "unknown" and obfuscated names ("_hidden").
+    /// "2001:db8::1"; nil for "unknown", obfuscated names ("_hidden") and anything that is
+    /// not a valid address ("cafe", "1.2.3.4.5", "999.1.1.1").
     static func nodeAddress(_ node: String) -> String? {
         var s = Substring(node)
         if s.hasPrefix("[") {
@@ -52,7 +61,7 @@ public enum ForwardedHeaders {
         } else if s.filter({ $0 == ":" }).count == 1, let colon = s.firstIndex(of: ":") {
             s = s[..<colon]  // IPv4 with a port
         }
-        guard !s.isEmpty, s.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) else { return nil }
+        guard IPAddress.parse(s) != nil else { return nil }
         return String(s)
     }
 }

@@ -26,7 +26,8 @@ public struct HTTPRequestHead: Sendable, Equatable {
     /// The client sent `Expect: 100-continue` and waits for a 100 before the body.
     public var expectContinue: Bool
     public var framing: HTTPBodyFraming
-    /// The Host field value, if present (exactly one is allowed).
+    /// The Host field value, if present (exactly one is allowed); for an absolute-form
+    /// target, its authority instead (RFC 9112 §3.2.2).
     public var host: String?
 
     public init(method: String, target: String, version: HTTPVersion, headers: HTTPHeaders,
@@ -39,6 +40,26 @@ public struct HTTPRequestHead: Sendable, Equatable {
         self.expectContinue = expectContinue
         self.framing = framing
         self.host = host
+    }
+
+    /// The target as an origin-form ("/x?y" of "http://h/x?y"): REQUEST_URI.
+    public var originForm: Substring {
+        guard let start = Self.authorityStart(target) else { return target[...] }
+        let rest = target[start...]
+        guard let start = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+        return rest[start] == "?" ? Substring("/" + rest[start...]) : rest[start...]
+    }
+
+    /// The target was sent in absolute-form ("http://host/path").
+    public var isAbsoluteForm: Bool { Self.authorityStart(target) != nil }
+
+    /// Where the authority of "scheme://authority/path" starts; nil for other forms.
+    /// (The parser has checked the scheme, so the first ":" ends it.)
+    static func authorityStart(_ t: String) -> String.Index? {
+        guard !t.hasPrefix("/"), let colon = t.utf8.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        let rest = t.utf8[t.utf8.index(after: colon)...]
+        guard rest.starts(with: "//".utf8) else { return nil }
+        return t.utf8.index(colon, offsetBy: 3)
     }
 
     /// The target's path part (before `?`), still percent-encoded.

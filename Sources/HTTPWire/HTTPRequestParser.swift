@@ -214,8 +214,14 @@ public struct HTTPRequestParser: Sendable {
             return i > s
         }
         while true {
+            // BWS is allowed only before ";" (RFC 9112 §7.1.1): "5 \r\n" is refused,
+            // as a peer that ends the size at the space could read it differently.
+            let ws = i
             skipBWS()
-            if i == ext.count { return }
+            if i == ext.count {
+                if i > ws { throw .bad("whitespace after chunk size or extension") }
+                return
+            }
             guard ext[i] == ASCII.semicolon else { throw .bad("invalid byte after chunk size") }
             i += 1
             skipBWS()
@@ -230,7 +236,14 @@ public struct HTTPRequestParser: Sendable {
                 while i < ext.count {
                     let b = ext[i]
                     if b == ASCII.quote { closed = true; i += 1; break }
-                    if b == ASCII.backslash { i += 2; continue }
+                    if b == ASCII.backslash {
+                        // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text ): never CR, LF or NUL.
+                        guard i + 1 < ext.count else { break }
+                        let e = ext[i + 1]
+                        guard e == ASCII.htab || (e >= 0x20 && e != 0x7F) else { throw .bad("control byte escaped in chunk extension") }
+                        i += 2
+                        continue
+                    }
                     guard b == ASCII.htab || (b >= 0x20 && b != 0x7F) else { throw .bad("control byte in chunk extension") }
                     i += 1
                 }

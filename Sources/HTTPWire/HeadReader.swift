@@ -147,6 +147,9 @@ struct HeadReader {
                 case 4 where equalsLowercase(name, "host"):
                     hostCount += 1
                     guard hostCount == 1 else { throw .bad("duplicate Host") }
+                    // Empty is allowed by RFC 9112 §3.2 only for a target without an
+                    // authority, which no origin server receives; nginx refuses it too.
+                    guard !value.isEmpty else { throw .bad("empty Host") }
                     for b in value where !isHostChar(b) { throw .bad("invalid Host") }
                     host = String(decoding: value, as: UTF8.self)
                 case 14 where equalsLowercase(name, "content-length"):
@@ -185,6 +188,13 @@ struct HeadReader {
         }
 
         if version.minor >= 1 && hostCount == 0 { throw .bad("missing Host in an HTTP/1.1 request") }
+        // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
+        if let authority = Self.absoluteFormAuthority(target) {
+            guard !authority.isEmpty, authority.utf8.allSatisfy(isHostChar), !authority.contains("@") else {
+                throw .bad("invalid authority in an absolute-form target")
+            }
+            host = String(authority)
+        }
 
         let framing: HTTPBodyFraming
         if sawTransferEncoding {
@@ -215,6 +225,13 @@ struct HeadReader {
             n = n * 10 + UInt64(b - UInt8(ascii: "0"))
         }
         return n
+    }
+
+    /// "example.com:8080" of "http://example.com:8080/x"; nil for other target forms.
+    static func absoluteFormAuthority(_ target: String) -> Substring? {
+        guard let start = HTTPRequestHead.authorityStart(target) else { return nil }
+        let rest = target[start...]
+        return rest[..<(rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex)]
     }
 
     /// uri-host [":" port]: reg-name, IPv4 or an IP-literal in brackets.

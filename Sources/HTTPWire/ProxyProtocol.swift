@@ -45,11 +45,12 @@ public enum ProxyProtocol {
         guard words.count == 6, words[1] == "TCP4" || words[1] == "TCP6" else { throw bad("PROXY v1: expected TCP4, TCP6 or UNKNOWN") }
         let v4 = words[1] == "TCP4"
         for a in [words[2], words[3]] {
-            let ok = v4 ? a.allSatisfy { $0 == "." || ($0.isASCII && $0.isNumber) } && a.split(separator: ".").count == 4
-                        : a.allSatisfy { $0 == ":" || $0 == "." || $0.isHexDigit } && a.contains(":")
-            guard ok else { throw bad("PROXY v1: bad address \(a)") }
+            guard v4 ? IPAddress.isIPv4(a) : IPAddress.isIPv6(a) else { throw bad("PROXY v1: bad address \(a)") }
         }
-        guard let port = Int(words[4]), (0...65535).contains(port), Int(words[5]).map({ (0...65535).contains($0) }) == true else {
+        func isPort(_ w: Substring) -> Bool {
+            !w.isEmpty && w.count <= 5 && w.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && Int(w)! <= 65535
+        }
+        guard isPort(words[4]), isPort(words[5]), let port = Int(words[4]) else {
             throw bad("PROXY v1: bad port")
         }
         return .header(source: Source(address: String(words[2]), port: port), consumed: lf + 1)

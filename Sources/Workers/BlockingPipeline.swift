@@ -23,8 +23,12 @@ public struct BlockingPipeline {
             first = false
             let keep = handle(head, conn, &parser)
             ctx.requestFinished()
-            if !keep || ctx.draining {
-                conn.lingerOnClose = parser.leftBodyUnread
+            // A connection that said keep-alive stays, even while draining (see
+            // WorkerContext.idleDeadline); one we end after a Connection: close is shut
+            // for writing first and read until the client closes, so a request it sent
+            // behind the response is never answered with a reset.
+            if !keep {
+                conn.lingerOnClose = parser.leftBodyUnread || (ctx.draining && head.keepAlive)
                 return
             }
         }
@@ -39,6 +43,7 @@ public struct BlockingPipeline {
         var sawByte = !conn.unconsumed.isEmpty
         // The header timeout runs from the first byte; before it, a kept connection may idle `keepalive`.
         var deadline = start + ((first || sawByte) ? timeouts.header : ctx.config.server.keepalive)
+        if !sawByte { deadline = ctx.idleDeadline(deadline) }
         while true {
             do {
                 if try conn.takeProxyHeader() {
@@ -52,7 +57,7 @@ public struct BlockingPipeline {
                 answerBadRequest(conn, error, started: start)
                 return nil
             }
-            if ctx.draining && !sawByte { return nil }
+            if !sawByte { deadline = ctx.idleDeadline(deadline) }  // the drain may have begun since
             do {
                 guard try conn.fill(deadline: deadline) else { return nil }
                 if !sawByte {
@@ -84,7 +89,7 @@ public struct BlockingPipeline {
     func handle(_ head: HTTPRequestHead, _ conn: ClientConnection, _ parser: inout HTTPRequestParser) -> Bool {
         let started = Host.monotonicSeconds()
         let rid = ctx.nextRequestID()
-        var keepAlive = head.keepAlive && ctx.config.server.keepalive > 0 && !ctx.draining
+        var keepAlive = head.keepAlive && ctx.config.server.keepalive > 0 && ctx.mayKeepAlive
         let bodyless = head.framing == .none || head.framing == .contentLength(0)
         var outcome = Outcome(status: 0, bytesSent: 0, upstreamTime: nil)
         defer {
@@ -103,9 +108,10 @@ public struct BlockingPipeline {
         }
 
         var target = head.target
+        let client = ctx.clientPeer(conn.remote, head: head).address
         for _ in 0..<6 {  // local redirects (Location: /path) are followed up to 5 times
             let result: FastCGIExchange.Result
-            switch ctx.destination(method: head.method, target: target) {
+            switch ctx.destination(method: head.method, target: target, client: client) {
             case .refuse(let status, let headers):
                 return fail(status, headers)
             case .metrics:

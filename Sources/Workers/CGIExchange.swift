@@ -149,7 +149,7 @@ struct CGIExchange {
                     var out = pending
                     pending = []
                     do {
-                        try relay.receive(bytes, into: &out, date: context.httpDate(), draining: context.draining)
+                        try relay.receive(bytes, into: &out, date: context.httpDate(), draining: !context.mayKeepAlive)
                     } catch {
                         failure = error.description
                         return
@@ -246,7 +246,7 @@ enum CGIRunSetup {
             scriptName: script.scriptName, pathInfo: script.pathInfo, documentRoot: script.documentRoot,
             scriptFilename: script.scriptFilename, contentLength: contentLength,
             remoteAddress: client.address.isEmpty ? "127.0.0.1" : client.address, remotePort: client.port,
-            serverName: host.isEmpty ? ctx.config.server.serverName : host, serverPort: local.port,
+            serverName: ctx.config.server.serverName ?? (host.isEmpty ? "localhost" : host), serverPort: local.port,
             serverAddress: local.address.isEmpty ? nil : local.address, https: client.https, serverSoftware: WorkerContext.software,
             extra: script.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         return CGIRun.environment(CGIEnvironment.build(head: head, context: context), ctx: ctx, script: script)

@@ -52,12 +52,7 @@ final class CGIRun {
     private var bodySent: UInt64 = 0
     private var piece: [UInt8] = []
     private var pieceStart = 0
-    private var stderrLine: [UInt8] = []
-    private var stderrLogged = 0
-    private var stderrDropped = 0
-    /// Error-log bytes one run may write: a program that floods stderr costs a few
-    /// lines, not the disk.
-    static let stderrLogLimit = 16384
+    private var stderrLog: StderrLog
 
     private init(script: CGIScript, child: ChildProcess, stdin: FileDescriptor?, stdout: FileDescriptor,
                  stderr: FileDescriptor, body: BufferedBody) {
@@ -67,6 +62,7 @@ final class CGIRun {
         self.stdout = stdout
         self.stderr = stderr
         self.body = body
+        stderrLog = StderrLog(label: script.scriptName)
         started = Host.monotonicSeconds()
     }
 
@@ -101,15 +97,23 @@ final class CGIRun {
         return CGIRun(script: script, child: child, stdin: stdin, stdout: outRead, stderr: errRead, body: body)
     }
 
-    /// The meta-variables as the program's environment. A header value that starts with
-    /// "()" is dropped: old bash versions run it as a function definition (Shellshock).
+    /// The meta-variables as the program's environment. A value from the client that
+    /// starts with "()" is never passed as it is: old bash versions run such a value as a
+    /// function definition (Shellshock, CVE-2014-6271), and the client can put one in any
+    /// header, the Content-Type, the query or the Host. Such variables are dropped, except
+    /// QUERY_STRING, whose "(" is percent-encoded (the same query to any URL decoder).
+    /// Only the route's own `env` is trusted as written.
     static func environment(_ vars: [(name: String, value: String)], ctx: WorkerContext, script: CGIScript) -> [String] {
         var out: [String] = []
         out.reserveCapacity(vars.count + 1)
         var hasPath = false
         for (name, value) in vars {
-            if name.hasPrefix("HTTP_") && value.hasPrefix("()") {
-                ctx.logger.warning("dropped header \(name) for \(script.scriptName): its value looks like a bash function definition")
+            if value.hasPrefix("()") && script.route.env[name] == nil {
+                if name == "QUERY_STRING" {
+                    out.append("QUERY_STRING=%28" + value.dropFirst())
+                    continue
+                }
+                ctx.logger.warning("dropped \(name) for \(script.scriptName): its value looks like a bash function definition")
                 continue
             }
             if name == "PATH" { hasPath = true }
@@ -179,27 +183,11 @@ final class CGIRun {
             if n == 0 {
                 try? fd.close()
                 stderr = nil
-                logStderrLine(ctx, meta())
-                if stderrDropped > 0 {
-                    ctx.logger.warning("\(script.scriptName): \(stderrDropped) more bytes of stderr not logged", metadata: meta())
-                }
+                stderrLog.finish(ctx.logger, meta())
                 return
             }
-            for b in buffer[0..<n] {
-                if b == 0x0A { logStderrLine(ctx, meta()) } else if stderrLine.count < 4096 { stderrLine.append(b) }
-            }
+            stderrLog.append(buffer[0..<n], ctx.logger, meta())
         }
-    }
-
-    private func logStderrLine(_ ctx: WorkerContext, _ meta: Logger.Metadata) {
-        defer { stderrLine.removeAll(keepingCapacity: true) }
-        guard !stderrLine.isEmpty else { return }
-        guard stderrLogged < Self.stderrLogLimit else {
-            stderrDropped += stderrLine.count + 1
-            return
-        }
-        stderrLogged += stderrLine.count + 1
-        ctx.logger.warning("\(script.scriptName) stderr: \(String(decoding: stderrLine, as: UTF8.self))", metadata: meta)
     }
 
     /// Reaps the program if it has ended (its pidfd is readable).

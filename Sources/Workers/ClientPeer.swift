@@ -12,20 +12,29 @@ struct ClientPeer {
 extension WorkerContext {
     /// Applies forwarded_allow_ips: when the peer is trusted, the client is the nearest
     /// untrusted address in the proxies' chain (walking from the nearest proxy, as
-    /// nginx's real_ip_recursive), and the scheme is what that hop's proxy said.
-    /// Headers from anyone else change nothing.
+    /// nginx's real_ip_recursive), and the scheme is what that hop's proxy said. Only
+    /// the header named by `forwarded_header` is read. A hop that is not a valid address
+    /// stops the walk: nothing a trusted proxy did not vouch for is believed, and the
+    /// client is the last trusted hop (or the peer). Headers from anyone else change nothing.
     func clientPeer(_ peer: (address: String, port: Int), head: HTTPRequestHead?) -> ClientPeer {
         var client = ClientPeer(address: peer.address, port: peer.port, https: false)
         let trusted = config.server.forwardedAllowIPs
         guard !trusted.isEmpty, let head, isTrusted(peer.address, trusted) else { return client }
-        let hops = ForwardedHeaders.hops(head.headers)
+        let hops = ForwardedHeaders.hops(head.headers, kind: config.server.forwardedHeader)
         guard !hops.isEmpty else { return client }
         var chosen = hops.count - 1
         while chosen > 0, let a = hops[chosen].address, isTrusted(a, trusted) { chosen -= 1 }
-        if let a = hops[chosen].address {
-            client.address = a
-            client.port = 0
+        guard let a = hops[chosen].address else {
+            // Not an address (or "unknown"): the client is the trusted hop after it.
+            if chosen + 1 < hops.count, let proxy = hops[chosen + 1].address {
+                client.address = proxy
+                client.port = 0
+            }
+            if let proto = hops.last?.proto { client.https = proto == "https" }
+            return client
         }
+        client.address = a
+        client.port = 0
         if let proto = hops[chosen].proto ?? hops.last?.proto { client.https = proto == "https" }
         return client
     }

@@ -130,7 +130,7 @@ extension EpollWorker {
             case .bytes(let n):
                 let before = c.output.count
                 do {
-                    try e.relay.receive(scratch[0..<n], into: &c.output, date: ctx.httpDate(), draining: ctx.draining)
+                    try e.relay.receive(scratch[0..<n], into: &c.output, date: ctx.httpDate(), draining: !ctx.mayKeepAlive)
                 } catch {
                     e.failure = error.description
                 }

@@ -97,9 +97,12 @@ public final class EpollWorker {
             return 1
         }
         setListening(true)
+        ctx.onDrain = { [self] in
+            setListening(false)
+            for (fd, i) in process.takeBacklogAndCloseListeners() { adopt(fd, listener: i) }
+        }
         ctx.logger.info("epoll worker ready", metadata: ["listeners": "\(process.listeners.count)",
                                                         "worker_connections": "\(ctx.config.server.workerConnections)"])
-        let limit = process.requestLimit(ctx.config.server)
         while true {
             var wait = Self.sweepSeconds * 1000
             if !connectRetries.isEmpty { wait = Self.connectRetrySeconds * 1000 }
@@ -114,13 +117,9 @@ public final class EpollWorker {
             if !connectRetries.isEmpty { retryConnects(after) }
             if after - lastSweep >= Self.sweepSeconds { sweepTimeouts(after) }
             if after - lastTick >= 0.2 { tick() }
-            if limit > 0 && ctx.requestsServed >= limit && !ctx.draining {
-                ctx.logger.info("max_requests (\(limit)) reached; finishing, then exiting so the master starts a fresh worker")
-                ctx.draining = true
-            }
             if ctx.draining {
                 setListening(false)
-                closeIdleClients()
+                shortenIdleDeadlines()
                 if openClients == 0 {
                     endAllCGI()
                     return 0
@@ -177,21 +176,23 @@ public final class EpollWorker {
         let cap = ctx.config.server.workerConnections
         while !ctx.draining && openClients < cap {
             guard let fd = (try? Socket.accept(listener, nonBlocking: true)) ?? nil else { return }
-            Socket.setNoDelay(fd)
-            nextSerial = (nextSerial + 1) & Self.serialMask
-            let c = EpollClient(fd: fd, serial: nextSerial, limits: ctx.limits)
-            c.expectsProxyHeader = ctx.speaksProxyProtocol(listener: index)
-            let index = Int(fd.rawValue)
-            if index >= clients.count { clients += Array(repeating: nil, count: max(index + 1 - clients.count, clients.count)) }
-            clients[index] = c
-            openClients += 1
-            ctx.connectionsChanged(by: 1)
-            do { try epoll.add(fd, Self.clientEvents, data: token(c)) } catch {
-                closeClient(c)
-                continue
-            }
-            setDeadline(c, Host.monotonicSeconds() + timeouts.header)
+            adopt(fd, listener: index)
         }
+    }
+
+    /// A new client connection (non-blocking), waiting for its first request.
+    func adopt(_ fd: FileDescriptor, listener: Int) {
+        Socket.setNoDelay(fd)
+        nextSerial = (nextSerial + 1) & Self.serialMask
+        let c = EpollClient(fd: fd, serial: nextSerial, limits: ctx.limits)
+        c.expectsProxyHeader = ctx.speaksProxyProtocol(listener: listener)
+        let index = Int(fd.rawValue)
+        if index >= clients.count { clients += Array(repeating: nil, count: max(index + 1 - clients.count, clients.count)) }
+        clients[index] = c
+        openClients += 1
+        ctx.connectionsChanged(by: 1)
+        do { try epoll.add(fd, Self.clientEvents, data: token(c)) } catch { return closeClient(c) }
+        setDeadline(c, ctx.idleDeadline(Host.monotonicSeconds() + timeouts.header))
     }
 
     func token(_ c: EpollClient) -> UInt64 { UInt64(c.serial) << 32 | UInt64(UInt32(bitPattern: c.fd.rawValue)) }
@@ -332,7 +333,7 @@ public final class EpollWorker {
 
     func startRequest(_ c: EpollClient, _ head: HTTPRequestHead) {
         let now = Host.monotonicSeconds()
-        let keep = head.keepAlive && ctx.config.server.keepalive > 0 && !ctx.draining
+        let keep = head.keepAlive && ctx.config.server.keepalive > 0 && ctx.mayKeepAlive
         let r = EpollRequest(head: head, requestID: ctx.nextRequestID(), started: now, keepAlive: keep)
         c.request = r
         c.sawByte = true
@@ -341,7 +342,7 @@ public final class EpollWorker {
 
     /// Sends the request where it goes (again after a local redirect).
     func route(_ c: EpollClient, _ r: EpollRequest) {
-        switch ctx.destination(method: r.head.method, target: r.target) {
+        switch ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(c.remote, head: r.head).address) {
         case .refuse(let status, let headers):
             respondError(c, r, status, headers)
         case .statusPage:
@@ -421,7 +422,10 @@ public final class EpollWorker {
         ctx.requestFinished()
         r.closeSpool()
         c.request = nil
-        c.keepAfterFlush = keep && !ctx.draining
+        // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
+        // One we end after Connection: close is shut first and read until the client closes.
+        c.keepAfterFlush = keep
+        if !keep && ctx.draining && r.head.keepAlive { c.lingerOnClose = true }
         c.phase = .flushing
         setDeadline(c, Host.monotonicSeconds() + timeouts.send)
         flushClient(c)
@@ -488,7 +492,7 @@ public final class EpollWorker {
         c.phase = .head
         c.sawByte = false
         c.lingerOnClose = false
-        setDeadline(c, Host.monotonicSeconds() + ctx.config.server.keepalive)
+        setDeadline(c, ctx.idleDeadline(Host.monotonicSeconds() + ctx.config.server.keepalive))
         if !c.unconsumed.isEmpty || c.readable { runnable.append(c) }
     }
 
@@ -540,10 +544,11 @@ public final class EpollWorker {
         ctx.connectionsChanged(by: -1)
     }
 
-    /// While draining: connections with no request in progress are closed.
-    func closeIdleClients() {
+    /// While draining: a connection with no request in progress ends at its keep-alive
+    /// deadline, or sooner (WorkerContext.idleDeadline); the sweep closes it.
+    func shortenIdleDeadlines() {
         for case let c? in clients where c.phase == .head && !c.sawByte && c.unconsumed.isEmpty {
-            closeClient(c)
+            setDeadline(c, ctx.idleDeadline(c.deadline))
         }
     }
 }

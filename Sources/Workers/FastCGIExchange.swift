@@ -305,7 +305,7 @@ struct FastCGIExchange {
         return CGIRequestContext(
             scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: root, scriptFilename: filename,
             contentLength: contentLength, remoteAddress: client.address.isEmpty ? "127.0.0.1" : client.address,
-            remotePort: client.port, serverName: host.isEmpty ? ctx.config.server.serverName : host,
+            remotePort: client.port, serverName: ctx.config.server.serverName ?? (host.isEmpty ? "localhost" : host),
             serverPort: local.port, serverAddress: local.address.isEmpty ? nil : local.address,
             https: client.https, serverSoftware: WorkerContext.software,
             extra: match.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } + app.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })

@@ -21,18 +21,47 @@ enum Destination {
 }
 
 extension WorkerContext {
-    /// Routes `target` (the request's own target, or a local redirect's).
-    func destination(method: String, target: String) -> Destination {
+    /// What `OPTIONS *` answers: the methods the server as a whole takes (RFC 9110 §9.3.7).
+    static let serverMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+    /// Routes `target` (the request's own target, or a local redirect's) for a client at
+    /// `client` (the address the access log shows: after PROXY and trusted proxies).
+    func destination(method: String, target: String, client: String) -> Destination {
+        if target == "*" {  // the parser lets the asterisk-form through for OPTIONS only
+            return .refuse(200, [("Allow", Self.serverMethods)])
+        }
         guard let path = Self.requestPath(target) else { return .refuse(400, []) }
         if path == config.server.statusPath || path == config.server.metricsPath {
+            guard isTrusted(client.isEmpty ? "127.0.0.1" : client, config.server.statusAllow) else {
+                logger.info("\(path) refused to \(client): not in server.status_allow; answering 403")
+                return .refuse(403, [])
+            }
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
             return path == config.server.statusPath ? .statusPage : .metrics
         }
         guard let match = router.match(path) else { return .refuse(404, []) }
+        if match.route.deny { return .refuse(403, []) }
+        if !match.route.allow.isEmpty && !isTrusted(client.isEmpty ? "127.0.0.1" : client, match.route.allow) {
+            logger.info("\(LogText.escaped(path)) refused to \(client): not in the route's allow list; answering 403")
+            return .refuse(403, [])
+        }
         switch match.route.target {
+        case .deny:
+            return .refuse(403, [])
         case .app(let name):
             guard let app = config.app(named: name), let index = appIndex(name) else { return .refuse(500, []) }
             if match.route.php { return phpDestination(method: method, path: path, target: target, app: app, index: index, match: match) }
+            // An extension route with a root runs only a script that exists: php-cgi's
+            // cgi.fix_pathinfo would otherwise run "/uploads/a.jpg" for "/uploads/a.jpg/x.php".
+            if case .extension = match.route.match, let root = app.root {
+                guard let tree = documentTree(for: match.route), case .file(let file) = tree.walk(Substring(match.scriptName)) else {
+                    logger.info("\(LogText.escaped(path)): \(LogText.escaped(match.scriptName)) is not a file under \(root); answering 404")
+                    return .refuse(404, [])
+                }
+                var m = match
+                m.scriptFilename = file
+                return .app(app, index: index, match: m)
+            }
             return .app(app, index: index, match: match)
         case .cgi(let base):
             var mount = "/"
@@ -40,7 +69,7 @@ extension WorkerContext {
             do throws(CGIScripts.Refusal) {
                 return .cgi(try cgiScripts.resolve(path: path, rawPath: Self.rawPath(target), route: match.route, base: base, mount: mount))
             } catch {
-                logger.info("CGI \(path): \(error.why); answering \(error.status)")
+                logger.info("CGI \(LogText.escaped(path)): \(error.why); answering \(error.status)")
                 return .refuse(error.status, [])
             }
         case .static:
@@ -49,15 +78,17 @@ extension WorkerContext {
             if case .path(let p) = match.route.match { mount = p }
             guard let tree = documentTree(for: match.route), let split = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(404, []) }
             return staticDestination(tree.lookup(Substring(split.pathInfo), index: match.route.index), path: path, target: target)
+        case .deny:
+            return .refuse(403, [])
         }
     }
 
     func staticDestination(_ lookup: StaticLookup, path: String, target: String) -> Destination {
         switch lookup {
         case .file(let f): return .staticFile(f)
-        case .directoryWithoutSlash: return Self.slashRedirect(target)
+        case .directoryWithoutSlash: return Self.slashRedirect(path: path, target: target)
         case .refuse(let status, let why):
-            logger.info("static \(path): \(why); answering \(status)")
+            logger.info("static \(LogText.escaped(path)): \(why); answering \(status)")
             return .refuse(status, [])
         }
     }
@@ -82,7 +113,7 @@ extension WorkerContext {
         }
         if let split = CGIPath.splitAtExtension(rel, ".php") {
             guard case .file(let file) = tree.walk(Substring(split.scriptName)) else {
-                logger.info("php \(path): \(split.scriptName) is not a PHP file under \(tree.root); answering 404")
+                logger.info("php \(LogText.escaped(path)): \(LogText.escaped(split.scriptName)) is not a PHP file under \(tree.root); answering 404")
                 return .refuse(404, [])
             }
             return run(split.scriptName, split.pathInfo, file)
@@ -94,29 +125,32 @@ extension WorkerContext {
             guard !(file.split(separator: "/").last ?? "").lowercased().contains(".php") else { return .refuse(404, []) }
             return serve(file)
         case .directory:
-            guard path.hasSuffix("/") else { return Self.slashRedirect(target) }
+            guard path.hasSuffix("/") else { return Self.slashRedirect(path: path, target: target) }
             for name in route.index {
                 guard case .file(let file) = tree.walk(Substring(relative + name)) else { continue }
                 return name.hasSuffix(".php") ? run(relative + name, "", file) : serve(file)
             }
             return .refuse(404, [])
         case .refused(let status, let why):
-            logger.info("php \(path): \(why); answering \(status)")
+            logger.info("php \(LogText.escaped(path)): \(why); answering \(status)")
             return .refuse(status, [])
         case .missing:
             let front = "/" + (route.index.first { $0.hasSuffix(".php") } ?? "index.php")
             guard case .file(let file) = tree.walk(Substring(front)) else {
-                logger.info("php \(path): no such file and no front controller \(front) under \(tree.root); answering 404")
+                logger.info("php \(LogText.escaped(path)): no such file and no front controller \(front) under \(tree.root); answering 404")
                 return .refuse(404, [])
             }
             return run(front, "", file)
         }
     }
 
-    /// A directory named without its trailing slash: a 301 to it, with the path as sent
-    /// and the query kept, so the browser resolves relative links inside it.
-    static func slashRedirect(_ target: String) -> Destination {
-        .refuse(301, [("Location", String(rawPath(target)) + "/" + (query(target).map { "?" + $0 } ?? ""))])
+    /// A directory named without its trailing slash: a 301 to it, the query kept, so the
+    /// browser resolves relative links inside it. Location is made from the normalised
+    /// path, percent-encoded, never from the raw target: "//evil.example/../sub" would
+    /// otherwise send the browser to another host (an open redirect). A normalised path
+    /// has no "//", and "\\" is encoded, so Location never starts with "//" or "/\\".
+    static func slashRedirect(path: String, target: String) -> Destination {
+        .refuse(301, [("Location", CGIPath.percentEncodePath(path) + "/" + (query(target).map { "?" + $0 } ?? ""))])
     }
 
     /// The query part of a target, as sent; nil when there is none.

@@ -8,8 +8,9 @@ enum ResponseHead {
                            "upgrade", "proxy-connection", "content-length", "status"]
 
     /// A small text error response. `keepAlive` false adds Connection: close.
+    /// A 2xx (OPTIONS *) has an empty body.
     static func error(_ status: Int, keepAlive: Bool, date: String, extraHeaders: [(String, String)] = [], isHead: Bool = false) -> [UInt8] {
-        let body = Array("\(status) \(HTTPStatus.reasonPhrase(status))\n".utf8)
+        let body = status < 300 ? [] : Array("\(status) \(HTTPStatus.reasonPhrase(status))\n".utf8)
         let headers = HTTPHeaders([("Server", WorkerContext.software), ("Content-Type", "text/plain; charset=utf-8")] + extraHeaders)
         var out: [UInt8] = []
         HTTPResponseWriter.writeHead(status: status, headers: headers, framing: .contentLength(UInt64(body.count)),

@@ -18,6 +18,8 @@ struct ResponseRelay {
     private(set) var redirect: String? = nil
     private(set) var status = 0
     private(set) var ended = false
+    /// STDERR records, logged with a cap per request.
+    private var stderrLog = StderrLog(label: "app")
 
     init(request: HTTPRequestHead, maxHeadSize: Int, keepAlive: Bool) {
         self.request = request
@@ -44,7 +46,7 @@ struct ResponseRelay {
                     redirect = location
                     continue
                 }
-                keepAlive = keepAlive && !ctx.draining
+                keepAlive = keepAlive && ctx.mayKeepAlive
                 let (head, f) = ResponseHead.forApp(cgi, request: request, keepAlive: keepAlive, date: ctx.httpDate())
                 body = ResponseBody(framing: f, isHead: isHead)
                 if f == .untilClose { keepAlive = false }
@@ -53,11 +55,10 @@ struct ResponseRelay {
                 guard redirect == nil else { continue }
                 body?.append(bytes[...], into: &out)
             case .stderr(let text):
-                for line in String(decoding: text, as: UTF8.self).split(whereSeparator: \.isNewline) where !line.isEmpty {
-                    ctx.logger.warning("app stderr: \(line)", metadata: meta())
-                }
+                stderrLog.append(text, ctx.logger, meta())
             case .end(let appStatus):
                 ended = true
+                stderrLog.finish(ctx.logger, meta())
                 if redirect != nil { return }
                 if appStatus != 0 { ctx.logger.debug("app exit status \(appStatus)", metadata: meta()) }
                 if let short = body?.finish(into: &out) {

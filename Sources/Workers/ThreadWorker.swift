@@ -66,26 +66,27 @@ public final class ThreadWorker: @unchecked Sendable {
         do {
             for l in process.listeners { try l.setNonBlocking(true) }
             setListening(true)
+            ctx.onDrain = { [self] in
+                setListening(false)
+                for (fd, i) in process.takeBacklogAndCloseListeners() { adopt(fd, listener: i) }
+            }
             for _ in 0..<server.threads { try Threads.start { [self] in serveEvents() } }
         } catch {
             ctx.logger.critical("cannot start the thread worker: \(error)")
             return 1
         }
         ctx.logger.info("thread worker ready", metadata: ["threads": "\(server.threads)", "listeners": "\(process.listeners.count)"])
-        let limit = process.requestLimit(server)
         while true {
             process.beat()
             if let ready = try? Poll.wait([(process.signalPipe, Poll.readable)], timeoutMilliseconds: 100), ready[0] != 0 {
                 process.handleSignals(ctx)
             }
-            if limit > 0 && ctx.requestsServed >= limit && !ctx.draining {
-                ctx.logger.info("max_requests (\(limit)) reached; finishing, then exiting so the master starts a fresh worker")
-                ctx.draining = true
+            if ctx.draining {
+                setListening(false)
+                shortenIdleDeadlines()
             }
             sweepTimeouts(Host.monotonicSeconds())
             if ctx.draining {
-                setListening(false)
-                closeIdleConnections()
                 if state.withLock({ waiting.isEmpty && active == 0 }) { break }
             } else {
                 setListening(state.withLock { waiting.count + active } < server.workerConnections)
@@ -125,17 +126,22 @@ public final class ThreadWorker: @unchecked Sendable {
         let cap = ctx.config.server.workerConnections
         while !ctx.draining && state.withLock({ waiting.count + active }) < cap {
             guard let fd = (try? Socket.accept(listener, nonBlocking: true)) ?? nil else { return }
-            Socket.setNoDelay(fd)
-            let now = Host.monotonicSeconds()
-            let c = Connection(conn: ClientConnection(fd: fd, heartbeat: { [process] in process.beat() }),
-                               parser: HTTPRequestParser(limits: ctx.limits), deadline: now + ctx.config.timeouts.header, now: now)
-            c.conn.expectsProxyHeader = ctx.speaksProxyProtocol(listener: index)
-            ctx.connectionsChanged(by: 1)
-            state.withLock { waiting[fd.rawValue] = c }  // before it can report an event
-            do { try epoll.add(fd, Self.armed, data: UInt64(UInt32(bitPattern: fd.rawValue))) } catch {
-                state.withLock { waiting[fd.rawValue] = nil }
-                close(c)
-            }
+            adopt(fd, listener: index)
+        }
+    }
+
+    /// A new client connection (non-blocking), waiting for its first request.
+    func adopt(_ fd: FileDescriptor, listener index: Int) {
+        Socket.setNoDelay(fd)
+        let now = Host.monotonicSeconds()
+        let c = Connection(conn: ClientConnection(fd: fd, heartbeat: { [process] in process.beat() }),
+                           parser: HTTPRequestParser(limits: ctx.limits), deadline: ctx.idleDeadline(now + ctx.config.timeouts.header), now: now)
+        c.conn.expectsProxyHeader = ctx.speaksProxyProtocol(listener: index)
+        ctx.connectionsChanged(by: 1)
+        state.withLock { waiting[fd.rawValue] = c }  // before it can report an event
+        do { try epoll.add(fd, Self.armed, data: UInt64(UInt32(bitPattern: fd.rawValue))) } catch {
+            state.withLock { waiting[fd.rawValue] = nil }
+            close(c)
         }
     }
 
@@ -191,14 +197,15 @@ public final class ThreadWorker: @unchecked Sendable {
             do { try c.conn.fd.setNonBlocking(false) } catch { return finish(c) }
             let keep = pipeline.handle(head, c.conn, &c.parser)
             ctx.requestFinished()
-            guard keep && !ctx.draining, (try? c.conn.fd.setNonBlocking(true)) != nil else {
-                c.conn.lingerOnClose = c.parser.leftBodyUnread
+            // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
+            guard keep, (try? c.conn.fd.setNonBlocking(true)) != nil else {
+                c.conn.lingerOnClose = c.parser.leftBodyUnread || (ctx.draining && head.keepAlive)
                 return finish(c)
             }
             let now = Host.monotonicSeconds()
             c.sawByte = false
             c.started = now
-            c.deadline = now + ctx.config.server.keepalive
+            c.deadline = ctx.idleDeadline(now + ctx.config.server.keepalive)
             if c.conn.unconsumed.isEmpty { return rearm(c) }
             // A pipelined request is already here: on to it.
         }
@@ -260,13 +267,11 @@ public final class ThreadWorker: @unchecked Sendable {
         }
     }
 
-    /// While draining: connections with no request in progress are closed.
-    func closeIdleConnections() {
-        let idle = state.withLock { () -> [Connection] in
-            let idle = waiting.values.filter { !$0.sawByte }
-            for c in idle { waiting[c.conn.fd.rawValue] = nil }
-            return idle
+    /// While draining: a connection with no request in progress ends at its keep-alive
+    /// deadline, or sooner (WorkerContext.idleDeadline); the sweep closes it.
+    func shortenIdleDeadlines() {
+        state.withLock {
+            for c in waiting.values where !c.sawByte { c.deadline = ctx.idleDeadline(c.deadline) }
         }
-        for c in idle { close(c) }
     }
 }

@@ -16,8 +16,21 @@ public final class WorkerContext {
     public let accessLog: AccessLog?
     public static let software = "gatewayd/0.1.0"
 
-    /// Set by TERM: finish the request in hand, then stop.
-    public var draining = false
+    /// Set by TERM, and when max_requests is reached: stop accepting, finish what is
+    /// held, then exit. See `mayKeepAlive` and `idleDeadline` for how kept connections end.
+    public var draining = false {
+        didSet {
+            guard draining, drainStartedAt == nil else { return }
+            drainStartedAt = Host.monotonicSeconds()
+            onDrain()
+        }
+    }
+    public private(set) var drainStartedAt: Double? = nil
+    /// Runs once when draining starts: the worker class takes the listeners' backlog and
+    /// closes its copies (WorkerProcess.takeBacklogAndCloseListeners).
+    public var onDrain: () -> Void = {}
+    /// max_requests plus this worker's jitter (0: no limit); set by the worker's loop.
+    public var requestLimit = 0
     public private(set) var requestsServed = 0
     var requestCounter: UInt64 = 0
     /// "<pid in hex>-": made once (getpid is a system call).
@@ -90,10 +103,33 @@ public final class WorkerContext {
     }
 
     func requestFinished() {
-        counters.withLock {
+        let reached = counters.withLock {
             requestsServed += 1
             publish()
+            return requestLimit > 0 && requestsServed >= requestLimit
         }
+        if reached && !draining {
+            logger.info("max_requests (\(requestLimit)) reached; finishing, then exiting so the master starts a fresh worker")
+            draining = true
+        }
+    }
+
+    /// Whether a response may offer keep-alive. Not once draining, and not for the
+    /// request that reaches max_requests: a worker about to go tells its clients so
+    /// (Connection: close) rather than close a connection they may be sending on.
+    var mayKeepAlive: Bool {
+        !draining && !(requestLimit > 0 && counters.withLock { requestsServed } + 1 >= requestLimit)
+    }
+
+    /// The drain rule for a connection with no request in progress. A connection whose
+    /// last response offered keep-alive stays open until its keep-alive deadline, as it
+    /// would have anyway (at least 1 s after the drain began), and a request it sends
+    /// meanwhile is served with Connection: close. Closing it at once would race a
+    /// request the client has already sent (gunicorn #3394); then every kept connection
+    /// of a busy client ends by a Connection: close, never by a close it cannot see.
+    func idleDeadline(_ deadline: Double) -> Double {
+        guard let since = drainStartedAt else { return deadline }
+        return min(deadline, since + max(config.server.keepalive, 1))
     }
 
     /// A client connection opened (+1) or closed (-1).
@@ -109,11 +145,13 @@ public final class WorkerContext {
         dispatcher.publish(workerSlot: workerRecord, requests: requestsServed, connections: openConnections)
     }
 
-    /// The directory a static or PHP route serves files from.
+    /// The directory a static or PHP route serves files from, or in which an extension
+    /// route's scripts must exist.
     static func documentRoot(of route: RouteConfig, _ config: Configuration) -> String? {
         switch route.target {
         case .static(let dir): return dir
         case .app(let name) where route.php: return config.app(named: name)?.root
+        case .app(let name) where route.match.isExtension: return config.app(named: name)?.root
         default: return nil
         }
     }

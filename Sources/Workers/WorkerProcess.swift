@@ -13,6 +13,7 @@ public final class WorkerProcess {
     public let signalPipe: FileDescriptor
     let masterPID: Int32
     var lastBeat = 0.0
+    private var listenersClosed = false
 
     /// `masterPID`: the pid of the master that spawned us. If it is no longer our parent
     /// once the death signal is armed, the master died while we booted: exit at once.
@@ -31,6 +32,23 @@ public final class WorkerProcess {
     public func requestLimit(_ s: ServerConfig) -> Int {
         guard s.maxRequests > 0 else { return 0 }
         return s.maxRequests + (s.maxRequestsJitter > 0 ? Int.random(in: 0...s.maxRequestsJitter) : 0)
+    }
+
+    /// A draining worker takes the connections already queued in the listeners'
+    /// backlogs (each with the index of its listener), then closes its copies. On a
+    /// reload the master and the new workers keep theirs, so nothing is lost either way;
+    /// on a stop the master has closed its own, and the last worker to close leaves no
+    /// backlog behind: a client that connected before gets an answer (with Connection:
+    /// close), one that connects after is refused at once, never reset or left waiting.
+    public func takeBacklogAndCloseListeners() -> [(fd: FileDescriptor, listener: Int)] {
+        guard !listenersClosed else { return [] }
+        listenersClosed = true
+        var taken: [(fd: FileDescriptor, listener: Int)] = []
+        for (i, l) in listeners.enumerated() {
+            while let fd = (try? Socket.accept(l, nonBlocking: true)) ?? nil { taken.append((fd, i)) }
+            try? l.close()
+        }
+        return taken
     }
 
     /// Proves the worker is alive (at most every 0.5 s).
@@ -56,7 +74,7 @@ public final class WorkerProcess {
         for sig in Signals.drain(signalPipe) {
             switch sig {
             case Signals.term:
-                if !ctx.draining { ctx.logger.info("TERM: finishing the request in hand, then exiting") }
+                if !ctx.draining { ctx.logger.info("TERM: finishing the requests in hand, then exiting") }
                 ctx.draining = true
             case Signals.int, Signals.quit:
                 ctx.logger.info("\(Signals.name(sig)): exiting now")

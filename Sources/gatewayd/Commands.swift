@@ -84,6 +84,7 @@ struct WorkerCommand: ParsableCommand {
         let ctx = WorkerContext(config: config, logger: logger, errorSink: sink, accessLog: access,
                                 dispatcher: dispatcher, workerRecord: workerRecord)
         ctx.onWait = { process.beatAndCheck(ctx) }
+        ctx.requestLimit = process.requestLimit(config.server)
         // Each class's loop returns the worker's exit code; one that cannot start is a boot failure.
         let run: () -> Int32
         do {

@@ -37,23 +37,49 @@ struct ProxyHeadersTests {
     func refused() {
         for bad in ["GET / HTTP/1.1\r\n", "PROXY TCP5 1.2.3.4 1.2.3.4 1 2\r\n", "PROXY TCP4 1.2.3.4 1.2.3.4 1 99999\r\n",
                     "PROXY TCP4 a.b.c.d 1.2.3.4 1 2\r\n", "PROXY TCP4 1.2.3.4 1.2.3.4 1 2\n",
-                    "PROXY " + String(repeating: "x", count: 120)] {
+                    "PROXY " + String(repeating: "x", count: 120),
+                    // Addresses that only look like addresses, and ports with signs or spaces.
+                    "PROXY TCP4 999.1.1.1 1.2.3.4 1 2\r\n", "PROXY TCP4 1.2.3.4.5 1.2.3.4 1 2\r\n",
+                    "PROXY TCP6 cafe 2001:db8::2 1 2\r\n", "PROXY TCP6 1:2:3:4:5:6:7:8:9 ::1 1 2\r\n",
+                    "PROXY TCP4 1.2.3.4 1.2.3.4 +1 2\r\n", "PROXY TCP6 1.2.3.4 ::1 1 2\r\n"] {
             #expect(throws: HTTPParseError.self, "\(bad)") { try ProxyProtocol.parse(Array(bad.utf8)[...]) }
         }
         #expect(throws: HTTPParseError.self) { try ProxyProtocol.parse((Self.v2Signature + [0x31, 0x11, 0, 0])[...]) }
     }
 
-    func hops(_ fields: [(String, String)]) -> [ForwardedHeaders.Hop] { ForwardedHeaders.hops(HTTPHeaders(fields)) }
+    func hops(_ fields: [(String, String)], _ kind: ForwardedHeaders.Kind = .xForwardedFor) -> [ForwardedHeaders.Hop] {
+        ForwardedHeaders.hops(HTTPHeaders(fields), kind: kind)
+    }
 
     @Test("forwarded headers: RFC 7239 and X-Forwarded-*")
     func forwarded() {
-        #expect(hops([("Forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43"), ("Forwarded", "For=\"[2001:db8:cafe::17]:4711\"")])
+        #expect(hops([("Forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43"), ("Forwarded", "For=\"[2001:db8:cafe::17]:4711\"")], .forwarded)
                 == [.init(address: "192.0.2.60", proto: "https"), .init(address: "2001:db8:cafe::17", proto: nil)])
-        #expect(hops([("Forwarded", "for=unknown, for=_hidden, for=198.51.100.17:80")])
+        #expect(hops([("Forwarded", "for=unknown, for=_hidden, for=198.51.100.17:80")], .forwarded)
                 == [.init(address: nil, proto: nil), .init(address: nil, proto: nil), .init(address: "198.51.100.17", proto: nil)])
         #expect(hops([("X-Forwarded-For", "203.0.113.7, 10.0.0.2"), ("X-Forwarded-Proto", "HTTPS")])
                 == [.init(address: "203.0.113.7", proto: nil), .init(address: "10.0.0.2", proto: "https")])
-        #expect(hops([("Forwarded", "for=1.2.3.4"), ("X-Forwarded-For", "5.6.7.8")]) == [.init(address: "1.2.3.4", proto: nil)], "Forwarded wins")
+        // Only the kind the proxy writes is read: the other is the client's own.
+        #expect(hops([("Forwarded", "for=1.2.3.4;proto=https"), ("X-Forwarded-For", "5.6.7.8")]) == [.init(address: "5.6.7.8", proto: nil)])
+        #expect(hops([("Forwarded", "for=1.2.3.4"), ("X-Forwarded-For", "5.6.7.8"), ("X-Forwarded-Proto", "https")], .forwarded)
+                == [.init(address: "1.2.3.4", proto: nil)])
+        #expect(hops([("Forwarded", "for=1.2.3.4;proto=https")]) == [])
         #expect(hops([]) == [])
+        // Not addresses: no hop address (the caller believes nothing beyond them).
+        #expect(hops([("X-Forwarded-For", "cafe, 1.2.3.4.5, 999.1.1.1, 10.0.0.256, 1.2.3.4")])
+                == [nil, nil, nil, nil, "1.2.3.4"].map { ForwardedHeaders.Hop(address: $0, proto: nil) })
+        #expect(hops([("Forwarded", "for=cafe, for=\"[::ffff:1.2.3.4]\", for=\"[1::2::3]\"")], .forwarded).map(\.address)
+                == [nil, "::ffff:1.2.3.4", nil])
+    }
+
+    @Test("IP addresses: valid forms and lookalikes")
+    func addresses() {
+        for ok in ["1.2.3.4", "0.0.0.0", "255.255.255.255", "::", "::1", "2001:db8::7", "fe80::1:2", "1:2:3:4:5:6:7:8", "::ffff:10.0.0.1", "1::"] {
+            #expect(IPAddress.parse(Substring(ok)) != nil, "\(ok)")
+        }
+        for bad in ["", "cafe", "1.2.3", "1.2.3.4.5", "999.1.1.1", "1.2.3.04444", "+1.2.3.4", " 1.2.3.4", "1:2:3:4:5:6:7:8:9",
+                    "1::2::3", "12345::", "::g", "fe80::1%eth0", "1.2.3.4:80", "[::1]", "١.٢.٣.٤"] {
+            #expect(IPAddress.parse(Substring(bad)) == nil, "\(bad)")
+        }
     }
 }

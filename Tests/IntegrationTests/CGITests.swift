@@ -266,6 +266,12 @@ struct CGITests {
                              headers: [("X-Payload", "() { :; }; /usr/bin/touch \(marker)")])
         #expect(shock.status == 200)
         #expect(shock.text.contains("HTTP_X_PAYLOAD=unset"), "\(shock.text)")
+        // Not only HTTP_*: every value the client chooses (Content-Type, the query).
+        let shock2 = try http(server.port, "POST", "/cgi-bin/shellshock.sh?()%20%7B%20:;%20%7D",
+                              headers: [("Content-Type", "() { :; }; /usr/bin/touch \(marker)")], body: Array("x".utf8))
+        #expect(shock2.status == 200)
+        #expect(shock2.text.contains("CONTENT_TYPE=unset"), "\(shock2.text)")
+        #expect(shock2.text.contains("QUERY_STRING=%28)%20%7B%20:;%20%7D"), "\(shock2.text)")
         #expect(!FileManager.default.fileExists(atPath: marker))
         for w in server.workerPIDs() { #expect(zombieChildren(of: w).isEmpty) }
     }

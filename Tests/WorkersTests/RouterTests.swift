@@ -28,7 +28,7 @@ struct RouterTests {
         switch m.route.target {
         case .app(let a): #expect(a == target)
         case .static(let d): #expect(d == target)
-        case .cgi: Issue.record("unexpected cgi route")
+        case .cgi, .deny: Issue.record("unexpected route \(m.route.target)")
         }
         #expect(m.scriptName == scriptName)
         #expect(m.pathInfo == pathInfo)

@@ -1,0 +1,51 @@
+import Logging
+
+/// An app's or a CGI program's stderr as error-log lines: split at newlines, control
+/// bytes escaped, and capped per request (16 KiB, then a count of what was left out),
+/// so an app that floods stderr costs a few lines, not the disk. The FastCGI relay
+/// (STDERR records) and the CGI runner (the stderr pipe) both use it.
+struct StderrLog {
+    /// Error-log bytes one request may write.
+    static let limit = 16384
+    /// A longer line is cut here (the rest of it is counted as dropped).
+    static let maxLine = 4096
+
+    let label: String
+    private var line: [UInt8] = []
+    private(set) var logged = 0
+    private(set) var dropped = 0
+
+    init(label: String) { self.label = label }
+
+    mutating func append(_ bytes: some Collection<UInt8>, _ logger: Logger, _ meta: @autoclosure () -> Logger.Metadata) {
+        for b in bytes {
+            if b == 0x0A || b == 0x0D {
+                flushLine(logger, meta())
+            } else if line.count < Self.maxLine {
+                line.append(b)
+            } else {
+                dropped += 1
+            }
+        }
+    }
+
+    /// The end of the stream: the last partial line, and what was not logged.
+    mutating func finish(_ logger: Logger, _ meta: @autoclosure () -> Logger.Metadata) {
+        flushLine(logger, meta())
+        if dropped > 0 {
+            logger.warning("\(label): \(dropped) more bytes of stderr not logged", metadata: meta())
+            dropped = 0
+        }
+    }
+
+    private mutating func flushLine(_ logger: Logger, _ meta: @autoclosure () -> Logger.Metadata) {
+        defer { line.removeAll(keepingCapacity: true) }
+        guard !line.isEmpty else { return }
+        guard logged < Self.limit else {
+            dropped += line.count + 1
+            return
+        }
+        logged += line.count + 1
+        logger.warning("\(label) stderr: \(LogText.escaped(String(decoding: line, as: UTF8.self)))", metadata: meta())
+    }
+}
