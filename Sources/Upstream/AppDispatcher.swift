@@ -191,10 +191,20 @@ public final class AppDispatcher {
     }
 
     /// Whoever removes a connection from `kept` owns it: uses it or closes it.
+    ///
+    /// A parked connection is checked before reuse, as nginx checks its cached upstream
+    /// connections: between requests the app has nothing to say, so if it is readable
+    /// (bytes written after its END_REQUEST, by a bug or a compromised app) or at EOF
+    /// (the app closed it), it is closed and the request opens a fresh one. Otherwise
+    /// those bytes would be read as the next client's response.
     func lease(_ app: Int, _ got: Granted) -> Lease {
         var connection: FileDescriptor? = nil
         if got.keptByUs, let k = keptLock.withLock({ kept[app].removeValue(forKey: got.slot) }) {
-            if k.generation == got.generation { connection = k.fd } else { try? k.fd.close() }
+            if k.generation == got.generation, (try? k.fd.waitReadable(timeoutMilliseconds: 0)) == false {
+                connection = k.fd
+            } else {
+                try? k.fd.close()
+            }
         }
         return Lease(app: app, slot: got.slot, generation: got.generation, address: address(app, slot: got.slot), keptConnection: connection)
     }

@@ -23,6 +23,21 @@ func env(_ raw: String, scriptName: String = "/app", pathInfo: String = "", cont
 
 @Suite("CGI meta-variables")
 struct CGIEnvironmentTests {
+    @Test("absolute-form: the target's authority is the host, REQUEST_URI the origin form (RFC 9112 §3.2.2)")
+    func absoluteForm() throws {
+        let e = try env("GET http://other.example:81/app/x?q=1 HTTP/1.1\r\nHost: a\r\n\r\n", pathInfo: "/x")
+        #expect(e["HTTP_HOST"] == "other.example:81")
+        #expect(e["REQUEST_URI"] == "/app/x?q=1")
+        #expect(e["QUERY_STRING"] == "q=1")
+        let bare = try env("GET http://other.example HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(bare["HTTP_HOST"] == "other.example" && bare["REQUEST_URI"] == "/")
+        let q = try env("GET http://h?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(q["REQUEST_URI"] == "/?x=1")
+        #expect(try head("GET http://other.example/x HTTP/1.1\r\nHost: a\r\n\r\n").host == "other.example")
+        // Origin-form: Host as sent.
+        #expect(try env("GET /app HTTP/1.1\r\nHost: a:8\r\n\r\n")["HTTP_HOST"] == "a:8")
+    }
+
     @Test func serverVariables() throws {
         let e = try env("POST /app/x?a=1&b=%20 HTTP/1.1\r\nHost: example.com:8080\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\n",
                         pathInfo: "/x", contentLength: 3)

@@ -410,4 +410,55 @@ struct ProxySettingsTests {
         #expect(problems("[server]\nproxy_protocol = [\"127.0.0.1:9\"]\n").first?.hasPrefix("gateway.toml:2: server.proxy_protocol: \"127.0.0.1:9\" is not one of the bind addresses") == true)
         #expect(problems("[server]\nmetrics_path = \"metrics\"\n").first?.hasPrefix("gateway.toml:2: server.metrics_path: must be a path") == true)
     }
+
+    @Test("hardening settings: forwarded_header, status_allow, deny, allow, body_total, server_name")
+    func hardeningSettings() throws {
+        let d = try load("")
+        #expect(d.server.forwardedHeader == .xForwardedFor)
+        #expect(d.server.statusAllow.map(\.description) == ["127.0.0.0/8", "::1"])
+        #expect(d.timeouts.bodyTotal == 60)
+        #expect(d.server.serverName == nil)
+        let text = d.renderTOML()
+        for line in ["forwarded_header = \"x-forwarded-for\"", "status_allow = [\"127.0.0.0/8\", \"::1\"]", "body_total = 60"] {
+            #expect(text.contains(line), "gatewayd check shows \(line)")
+        }
+        let c = try load("""
+        [server]
+        forwarded_header = "forwarded"
+        status_allow = ["10.0.0.0/8"]
+        server_name = "example.com"
+        [timeouts]
+        body_total = "2m"
+        [[route]]
+        path = "/inc"
+        deny = true
+        [[route]]
+        path = "/admin"
+        static = "/srv/admin"
+        allow = ["192.168.0.0/16", "::1"]
+        [[route]]
+        path = "/vendor"
+        static = "/srv/vendor"
+        deny = true
+        """)
+        #expect(c.server.forwardedHeader == .forwarded)
+        #expect(c.server.statusAllow.map(\.description) == ["10.0.0.0/8"])
+        #expect(c.server.serverName == "example.com")
+        #expect(c.timeouts.bodyTotal == 120)
+        #expect(c.routes[0].deny && c.routes[0].target == .deny)
+        #expect(!c.routes[1].deny && c.routes[1].allow.map(\.description) == ["192.168.0.0/16", "::1"])
+        #expect(c.routes[2].deny && c.routes[2].target == .static("/srv/vendor"))
+        let again = try load(c.renderTOML())
+        #expect(again.server == c.server && again.routes == c.routes && again.timeouts == c.timeouts)
+
+        #expect(problems("[server]\nforwarded_header = \"x-real-ip\"\n")
+                == ["gateway.toml:2: server.forwarded_header: expected one of x-forwarded-for, forwarded, got \"x-real-ip\""])
+        #expect(problems("[server]\nstatus_allow = [\"localhost\"]\n").first?.hasPrefix("gateway.toml:2: server.status_allow: expected addresses or networks") == true)
+        #expect(problems("[[route]]\npath = \"/a\"\nstatic = \"/x\"\nallow = [\"1.2.3.4/33\"]\n").first?.hasPrefix("gateway.toml:4: route[0].allow: expected addresses") == true)
+        #expect(problems("[[route]]\npath = \"/a\"\nstatic = \"/x\"\nallow = []\n") == ["gateway.toml:4: route[0].allow: lists no one; use deny = true to refuse everyone"])
+        #expect(problems("[[route]]\npath = \"/a\"\ndeny = \"yes\"\n").contains("gateway.toml:3: route[0].deny: expected true or false, got \"yes\""))
+        #expect(problems("[[route]]\npath = \"/a\"\ndeny = true\nallow = [\"::1\"]\n") == ["gateway.toml:4: route[0].allow: has no effect with deny = true (everyone gets 403)"])
+        #expect(problems("[[route]]\npath = \"/a\"\n") == ["gateway.toml:1: route[0]: needs one of app, cgi or static (or deny = true)"])
+        #expect(problems("[timeouts]\nbody_total = 0\n").first?.hasPrefix("gateway.toml:2: timeouts.body_total:") == true)
+    }
 }
