@@ -57,13 +57,21 @@ public struct FastCGIResponseReader: Sendable {
     }
 
     /// True when the connection may be reused: the request ended on a record boundary.
-    public var reusable: Bool { ended && decoder.atRecordBoundary && pendingTail.isEmpty }
+    public var reusable: Bool { ended && decoder.atRecordBoundary && pendingTail.isEmpty && !strayBytes }
+    /// The app sent bytes after its END_REQUEST (a bug, or a compromised app). The
+    /// response it ended stands; the connection is never used again, so those bytes
+    /// cannot become the next client's response.
+    public private(set) var strayBytes = false
 
     /// Consumes `input` whole (an unfinished record header is kept for the next call).
     private mutating func feed(_ input: ArraySlice<UInt8>) throws(UpstreamError) -> [Output] {
         var out: [Output] = []
         var rest = input
         while true {
+            if ended {
+                if !rest.isEmpty { strayBytes = true }
+                return out
+            }
             let step: FastCGIStep
             do { step = try decoder.decode(rest) } catch { throw .protocolError(error.message) }
             let base = rest.startIndex

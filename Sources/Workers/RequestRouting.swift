@@ -39,12 +39,9 @@ extension WorkerContext {
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
             return path == config.server.statusPath ? .statusPage : .metrics
         }
-        guard let match = router.match(path) else { return .refuse(404, []) }
-        if match.route.deny { return .refuse(403, []) }
-        if !match.route.allow.isEmpty && !isTrusted(client.isEmpty ? "127.0.0.1" : client, match.route.allow) {
-            logger.info("\(LogText.escaped(path)) refused to \(client): not in the route's allow list; answering 403")
-            return .refuse(403, [])
-        }
+        let rules = router.accessRules(path)
+        guard let match = router.match(path) else { return rules.isEmpty ? .refuse(404, []) : accessRefusal(path, rules, client) ?? .refuse(404, []) }
+        if let refused = accessRefusal(path, rules + [match.route], client) { return refused }
         switch match.route.target {
         case .deny:
             return .refuse(403, [])
@@ -81,6 +78,18 @@ extension WorkerContext {
         case .deny:
             return .refuse(403, [])
         }
+    }
+
+    /// 403 when a route's `deny` or `allow` refuses this client; nil when all let it pass.
+    func accessRefusal(_ path: String, _ routes: [RouteConfig], _ client: String) -> Destination? {
+        for r in routes {
+            if r.deny { return .refuse(403, []) }
+            if !r.allow.isEmpty && !isTrusted(client.isEmpty ? "127.0.0.1" : client, r.allow) {
+                logger.info("\(LogText.escaped(path)) refused to \(client): not in the route's allow list; answering 403")
+                return .refuse(403, [])
+            }
+        }
+        return nil
     }
 
     func staticDestination(_ lookup: StaticLookup, path: String, target: String) -> Destination {

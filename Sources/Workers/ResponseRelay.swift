@@ -38,6 +38,12 @@ struct ResponseRelay {
     mutating func receive(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], ctx: WorkerContext,
                           meta: @autoclosure () -> Logger.Metadata) throws(UpstreamError) {
         let isHead = request.method == "HEAD"
+        let strayBefore = reader.strayBytes
+        defer {
+            if reader.strayBytes && !strayBefore {
+                ctx.logger.warning("the app sent bytes after its END_REQUEST; its connection will not be reused", metadata: meta())
+            }
+        }
         for output in try reader.receive(bytes) {
             switch output {
             case .head(let cgi):

@@ -17,6 +17,10 @@ public struct RouteMatch: Sendable, Equatable {
 public struct Router: Sendable {
     let extensionRoutes: [RouteConfig]
     let prefixRoutes: [RouteConfig]  // longest prefix first
+    /// Path routes with `deny` or `allow`: their rule covers every request under their
+    /// prefix, whichever route serves it, so an extension route (".php") cannot reach
+    /// around `path = "/inc", deny = true` (nginx needs a regex location for that).
+    let accessRoutes: [RouteConfig]
 
     public init(routes: [RouteConfig]) {
         extensionRoutes = routes.filter { if case .extension = $0.match { return true }; return false }
@@ -24,6 +28,15 @@ public struct Router: Sendable {
             if case .path(let p) = r.match { return (p.count, r) }
             return nil
         }.sorted { $0.0 > $1.0 }.map(\.1)
+        accessRoutes = prefixRoutes.filter { $0.deny || !$0.allow.isEmpty }
+    }
+
+    /// The access rules (deny, allow) that cover `path`, besides its own route's.
+    public func accessRules(_ path: String) -> [RouteConfig] {
+        accessRoutes.filter { r in
+            if case .path(let prefix) = r.match { return CGIPath.splitAtMount(path, prefix: prefix) != nil }
+            return false
+        }
     }
 
     /// `path` is the decoded, normalised request path.
