@@ -190,9 +190,19 @@ enum ClientBody {
     /// The client broke off or sent a bad body: answer with this status (nothing was sent yet).
 
     /// Reads the request body through the parser, handing each piece to `sink` as it
-    /// arrives (the body is never held whole). Client trouble throws BodyError; errors
-    /// from `sink` pass through.
-    static func read(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, timeout: Double, into sink: (ArraySlice<UInt8>) throws -> Void) throws {
+    /// arrives (the body is never held whole). `timeout` bounds each wait, `total` the
+    /// whole body (timeouts.body_total): one byte every few seconds cannot hold a sync
+    /// worker for ever. Client trouble throws BodyError (408 past either); errors from
+    /// `sink` pass through. A body the thread worker's loop already read (`preread`)
+    /// comes from there.
+    static func read(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, timeout: Double, total: Double,
+                     into sink: (ArraySlice<UInt8>) throws -> Void) throws {
+        if let body = conn.takePreread() {
+            defer { body.close() }
+            try body.forEachPiece(sink)
+            return
+        }
+        let end = Host.monotonicSeconds() + total
         while true {
             let step: HTTPParseStep
             do { step = try parser.parse(conn.unconsumed) } catch { throw BodyError(status: error.status) }
@@ -209,7 +219,7 @@ enum ClientBody {
                 guard step.consumed == 0 else { continue }
                 let more: Bool
                 do {
-                    more = try conn.fill(deadline: Host.monotonicSeconds() + timeout)
+                    more = try conn.fill(deadline: min(Host.monotonicSeconds() + timeout, end))
                 } catch ClientError.timeout {
                     throw BodyError(status: 408)
                 } catch {

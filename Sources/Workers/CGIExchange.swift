@@ -24,10 +24,12 @@ struct CGIExchange {
              outcome: inout Outcome) -> FastCGIExchange.Result {
         var body = BufferedBody()
         defer { body.close() }
-        if !redirected && head.framing != .none && head.framing != .contentLength(0) {
+        if !redirected, let ready = conn.takePreread() {
+            body = ready
+        } else if !redirected && head.framing != .none && head.framing != .contentLength(0) {
             if head.expectContinue { try? conn.write(HTTPResponseWriter.continueHead, timeout: ctx.config.timeouts.send) }
             do {
-                try ClientBody.read(conn, &parser, timeout: ctx.config.timeouts.body) { piece in try body.append(piece) }
+                try ClientBody.read(conn, &parser, timeout: ctx.config.timeouts.body, total: ctx.config.timeouts.bodyTotal) { piece in try body.append(piece) }
             } catch let e as BodyError {
                 keepAlive = false
                 return .failed(e.status, [])

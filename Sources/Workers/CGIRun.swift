@@ -30,6 +30,22 @@ struct BufferedBody {
     }
 
     func close() { try? spool?.close() }
+
+    /// The body in pieces of at most 64 KiB, from memory or the temporary file.
+    func forEachPiece(_ sink: (ArraySlice<UInt8>) throws -> Void) throws {
+        guard let file = spool else {
+            if !memory.isEmpty { try sink(memory[...]) }
+            return
+        }
+        var offset = 0
+        var chunk = [UInt8].readBuffer(65536)
+        while true {
+            let n = try file.pread(into: &chunk, at: offset)
+            if n == 0 { return }
+            try sink(chunk[0..<n])
+            offset += n
+        }
+    }
 }
 
 /// One running CGI program and its three pipes, driven one non-blocking step at a time

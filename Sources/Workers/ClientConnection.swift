@@ -39,6 +39,15 @@ public final class ClientConnection: ReadsProxyHeader {
 
     public var unconsumed: ArraySlice<UInt8> { buffer[start...] }
 
+    /// The current request's body, already read whole by the thread worker's loop
+    /// (de-chunked, in memory or a temporary file); the exchanges take it from here.
+    var preread: BufferedBody? = nil
+
+    func takePreread() -> BufferedBody? {
+        defer { preread = nil }
+        return preread
+    }
+
 
     public func consume(_ n: Int) {
         start += n
@@ -122,6 +131,8 @@ public final class ClientConnection: ReadsProxyHeader {
     static let lingerSeconds = 2.0
 
     public func close() {
+        preread?.close()
+        preread = nil
         if lingerOnClose { linger() }
         try? fd.close()
     }

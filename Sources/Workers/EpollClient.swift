@@ -109,6 +109,8 @@ final class EpollRequest {
     var spool: FileDescriptor? = nil
     var bodyLength: UInt64 = 0
     var bodyDone = false
+    /// When the whole body must be in (timeouts.body_total); each read has timeouts.body.
+    var bodyDeadline = Double.infinity
 
     // The app.
     var app: AppConfig? = nil

@@ -285,7 +285,7 @@ public final class EpollWorker {
                 default:
                     c.consume(step.consumed)
                     if step.consumed == 0 {
-                        setDeadline(c, Host.monotonicSeconds() + timeouts.body)
+                        setDeadline(c, min(Host.monotonicSeconds() + timeouts.body, r.bodyDeadline))
                         return
                     }
                 }
@@ -375,7 +375,9 @@ public final class EpollWorker {
         if !r.redirected && r.hasBody && !r.bodyDone {
             c.phase = .body
             if r.head.expectContinue { queueOutput(c, HTTPResponseWriter.continueHead[...]) }
-            setDeadline(c, Host.monotonicSeconds() + timeouts.body)
+            let now = Host.monotonicSeconds()
+            r.bodyDeadline = now + timeouts.bodyTotal
+            setDeadline(c, min(now + timeouts.body, r.bodyDeadline))
             advance(c)
         } else {
             requestBodyRead(c, r)

@@ -37,7 +37,9 @@ struct FastCGIExchange {
         if !redirected {
             switch head.framing {
             case .none: break
-            case .contentLength(let n): bodyLength = n
+            case .contentLength(let n):
+                bodyLength = n
+                spool = conn.takePreread()  // read whole by the thread worker's loop: replayable
             case .chunked:
                 if head.expectContinue { try? conn.write(HTTPResponseWriter.continueHead, timeout: timeouts.send) }
                 do {
@@ -173,7 +175,7 @@ struct FastCGIExchange {
                 if let spool {
                     try sendSpooled(spool, to: backend, id: id)
                 } else if case .contentLength(let n) = head.framing, n > 0 {
-                    try ClientBody.read(conn, &parser, timeout: timeouts.body) { piece in
+                    try ClientBody.read(conn, &parser, timeout: timeouts.body, total: timeouts.bodyTotal) { piece in
                         try send(backend, FastCGIRequestWriter.stdin(requestID: id, piece))
                     }
                 }
@@ -267,9 +269,10 @@ struct FastCGIExchange {
 
     /// Reads a whole chunked body into an unlinked temporary file; returns it and its length.
     func spoolChunkedBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser) throws -> BufferedBody {
+        if let ready = conn.takePreread() { return ready }
         var body = BufferedBody()
         do {
-            try ClientBody.read(conn, &parser, timeout: timeouts.body) { piece in try body.append(piece) }
+            try ClientBody.read(conn, &parser, timeout: timeouts.body, total: timeouts.bodyTotal) { piece in try body.append(piece) }
         } catch {
             body.close()
             throw error

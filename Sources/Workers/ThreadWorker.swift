@@ -17,8 +17,11 @@ public final class ThreadWorker: @unchecked Sendable {
     final class Connection: @unchecked Sendable {
         let conn: ClientConnection
         var parser: HTTPRequestParser
-        /// The request whose small body is still being read.
+        /// The request whose body is still being read.
         var head: HTTPRequestHead? = nil
+        /// Its body so far (memory, then a temporary file), and when it must be whole.
+        var body: BufferedBody? = nil
+        var bodyDeadline = 0.0
         var deadline: Double
         var sawByte = false
         var started: Double
@@ -31,9 +34,6 @@ public final class ThreadWorker: @unchecked Sendable {
         }
     }
 
-    /// A body up to this size is read before the request is served, so a slow upload of
-    /// it holds no thread.
-    static let bufferedBodyLimit: UInt64 = 65536
     static let listenerTag: UInt64 = 1 << 40
     static let armed: Epoll.Events = [.readable, .peerClosed, .oneShot]
 
@@ -157,6 +157,8 @@ public final class ThreadWorker: @unchecked Sendable {
     }
 
     func close(_ c: Connection) {
+        c.body?.close()
+        c.body = nil
         c.conn.close()
         ctx.connectionsChanged(by: -1)
     }
@@ -196,6 +198,7 @@ public final class ThreadWorker: @unchecked Sendable {
             }
             do { try c.conn.fd.setNonBlocking(false) } catch { return finish(c) }
             let keep = pipeline.handle(head, c.conn, &c.parser)
+            c.conn.takePreread()?.close()  // a body the route did not want
             ctx.requestFinished()
             // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
             guard keep, (try? c.conn.fd.setNonBlocking(true)) != nil else {
@@ -211,9 +214,12 @@ public final class ThreadWorker: @unchecked Sendable {
         }
     }
 
-    /// Parses what the connection has buffered. The request is ready when its head is
-    /// complete and a small Content-Length body is buffered too (never awaited with
-    /// Expect: 100-continue: that client waits for our answer first).
+    /// Parses what the connection has buffered. The request is ready when its head and
+    /// its whole body are in: the body is de-chunked into memory (64 KiB), then an
+    /// unlinked temporary file, as the epoll worker and CGI do, so a slow upload of any
+    /// size or framing holds no thread. `Expect: 100-continue` gets its 100 here, when
+    /// the loop starts to read. The body must arrive within timeouts.body_total, and
+    /// each read within timeouts.body (the sweep answers 408).
     func ready(_ c: Connection, now: Double) throws(HTTPParseError) -> HTTPRequestHead? {
         if c.head == nil, try c.conn.takeProxyHeader() {
             while true {
@@ -232,14 +238,49 @@ public final class ThreadWorker: @unchecked Sendable {
                 c.deadline = now + ctx.config.timeouts.header
             }
         }
-        guard let head = c.head else { return nil }
-        if case .contentLength(let n) = head.framing, n <= Self.bufferedBodyLimit, !head.expectContinue,
-           UInt64(c.conn.unconsumed.count) < n {
-            c.deadline = now + ctx.config.timeouts.body
-            return nil
+        guard var head = c.head else { return nil }
+        if head.framing != .none && head.framing != .contentLength(0) {
+            if c.body == nil {
+                c.body = BufferedBody()
+                c.bodyDeadline = now + ctx.config.timeouts.bodyTotal
+                if head.expectContinue {
+                    // 25 bytes on a socket with nothing queued: a non-blocking write takes them.
+                    _ = try? c.conn.fd.write(HTTPResponseWriter.continueHead, from: 0)
+                    head.expectContinue = false  // answered: the exchanges must not send it again
+                    c.head = head
+                }
+            }
+            guard try readBody(c) else {
+                c.deadline = min(now + ctx.config.timeouts.body, c.bodyDeadline)
+                return nil
+            }
+            c.conn.preread = c.body
+            c.body = nil
         }
         c.head = nil
         return head
+    }
+
+    /// Moves what has arrived of the body into `c.body`; true once it is whole.
+    func readBody(_ c: Connection) throws(HTTPParseError) -> Bool {
+        while true {
+            let step = try c.parser.parse(c.conn.unconsumed)
+            switch step.event {
+            case .body(let r):
+                let base = c.conn.unconsumed.startIndex
+                do { try c.body?.append(c.conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)]) } catch {
+                    ctx.logger.error("cannot buffer the request body: \(error)")
+                    throw HTTPParseError(500, "cannot buffer the request body")
+                }
+                c.conn.consume(step.consumed)
+            case .end:
+                c.conn.consume(step.consumed)
+                return true
+            default:
+                c.conn.consume(step.consumed)
+                if step.consumed == 0 { return false }
+            }
+        }
     }
 
     // MARK: - Timeouts (main thread)
