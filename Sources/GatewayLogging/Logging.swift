@@ -56,7 +56,26 @@ public struct GatewayLogHandler: LogHandler {
         var all = metadata
         if let extra { all.merge(extra) { $1 } }
         let tail = all.isEmpty ? "" : " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        sink.write("\(Host.utcTimestamp()) [\(level.rawValue.uppercased())] [\(role) \(Processes.currentPID)] \(message)\(tail)")
+        let line = "\(Host.utcTimestamp()) [\(level.rawValue.uppercased())] [\(role) \(Processes.currentPID)] \(message)\(tail)"
+        sink.write(Self.escapingControls(line))
+    }
+
+    /// The last line of defence for text from clients and apps: control bytes other
+    /// than newline and tab become \xNN, so nothing can move a terminal's cursor, hide
+    /// text or fake a line. (Messages may span lines on purpose: a config error list.)
+    static func escapingControls(_ line: String) -> String {
+        guard line.utf8.contains(where: { ($0 < 0x20 && $0 != 0x0A && $0 != 0x09) || $0 == 0x7F }) else { return line }
+        var out: [UInt8] = []
+        out.reserveCapacity(line.utf8.count + 16)
+        let hex = Array("0123456789abcdef".utf8)
+        for b in line.utf8 {
+            if (b < 0x20 && b != 0x0A && b != 0x09) || b == 0x7F {
+                out += [UInt8(ascii: "\\"), UInt8(ascii: "x"), hex[Int(b >> 4)], hex[Int(b & 15)]]
+            } else {
+                out.append(b)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
