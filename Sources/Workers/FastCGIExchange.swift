@@ -281,18 +281,7 @@ struct FastCGIExchange {
     }
 
     func sendSpooled(_ body: BufferedBody, to backend: FileDescriptor, id: UInt16) throws {
-        guard let file = body.spool else {
-            if !body.memory.isEmpty { try send(backend, FastCGIRequestWriter.stdin(requestID: id, body.memory[...])) }
-            return
-        }
-        var offset = 0
-        var chunk = [UInt8].readBuffer(65536)
-        while true {
-            let n = try file.pread(into: &chunk, at: offset)
-            if n == 0 { return }
-            try send(backend, FastCGIRequestWriter.stdin(requestID: id, chunk[0..<n]))
-            offset += n
-        }
+        try body.forEachPiece { piece in try send(backend, FastCGIRequestWriter.stdin(requestID: id, piece)) }
     }
 
     // MARK: - Meta-variables
