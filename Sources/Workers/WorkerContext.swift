@@ -20,9 +20,15 @@ public final class WorkerContext {
     /// held, then exit. See `mayKeepAlive` and `idleDeadline` for how kept connections end.
     public var draining = false {
         didSet {
-            guard draining, drainStartedAt == nil else { return }
-            drainStartedAt = Host.monotonicSeconds()
-            onDrain()
+            guard draining else { return }
+            // The thread worker's pool threads (max_requests) and its main thread (TERM)
+            // may both get here: the first one runs onDrain.
+            let first = counters.withLock { () -> Bool in
+                guard drainStartedAt == nil else { return false }
+                drainStartedAt = Host.monotonicSeconds()
+                return true
+            }
+            if first { onDrain() }
         }
     }
     public private(set) var drainStartedAt: Double? = nil
