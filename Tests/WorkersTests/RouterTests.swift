@@ -1,5 +1,6 @@
 import Testing
 import GatewayConfig
+import CGIProtocol
 @testable import Workers
 
 @Suite("routing")
@@ -32,6 +33,26 @@ struct RouterTests {
         }
         #expect(m.scriptName == scriptName)
         #expect(m.pathInfo == pathInfo)
+    }
+
+    @Test("deny and allow cover every path below their prefix, whichever route serves it")
+    func accessRules() {
+        let r = Router(routes: [
+            RouteConfig(match: .extension(".php"), target: .app("php")),
+            RouteConfig(match: .path("/inc"), target: .deny),
+            RouteConfig(match: .path("/admin"), target: .static("/srv/admin"), allow: [IPRange("10.0.0.0/8")!]),
+            RouteConfig(match: .path("/"), target: .static("/srv/www")),
+        ])
+        #expect(r.match("/inc/preload.php")?.route.target == .app("php"), "the extension route serves it...")
+        #expect(r.accessRules("/inc/preload.php").map(\.deny) == [true], "...but /inc's rule covers it")
+        #expect(r.accessRules("/admin/x.php").first?.allow.map(\.description) == ["10.0.0.0/8"])
+        #expect(r.accessRules("/income").isEmpty && r.accessRules("/").isEmpty, "segment boundaries")
+    }
+
+    @Test("Location paths are percent-encoded: never //host or /\\host")
+    func locationEncoding() {
+        #expect(CGIPath.percentEncodePath("/a b/%/?#\\x/é") == "/a%20b/%25/%3F%23%5Cx/%C3%A9")
+        #expect(CGIPath.percentEncodePath("/sub-dir_~.!$&'()*+,;=:@") == "/sub-dir_~.!$&'()*+,;=:@")
     }
 
     @Test func noRoute() {
