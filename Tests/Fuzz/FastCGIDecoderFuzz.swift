@@ -59,9 +59,5 @@ func run(_ input: [UInt8], piece: Int) -> Outcome {
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTest(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    let input = Array(UnsafeBufferPointer(start: data, count: size))
-    let whole = run(input, piece: max(input.count, 1))
-    let bytewise = run(input, piece: 1)
-    precondition(whole == bytewise, "whole \(whole) != byte by byte \(bytewise)")
-    return 0
+    agreeWholeAndBytewise(data, size) { input, piece in run(input, piece: piece) }
 }

@@ -10,33 +10,11 @@ its connections. By PATH_INFO:
 
 Listens on the unix socket given as argv[1].
 """
-import os
-import signal
-import socket
 import struct
 import sys
-import threading
 from urllib.parse import parse_qs
 
-
-def record(kind, rid, content=b""):
-    out = b""
-    while True:
-        piece, content = content[:65535], content[65535:]
-        pad = (8 - len(piece) % 8) % 8
-        out += struct.pack(">BBHHBx", 1, kind, rid, len(piece), pad) + piece + b"\0" * pad
-        if not content:
-            return out
-
-
-def read_exact(conn, n):
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
+from fcgitest import read_exact, record, serve_unix
 
 
 def pairs(data):
@@ -103,21 +81,5 @@ def serve(conn):
         conn.close()
 
 
-def main():
-    # A test runner's thread may have blocked TERM: start with no signal blocked.
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    path = sys.argv[1]
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(64)
-    while True:
-        conn, _ = server.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-
 if __name__ == "__main__":
-    main()
+    serve_unix(sys.argv[1], serve)

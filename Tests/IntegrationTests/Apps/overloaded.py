@@ -3,30 +3,14 @@
 small page on the rest: no real app here sends FCGI_OVERLOADED, so this stands in for
 one (a busy multi-threaded app at its limit). Listens on the unix socket given as argv[1].
 """
-import os
-import signal
-import socket
 import struct
 import sys
 import threading
 
+from fcgitest import read_exact, record, serve_unix
+
 counter = 0
 lock = threading.Lock()
-
-
-def record(kind, rid, content=b""):
-    pad = (8 - len(content) % 8) % 8
-    return struct.pack(">BBHHBx", 1, kind, rid, len(content), pad) + content + b"\0" * pad
-
-
-def read_exact(conn, n):
-    data = b""
-    while len(data) < n:
-        chunk = conn.recv(n - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
 
 
 def serve(conn):
@@ -52,21 +36,5 @@ def serve(conn):
         conn.close()
 
 
-def main():
-    # A test runner's thread may have blocked TERM: start with no signal blocked.
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    path = sys.argv[1]
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(64)
-    while True:
-        conn, _ = server.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-
 if __name__ == "__main__":
-    main()
+    serve_unix(sys.argv[1], serve)
