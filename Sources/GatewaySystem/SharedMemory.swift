@@ -5,6 +5,10 @@ import CGatewayShims
 /// MAP_SHARED. The master creates it; a worker maps the fd it inherits. It holds
 /// plain integers, a robust process-shared mutex and a futex word (see Upstream's
 /// SlotTable), so it must never hold pointers or Swift objects.
+///
+/// @unchecked Sendable: every field is a `let`; the bytes behind `base` are shared by
+/// design and guarded by their users (SlotTable's robust process-shared mutex per app,
+/// SharedCounters' atomic adds), never read or written here.
 public final class SharedMemory: @unchecked Sendable {
     public let fd: FileDescriptor
     public let base: UnsafeMutableRawPointer

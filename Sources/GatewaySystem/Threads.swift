@@ -2,6 +2,8 @@ import Glibc
 
 /// A pthread mutex and condition variable: the thread worker's job queue waits on it.
 /// (Synchronization.Mutex has no condition variable.)
+/// @unchecked Sendable: it has no mutable Swift field; its two pointers (set once) are the
+/// pthread mutex and condition variable themselves, which exist to be shared by threads.
 public final class Condition: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)

@@ -8,6 +8,9 @@ import GatewaySystem
 /// A route entry is claimed by the first worker that needs its label (state 0 -> 1 by
 /// compare-and-swap, label written, then 2); two workers racing may claim two entries
 /// for one label, which the reader merges.
+///
+/// @unchecked Sendable: every field is a `let` (pointers into the shared region); the
+/// words they point at change only by atomic operations (SharedCounters).
 public final class MetricsArea: @unchecked Sendable {
     public static let routeCapacity = 64
     public static let appCapacity = 64

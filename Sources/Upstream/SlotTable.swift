@@ -119,6 +119,11 @@ public struct AppArea {
     public var slotIndices: Range<Int> { 0..<slotCount }
 }
 
+/// The slot table in the shared region. @unchecked Sendable: every field is a `let`
+/// (pointers into the region); an app's records are read and written only under that
+/// app's robust process-shared mutex (`withLock`); a worker record is written by the
+/// master when it starts that worker and then by that worker alone (under its counters
+/// lock), and read by status pages as plain integers (a momentary view).
 public final class SlotTable: @unchecked Sendable {
     public static let workerCapacity = 1024
     static let magic: Int64 = 0x6761_7465_7761_7964  // "gatewayd"

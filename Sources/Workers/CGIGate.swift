@@ -3,6 +3,7 @@ import GatewaySystem
 /// The places for CGI programs in one worker (`cgi.max_processes`): a counting
 /// semaphore. The sync and thread workers wait on it (a request at a time per thread);
 /// the epoll worker only tries, and keeps its own queue of requests waiting.
+/// @unchecked Sendable: its one mutable field, `busy`, is read and written only under `lock`.
 final class CGIGate: @unchecked Sendable {
     let places: Int
     private var busy = 0

@@ -12,9 +12,15 @@ import Logging
 /// keep-alive timeouts. gunicorn's gthread gives a thread the connection before its
 /// request is read, and its pool runs dry under slowloris; a loop thread that hands
 /// complete requests to a pool (Waitress) costs two more context switches per request.
+///
+/// @unchecked Sendable: its mutable fields (`waiting`, `active`, `listening`, `stopping`)
+/// are read and written only under `state`; the rest are `let`s of types that lock
+/// themselves (WorkerContext's counters and its atomic `draining`, Epoll, Condition).
 public final class ThreadWorker: @unchecked Sendable {
-    /// A client connection between requests (or serving one).
-    final class Connection: @unchecked Sendable {
+    /// A client connection between requests (or serving one). Not Sendable and needs no
+    /// lock: one thread at a time owns it, the one that took it out of `waiting` under
+    /// `state`; the main thread's sweep touches it only while it is in `waiting`, under `state`.
+    final class Connection {
         let conn: ClientConnection
         var parser: HTTPRequestParser
         /// The request whose body is still being read.

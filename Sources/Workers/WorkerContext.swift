@@ -3,6 +3,7 @@ import GatewayLogging
 import GatewaySystem
 import HTTPWire
 import Logging
+import Synchronization
 import Upstream
 
 /// What every request in a worker process shares: configuration, router, logs, the
@@ -18,20 +19,27 @@ public final class WorkerContext {
 
     /// Set by TERM, and when max_requests is reached: stop accepting, finish what is
     /// held, then exit. See `mayKeepAlive` and `idleDeadline` for how kept connections end.
-    public var draining = false {
-        didSet {
-            guard draining else { return }
+    /// An atomic: the thread worker's pool threads read it while its main thread sets it.
+    /// A drain is never undone; setting false does nothing.
+    public var draining: Bool {
+        get { drainFlag.load(ordering: .acquiring) }
+        set {
+            guard newValue else { return }
+            drainFlag.store(true, ordering: .releasing)
             // The thread worker's pool threads (max_requests) and its main thread (TERM)
             // may both get here: the first one runs onDrain.
             let first = counters.withLock { () -> Bool in
-                guard drainStartedAt == nil else { return false }
-                drainStartedAt = Host.monotonicSeconds()
+                guard drainStart == nil else { return false }
+                drainStart = Host.monotonicSeconds()
                 return true
             }
             if first { onDrain() }
         }
     }
-    public private(set) var drainStartedAt: Double? = nil
+    private let drainFlag = Atomic<Bool>(false)
+    /// Guarded by `counters`.
+    private var drainStart: Double? = nil
+    public var drainStartedAt: Double? { counters.withLock { drainStart } }
     /// Runs once when draining starts: the worker class takes the listeners' backlog and
     /// closes its copies (WorkerProcess.takeBacklogAndCloseListeners).
     public var onDrain: () -> Void = {}
@@ -134,7 +142,7 @@ public final class WorkerContext {
     /// request the client has already sent (gunicorn #3394); then every kept connection
     /// of a busy client ends by a Connection: close, never by a close it cannot see.
     func idleDeadline(_ deadline: Double) -> Double {
-        guard let since = drainStartedAt else { return deadline }
+        guard draining, let since = drainStartedAt else { return deadline }  // the atomic first: no lock per request
         return min(deadline, since + max(config.server.keepalive, 1))
     }
 

@@ -8,7 +8,7 @@ import Glibc
 @Suite("drains lose no request under keep-alive load")
 struct DrainTests {
     /// A running keepalive_load.py; `finish()` stops it and returns its counts.
-    final class Load: @unchecked Sendable {
+    final class Load: Sendable {
         let process = Process()
         let out = Foundation.Pipe()
         let dir: String

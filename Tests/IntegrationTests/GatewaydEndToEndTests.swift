@@ -3,7 +3,7 @@ import Testing
 import Glibc
 
 /// The sample apps behind a real gatewayd, as a client sees them.
-final class AppStack: @unchecked Sendable {
+final class AppStack: Sendable {
     let c: FastCGIApp
     let swift: FastCGIApp
     let python: FastCGIApp

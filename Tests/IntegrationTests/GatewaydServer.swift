@@ -11,7 +11,7 @@ func freePort() throws -> Int {
 
 /// The real gatewayd binary running a test configuration; stopped (TERM, then KILL)
 /// by `stop()`. Its error log and access log go to files in its directory.
-final class GatewaydServer: @unchecked Sendable {
+final class GatewaydServer: Sendable {
     let dir: String
     let port: Int
     let configPath: String

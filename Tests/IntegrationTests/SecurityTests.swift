@@ -10,7 +10,7 @@ import Glibc
 struct SecurityTests {
     /// The misbehaving FastCGI app (Apps/misbehaving.py) on a unix socket, and a tree
     /// that serves as its root and as a static directory.
-    final class Fixture: @unchecked Sendable {
+    final class Fixture: Sendable {
         let app = Process()
         let socket: String
         let root: String

@@ -2,6 +2,7 @@ import Foundation
 import GatewaySystem
 import Testing
 import Glibc
+import Synchronization
 
 /// Slow request bodies hold nothing (issue #8 F): the thread worker takes every body in
 /// its loop before a thread is involved, and every class ends a body that trickles past
@@ -116,10 +117,8 @@ struct SlowBodyTests {
 }
 
 /// Results written by several threads.
-final class Results: @unchecked Sendable {
-    // Every access holds `lock`.
-    private let lock = NSLock()
-    private var values: [Int: String] = [:]
-    func set(_ i: Int, _ v: String) { lock.lock(); values[i] = v; lock.unlock() }
-    func get(_ i: Int) -> String { lock.lock(); defer { lock.unlock() }; return values[i] ?? "" }
+final class Results: Sendable {
+    private let values = Mutex<[Int: String]>([:])
+    func set(_ i: Int, _ v: String) { values.withLock { $0[i] = v } }
+    func get(_ i: Int) -> String { values.withLock { $0[i] ?? "" } }
 }

@@ -17,10 +17,10 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// A FastCGI app started the way a process manager starts it: its listening socket on
 /// fd 0. Stopped (SIGTERM, then SIGKILL) and its socket removed by `stop()`.
-final class FastCGIApp: @unchecked Sendable {
+final class FastCGIApp: Sendable {
     let name: String
     let socketPath: String
-    var processes: [Process] = []
+    let processes: [Process]
     var process: Process { processes[0] }
 
     /// `instances` processes share the one listening socket (as spawn-fcgi -F does).
@@ -29,6 +29,7 @@ final class FastCGIApp: @unchecked Sendable {
         socketPath = "/tmp/gatewayd-it-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         let listener = try Socket.listenUnix(path: socketPath, backlog: 128, mode: 0o600)
         defer { try? listener.close() }
+        var started: [Process] = []
         for _ in 0..<instances {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -39,9 +40,13 @@ final class FastCGIApp: @unchecked Sendable {
             if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
             process.standardInput = FileHandle(fileDescriptor: listener.rawValue, closeOnDealloc: false)
             process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            processes.append(process)
+            do { try process.run() } catch {
+                for p in started { p.terminate() }
+                throw error
+            }
+            started.append(process)
         }
+        processes = started
     }
 
     func stop() {
@@ -162,7 +167,7 @@ func sha256Hex(_ bytes: [UInt8]) throws -> String {
 }
 
 /// php-fpm from Debian with a pool of `children` static processes on a unix socket.
-final class PHPFPM: @unchecked Sendable {
+final class PHPFPM: Sendable {
     let dir: String
     let process = Process()
     var socketPath: String { dir + "/fpm.sock" }
