@@ -1,0 +1,81 @@
+import TOMLKit
+
+/// [[app]] sections: hosted or connect apps and their process manager settings.
+extension ConfigLoader {
+    static func readApp(_ r: inout ConfigReader, _ t: TOMLTable, path p: String, defaultProcesses: Int) -> AppConfig? {
+        r.rejectUnknownKeys(t, path: p, allowed: appKeys)
+        let before = r.issues.count
+        let name = r.string(t, "name", p)
+        if t["name"] == nil { r.fail(p, "needs a name") }
+        if let n = name, !n.unicodeScalars.allSatisfy({ $0 == "-" || $0 == "_" || $0.properties.isAlphabetic || ("0"..."9").contains($0) }) {
+            r.fail("\(p).name", "use letters, digits, - and _ only, got \"\(n)\"")
+        }
+        let command = r.stringArray(t, "command", p, allowSingle: false)
+        let connect = r.string(t, "connect", p)
+        let processes = r.int(t, "processes", p, max: 4096)
+        let maxConns = r.int(t, "max_conns", p, max: 65535)
+        var kind: AppConfig.Kind? = nil
+        switch (command, connect) {
+        case (nil, nil):
+            if t["command"] == nil && t["connect"] == nil { r.fail(p, "needs either command (gatewayd runs the app) or connect (the app runs elsewhere)") }
+        case (let cmd?, nil):
+            if cmd.isEmpty { r.fail("\(p).command", "must name a program") }
+            if t["max_conns"] != nil { r.fail("\(p).max_conns", "applies to connect apps; a hosted app's slots are its processes") }
+            let program = cmd.first.map { $0.contains("/") ? r.resolve($0) : $0 }
+            let pm = readProcessManager(&r, t, path: p, processes: processes ?? defaultProcesses)
+            kind = .hosted(command: (program.map { [$0] } ?? []) + cmd.dropFirst(), pm: pm)
+        case (nil, let c?):
+            if t["processes"] != nil { r.fail("\(p).processes", "applies to hosted apps (command); use max_conns for connect") }
+            for key in ["pm", "min_spare", "max_spare", "idle_timeout"] where t[key] != nil {
+                r.fail("\(p).\(key)", "applies to hosted apps (command); gatewayd does not manage the processes of a connect app")
+            }
+            switch ConfigValues.parseConnect(c) {
+            case .success(.unix(let path)): kind = .external(.unix(path: r.resolve(path)), maxConns: maxConns ?? 8)
+            case .success(let a): kind = .external(a, maxConns: maxConns ?? 8)
+            case .failure(let e): r.fail("\(p).connect", e.message)
+            }
+        case (_?, _?):
+            r.fail(p, "has both command and connect; choose one")
+        }
+        let queueTimeout = r.duration(t, "queue_timeout", p, allowZero: true) ?? 10
+        let env = r.stringTable(t, "env", p) ?? [:]
+        let envCopy = r.stringArray(t, "env_copy", p) ?? []
+        for v in envCopy where !r.isEnvName(v) { r.fail("\(p).env_copy", "\"\(v)\" is not a valid environment variable name") }
+        let root = r.string(t, "root", p).map(r.resolve)
+        // A hosted app runs in the configuration file's directory unless told otherwise,
+        // so relative arguments in `command` mean what they mean in the file.
+        let cwd = r.string(t, "cwd", p).map(r.resolve) ?? (command != nil ? r.resolve(".") : nil)
+        let user = r.string(t, "user", p)
+        let group = r.string(t, "group", p)
+        let maxRequests = r.int(t, "max_requests", p, min: 0) ?? 0
+        var keep = false
+        if let v = t["keep_conn"] {
+            if let b = v.bool { keep = b } else { r.fail("\(p).keep_conn", "expected true or false, got \(r.describe(v))") }
+        }
+        let slow = r.duration(t, "slow_request", p, allowZero: true) ?? 5
+        guard r.issues.count == before, let name, let kind else { return nil }
+        return AppConfig(name: name, kind: kind, queueTimeout: queueTimeout, env: env, envCopy: envCopy, root: root,
+                         cwd: cwd, user: user, group: group, maxRequests: maxRequests, keepConnection: keep, slowRequest: slow)
+    }
+
+    /// pm, processes, min_spare, max_spare and idle_timeout of a hosted app, checked together.
+    static func readProcessManager(_ r: inout ConfigReader, _ t: TOMLTable, path p: String, processes: Int) -> ProcessManager {
+        let mode = r.choice(t, "pm", p, ProcessManager.Mode.self) ?? .static
+        var pm = ProcessManager(mode: mode, maxProcesses: processes, minSpare: 1, maxSpare: max(1, processes / 2), idleTimeout: 10)
+        let minSpare = r.int(t, "min_spare", p, min: 0, max: 4096)
+        let maxSpare = r.int(t, "max_spare", p, min: 1, max: 4096)
+        let idle = r.duration(t, "idle_timeout", p)
+        if mode != .dynamic {
+            for key in ["min_spare", "max_spare"] where t[key] != nil { r.fail("\(p).\(key)", "applies to pm = \"dynamic\" only") }
+        }
+        if mode == .static, t["idle_timeout"] != nil { r.fail("\(p).idle_timeout", "applies to pm = \"dynamic\" or \"ondemand\"") }
+        if let v = minSpare { pm.minSpare = v }
+        if let v = maxSpare { pm.maxSpare = v } else { pm.maxSpare = max(pm.minSpare, pm.maxSpare) }
+        if let v = idle { pm.idleTimeout = v }
+        if mode == .dynamic {
+            if pm.minSpare > pm.maxSpare { r.fail("\(p).min_spare", "is larger than max_spare (\(pm.maxSpare))") }
+            if pm.maxSpare > processes { r.fail("\(p).max_spare", "is larger than processes (\(processes))") }
+        }
+        return pm
+    }
+}
