@@ -28,7 +28,7 @@ public struct BlockingPipeline {
             // for writing first and read until the client closes, so a request it sent
             // behind the response is never answered with a reset.
             if !keep {
-                conn.lingerOnClose = parser.leftBodyUnread || (ctx.draining && head.keepAlive)
+                conn.lingerOnClose = parser.leftBodyUnread || ctx.closedByDrain(head)
                 return
             }
         }
@@ -43,7 +43,6 @@ public struct BlockingPipeline {
         var sawByte = !conn.unconsumed.isEmpty
         // The header timeout runs from the first byte; before it, a kept connection may idle `keepalive`.
         var deadline = start + ((first || sawByte) ? timeouts.header : ctx.config.server.keepalive)
-        if !sawByte { deadline = ctx.idleDeadline(deadline) }
         while true {
             do {
                 if try conn.takeProxyHeader() {
@@ -57,7 +56,7 @@ public struct BlockingPipeline {
                 answerBadRequest(conn, error, started: start)
                 return nil
             }
-            if !sawByte { deadline = ctx.idleDeadline(deadline) }  // the drain may have begun since
+            if !sawByte { deadline = ctx.idleDeadline(deadline) }  // a drain caps an idle wait
             do {
                 guard try conn.fill(deadline: deadline) else { return nil }
                 if !sawByte {
@@ -193,15 +192,10 @@ enum ClientBody {
     /// arrives (the body is never held whole). `timeout` bounds each wait, `total` the
     /// whole body (timeouts.body_total): one byte every few seconds cannot hold a sync
     /// worker for ever. Client trouble throws BodyError (408 past either); errors from
-    /// `sink` pass through. A body the thread worker's loop already read (`preread`)
-    /// comes from there.
+    /// `sink` pass through. (A body the thread worker's loop already read is taken from
+    /// `conn.preread` by the exchanges instead.)
     static func read(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, timeout: Double, total: Double,
                      into sink: (ArraySlice<UInt8>) throws -> Void) throws {
-        if let body = conn.takePreread() {
-            defer { body.close() }
-            try body.forEachPiece(sink)
-            return
-        }
         let end = Host.monotonicSeconds() + total
         while true {
             let step: HTTPParseStep

@@ -39,6 +39,12 @@ extension WorkerContext {
         return client
     }
 
+    /// Access lists (status_allow, a route's allow) for the client as `clientPeer` found
+    /// it; a unix-socket peer with no PROXY or forwarded address is local.
+    func isAllowed(_ client: String, _ ranges: [IPRange]) -> Bool {
+        isTrusted(client.isEmpty ? "127.0.0.1" : client, ranges)
+    }
+
     func isTrusted(_ address: String, _ ranges: [IPRange]) -> Bool {
         let a = Substring(address)
         return ranges.contains { $0.contains(a) }

@@ -427,7 +427,7 @@ public final class EpollWorker {
         // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
         // One we end after Connection: close is shut first and read until the client closes.
         c.keepAfterFlush = keep
-        if !keep && ctx.draining && r.head.keepAlive { c.lingerOnClose = true }
+        if !keep && ctx.closedByDrain(r.head) { c.lingerOnClose = true }
         c.phase = .flushing
         setDeadline(c, Host.monotonicSeconds() + timeouts.send)
         flushClient(c)

@@ -32,16 +32,18 @@ extension WorkerContext {
         }
         guard let path = Self.requestPath(target) else { return .refuse(400, []) }
         if path == config.server.statusPath || path == config.server.metricsPath {
-            guard isTrusted(client.isEmpty ? "127.0.0.1" : client, config.server.statusAllow) else {
+            guard isAllowed(client, config.server.statusAllow) else {
                 logger.info("\(path) refused to \(client): not in server.status_allow; answering 403")
                 return .refuse(403, [])
             }
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
             return path == config.server.statusPath ? .statusPage : .metrics
         }
-        let rules = router.accessRules(path)
-        guard let match = router.match(path) else { return rules.isEmpty ? .refuse(404, []) : accessRefusal(path, rules, client) ?? .refuse(404, []) }
-        if let refused = accessRefusal(path, rules + [match.route], client) { return refused }
+        // deny/allow of every path route above this path, then of the route itself (an
+        // extension route has its own). No allocation when no route has either.
+        for r in router.accessRules(path) { if let refused = accessRefusal(path, r, client) { return refused } }
+        guard let match = router.match(path) else { return .refuse(404, []) }
+        if let refused = accessRefusal(path, match.route, client) { return refused }
         switch match.route.target {
         case .deny:
             return .refuse(403, [])
@@ -52,7 +54,7 @@ extension WorkerContext {
             // cgi.fix_pathinfo would otherwise run "/uploads/a.jpg" for "/uploads/a.jpg/x.php".
             if case .extension = match.route.match, let root = app.root {
                 guard let tree = documentTree(for: match.route), case .file(let file) = tree.walk(Substring(match.scriptName)) else {
-                    logger.info("\(LogText.escaped(path)): \(LogText.escaped(match.scriptName)) is not a file under \(root); answering 404")
+                    logger.info("\(path): \(match.scriptName) is not a file under \(root); answering 404")
                     return .refuse(404, [])
                 }
                 var m = match
@@ -66,7 +68,7 @@ extension WorkerContext {
             do throws(CGIScripts.Refusal) {
                 return .cgi(try cgiScripts.resolve(path: path, rawPath: Self.rawPath(target), route: match.route, base: base, mount: mount))
             } catch {
-                logger.info("CGI \(LogText.escaped(path)): \(error.why); answering \(error.status)")
+                logger.info("CGI \(path): \(error.why); answering \(error.status)")
                 return .refuse(error.status, [])
             }
         case .static:
@@ -75,19 +77,15 @@ extension WorkerContext {
             if case .path(let p) = match.route.match { mount = p }
             guard let tree = documentTree(for: match.route), let split = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(404, []) }
             return staticDestination(tree.lookup(Substring(split.pathInfo), index: match.route.index), path: path, target: target)
-        case .deny:
-            return .refuse(403, [])
         }
     }
 
-    /// 403 when a route's `deny` or `allow` refuses this client; nil when all let it pass.
-    func accessRefusal(_ path: String, _ routes: [RouteConfig], _ client: String) -> Destination? {
-        for r in routes {
-            if r.deny { return .refuse(403, []) }
-            if !r.allow.isEmpty && !isTrusted(client.isEmpty ? "127.0.0.1" : client, r.allow) {
-                logger.info("\(LogText.escaped(path)) refused to \(client): not in the route's allow list; answering 403")
-                return .refuse(403, [])
-            }
+    /// 403 when the route's `deny` or `allow` refuses this client; nil when it may pass.
+    func accessRefusal(_ path: String, _ r: RouteConfig, _ client: String) -> Destination? {
+        if r.deny { return .refuse(403, []) }
+        guard r.allow.isEmpty || isAllowed(client, r.allow) else {
+            logger.info("\(path) refused to \(client): not in the route's allow list; answering 403")
+            return .refuse(403, [])
         }
         return nil
     }
@@ -97,7 +95,7 @@ extension WorkerContext {
         case .file(let f): return .staticFile(f)
         case .directoryWithoutSlash: return Self.slashRedirect(path: path, target: target)
         case .refuse(let status, let why):
-            logger.info("static \(LogText.escaped(path)): \(why); answering \(status)")
+            logger.info("static \(path): \(why); answering \(status)")
             return .refuse(status, [])
         }
     }
@@ -122,7 +120,7 @@ extension WorkerContext {
         }
         if let split = CGIPath.splitAtExtension(rel, ".php") {
             guard case .file(let file) = tree.walk(Substring(split.scriptName)) else {
-                logger.info("php \(LogText.escaped(path)): \(LogText.escaped(split.scriptName)) is not a PHP file under \(tree.root); answering 404")
+                logger.info("php \(path): \(split.scriptName) is not a PHP file under \(tree.root); answering 404")
                 return .refuse(404, [])
             }
             return run(split.scriptName, split.pathInfo, file)
@@ -141,12 +139,12 @@ extension WorkerContext {
             }
             return .refuse(404, [])
         case .refused(let status, let why):
-            logger.info("php \(LogText.escaped(path)): \(why); answering \(status)")
+            logger.info("php \(path): \(why); answering \(status)")
             return .refuse(status, [])
         case .missing:
             let front = "/" + (route.index.first { $0.hasSuffix(".php") } ?? "index.php")
             guard case .file(let file) = tree.walk(Substring(front)) else {
-                logger.info("php \(LogText.escaped(path)): no such file and no front controller \(front) under \(tree.root); answering 404")
+                logger.info("php \(path): no such file and no front controller \(front) under \(tree.root); answering 404")
                 return .refuse(404, [])
             }
             return run(front, "", file)

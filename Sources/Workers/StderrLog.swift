@@ -1,7 +1,7 @@
 import Logging
 
-/// An app's or a CGI program's stderr as error-log lines: split at newlines, control
-/// bytes escaped, and capped per request (16 KiB, then a count of what was left out),
+/// An app's or a CGI program's stderr as error-log lines: split at newlines (the log
+/// handler escapes any other control byte), and capped per request (16 KiB, then a count of what was left out),
 /// so an app that floods stderr costs a few lines, not the disk. The FastCGI relay
 /// (STDERR records) and the CGI runner (the stderr pipe) both use it.
 struct StderrLog {
@@ -46,6 +46,6 @@ struct StderrLog {
             return
         }
         logged += line.count + 1
-        logger.warning("\(label) stderr: \(LogText.escaped(String(decoding: line, as: UTF8.self)))", metadata: meta())
+        logger.warning("\(label) stderr: \(String(decoding: line, as: UTF8.self))", metadata: meta())
     }
 }

@@ -208,7 +208,7 @@ public final class ThreadWorker: @unchecked Sendable {
             ctx.requestFinished()
             // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
             guard keep, (try? c.conn.fd.setNonBlocking(true)) != nil else {
-                c.conn.lingerOnClose = c.parser.leftBodyUnread || (ctx.draining && head.keepAlive)
+                c.conn.lingerOnClose = c.parser.leftBodyUnread || ctx.closedByDrain(head)
                 return finish(c)
             }
             let now = Host.monotonicSeconds()

@@ -135,6 +135,11 @@ public final class WorkerContext {
         !draining && !(requestLimit > 0 && counters.withLock { requestsServed } + 1 >= requestLimit)
     }
 
+    /// A connection the client wanted kept, closed because the worker drains: it is shut
+    /// for writing and read until the client closes (lingering), so a request the client
+    /// sent behind our Connection: close response is never answered with a reset.
+    func closedByDrain(_ head: HTTPRequestHead) -> Bool { draining && head.keepAlive }
+
     /// The drain rule for a connection with no request in progress. A connection whose
     /// last response offered keep-alive stays open until its keep-alive deadline, as it
     /// would have anyway (at least 1 s after the drain began), and a request it sends
