@@ -172,7 +172,7 @@ public final class Arbiter {
         // Stop accepting at once. The workers close their copies as they start to drain,
         // so once all are closed the kernel refuses new connections at once, rather than
         // queueing them in a backlog nobody accepts from (and resetting them at exit).
-        listeners.closeAll()
+        listeners.closeAll(refusingNew: true)
         for pid in workers.keys { Processes.signal(pid, graceful ? Signals.term : Signals.quit) }
     }
 

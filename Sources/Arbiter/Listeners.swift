@@ -64,8 +64,17 @@ final class Listeners {
         }
     }
 
-    func closeAll() {
-        for l in byAddress { close(l) }
+    /// `refusingNew`: a stop. Each TCP socket first stops queueing new connections, so
+    /// that between the workers' last accept and the last close nothing lands in a
+    /// backlog that would be reset; a client sees a refused connect instead. Not for a
+    /// socket systemd owns, which outlives us.
+    func closeAll(refusingNew: Bool = false) {
+        for l in byAddress {
+            let tcp: Bool
+            if case .unix = l.address { tcp = false } else { tcp = true }
+            if refusingNew && tcp && !systemdOwned.contains(l.address.description) { Socket.refuseNewConnections(l.fd) }
+            close(l)
+        }
         byAddress = []
     }
 

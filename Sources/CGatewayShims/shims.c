@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <linux/filter.h>
 #include "CGatewayShims.h"
 
 int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
@@ -196,4 +198,14 @@ uint64_t gw_atomic_add_u64(uint64_t *p, uint64_t v) { return __atomic_add_fetch(
 uint64_t gw_atomic_load_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 int gw_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* A socket filter that drops every packet. On a listening TCP socket the kernel runs it
+   on each SYN and handshake ACK, so no new connection is queued, while the connections
+   already queued stay there for a draining worker to accept. Clients retry the SYN and
+   find the port closed (refused) once the last copy of the socket is closed. */
+int gw_refuse_new_connections(int fd) {
+    struct sock_filter drop = { BPF_RET | BPF_K, 0, 0, 0 };
+    struct sock_fprog program = { 1, &drop };
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
 }

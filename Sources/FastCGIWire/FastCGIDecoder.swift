@@ -32,6 +32,10 @@ public struct FastCGIDecoder: Sendable {
     public private(set) var requestID: UInt16
     /// END_REQUEST arrived; any further record for this id is an error until `startRequest`.
     public private(set) var ended = false
+    /// Records skipped because they carry another (non-management) request id: output
+    /// for an earlier request on this kept connection, sent after its END_REQUEST. The
+    /// caller must not reuse the connection once this is above 0.
+    public private(set) var strayRecords = 0
     var state: State = .header
 
     public init(requestID: UInt16 = 1) {
@@ -106,7 +110,15 @@ public struct FastCGIDecoder: Sendable {
         guard let type = FastCGIRecordType(rawValue: h[1]) else { throw FastCGIError("unknown record type \(h[1])") }
         switch type {
         case .stdout, .stderr, .endRequest:
-            guard id == requestID else { throw FastCGIError("record for request \(id), expected \(requestID)") }
+            guard id != FastCGI.managementRequestID else { throw FastCGIError("\(type) record on the management id, expected \(requestID)") }
+            guard id == requestID else {
+                // Each request on a kept connection has a new id, so bytes an app writes
+                // after an END_REQUEST can be told from the answer to the next request.
+                strayRecords += 1
+                let skip = length + padding
+                state = skip > 0 ? .padding(skip) : .header
+                return
+            }
             guard !ended else { throw FastCGIError("\(type) record after END_REQUEST") }
         case .getValuesResult, .unknownType:
             guard id == FastCGI.managementRequestID else { throw FastCGIError("management record with request id \(id)") }

@@ -3,6 +3,13 @@ import CGatewayShims
 
 /// Listening and connected sockets. Every socket is created close-on-exec.
 public enum Socket {
+    /// Stops a listening TCP socket from queueing new connections, keeping those already
+    /// queued (a drop-all socket filter; see gw_refuse_new_connections). For a stop: the
+    /// filter stays on the socket as long as it exists.
+    public static func refuseNewConnections(_ fd: FileDescriptor) {
+        _ = gw_refuse_new_connections(fd.rawValue)
+    }
+
     /// A bound, listening TCP socket on an IPv4/IPv6 literal (SO_REUSEADDR set).
     public static func listenTCP(host: String, port: Int, backlog: Int32, reusePort: Bool = false) throws(SystemError) -> FileDescriptor {
         var storage = sockaddr_storage()

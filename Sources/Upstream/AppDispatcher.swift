@@ -19,7 +19,7 @@ public final class AppDispatcher {
     let nudgeMaster: () -> Void
     /// Idle kept connections, per app: slot -> (connection, process generation).
     /// Guarded by `keptLock`: the thread worker's pool threads share them.
-    var kept: [[Int: (fd: FileDescriptor, generation: Int64)]]
+    var kept: [[Int: (fd: FileDescriptor, generation: Int64, lastRequestID: UInt16)]]
     let keptLock = Condition()
 
     public struct Lease: Sendable {
@@ -29,6 +29,9 @@ public final class AppDispatcher {
         public let address: ConnectAddress
         /// An open connection to the slot's idle process, kept from an earlier request.
         public let keptConnection: FileDescriptor?
+        /// The FastCGI request id to use: 1 on a new connection, one more than the last
+        /// on a kept one, so a late record of the last request cannot pass for this one.
+        public let requestID: UInt16
     }
 
     public enum QueueFailure: Error {
@@ -199,14 +202,17 @@ public final class AppDispatcher {
     /// those bytes would be read as the next client's response.
     func lease(_ app: Int, _ got: Granted) -> Lease {
         var connection: FileDescriptor? = nil
+        var id: UInt16 = 1
         if got.keptByUs, let k = keptLock.withLock({ kept[app].removeValue(forKey: got.slot) }) {
             if k.generation == got.generation, (try? k.fd.waitReadable(timeoutMilliseconds: 0)) == false {
                 connection = k.fd
+                id = k.lastRequestID == UInt16.max ? 1 : k.lastRequestID + 1
             } else {
                 try? k.fd.close()
             }
         }
-        return Lease(app: app, slot: got.slot, generation: got.generation, address: address(app, slot: got.slot), keptConnection: connection)
+        return Lease(app: app, slot: got.slot, generation: got.generation, address: address(app, slot: got.slot),
+                     keptConnection: connection, requestID: id)
     }
 
     /// Gives the slot back. `connection`: the open backend connection, kept for the next
@@ -235,7 +241,7 @@ public final class AppDispatcher {
         let wantKeep = reusable && app.keepConnection && connection != nil
         // The connection goes into `kept` before the table says it is parked: a thread
         // of this worker may be granted the slot the moment the lock is released.
-        if wantKeep, let c = connection { park(c, app: lease.app, slot: lease.slot, generation: lease.generation) }
+        if wantKeep, let c = connection { park(c, app: lease.app, slot: lease.slot, generation: lease.generation, lastRequestID: lease.requestID) }
         let (keptIt, retire, slow, handOff) = table.withLock(lease.app) { a in
             var slow = false
             if served && app.slowRequest > 0 && now - a.slots[lease.slot].busySince > app.slowRequest {
@@ -265,9 +271,9 @@ public final class AppDispatcher {
         return (slow, handOff)
     }
 
-    func park(_ c: FileDescriptor, app: Int, slot: Int, generation: Int64) {
+    func park(_ c: FileDescriptor, app: Int, slot: Int, generation: Int64, lastRequestID: UInt16) {
         keptLock.withLock {
-            if let old = kept[app].updateValue((c, generation), forKey: slot), old.fd != c { try? old.fd.close() }
+            if let old = kept[app].updateValue((c, generation, lastRequestID), forKey: slot), old.fd != c { try? old.fd.close() }
         }
     }
 

@@ -58,10 +58,12 @@ public struct FastCGIResponseReader: Sendable {
 
     /// True when the connection may be reused: the request ended on a record boundary.
     public var reusable: Bool { ended && decoder.atRecordBoundary && pendingTail.isEmpty && !strayBytes }
-    /// The app sent bytes after its END_REQUEST (a bug, or a compromised app). The
-    /// response it ended stands; the connection is never used again, so those bytes
-    /// cannot become the next client's response.
-    public private(set) var strayBytes = false
+    /// The app sent bytes after its END_REQUEST (a bug, or a compromised app): after
+    /// this request's, or records of an earlier request id on this kept connection
+    /// (skipped). The response stands; the connection is never used again, so those
+    /// bytes cannot become the next client's response.
+    public var strayBytes: Bool { bytesAfterEnd || decoder.strayRecords > 0 }
+    private var bytesAfterEnd = false
 
     /// Consumes `input` whole (an unfinished record header is kept for the next call).
     private mutating func feed(_ input: ArraySlice<UInt8>) throws(UpstreamError) -> [Output] {
@@ -69,7 +71,7 @@ public struct FastCGIResponseReader: Sendable {
         var rest = input
         while true {
             if ended {
-                if !rest.isEmpty { strayBytes = true }
+                if !rest.isEmpty { bytesAfterEnd = true }
                 return out
             }
             let step: FastCGIStep

@@ -132,6 +132,7 @@ extension EpollWorker {
 
     func startUpstream(_ c: EpollClient, _ r: EpollRequest, _ lease: AppDispatcher.Lease) {
         r.lease = lease
+        makeRecords(r, keepConnection: r.app?.keepConnection ?? false, id: lease.requestID)
         r.upstreamStart = Host.monotonicSeconds()
         ctx.recordQueueWait(app: r.appIndex, seconds: r.upstreamStart - r.queueStart)
         r.connectDeadline = r.upstreamStart + timeouts.backendConnect
@@ -172,7 +173,7 @@ extension EpollWorker {
         r.chunkSent = 0
         r.spoolSent = 0
         r.spoolDone = r.spool == nil
-        r.relay = ResponseRelay(request: r.head, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
+        r.relay = ResponseRelay(request: r.head, requestID: r.lease?.requestID ?? 1, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
         if index >= parkedEvents.count {
             let more = max(index + 1 - parkedEvents.count, parkedEvents.count)
             parkedEvents += Array(repeating: false, count: more)
@@ -255,7 +256,7 @@ extension EpollWorker {
                     // through the loop's read buffer rather than a new 64 KiB one per piece.
                     let n = (try? spool.pread(into: &scratch, at: r.spoolSent)) ?? 0
                     r.spoolSent += n
-                    r.chunk = n > 0 ? FastCGIRequestWriter.stdin(requestID: 1, scratch[0..<n]) : FastCGIRequestWriter.endOfStdin(requestID: 1)
+                    r.chunk = n > 0 ? FastCGIRequestWriter.stdin(requestID: r.lease?.requestID ?? 1, scratch[0..<n]) : FastCGIRequestWriter.endOfStdin(requestID: r.lease?.requestID ?? 1)
                     r.chunkSent = 0
                     if n == 0 { r.spoolDone = true }
                     continue

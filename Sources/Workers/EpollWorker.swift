@@ -384,21 +384,26 @@ public final class EpollWorker {
         }
     }
 
-    /// The request is in hand: make its FastCGI records and ask for a slot.
+    /// The request is in hand: make its CGI variables and ask for a slot.
     func requestBodyRead(_ c: EpollClient, _ r: EpollRequest) {
         if r.cgi != nil { return startCGI(c, r) }
         guard let app = r.app, let match = r.match else { return respondError(c, r, 500) }
         let spec = FastCGIExchange(ctx: ctx, head: r.head, target: r.target, match: match, app: app, requestID: r.requestID)
         let length: UInt64? = r.redirected || r.head.framing == .none ? nil : r.bodyLength
-        let params = CGIEnvironment.build(head: spec.redirectedHead(), context: spec.cgiContext(remote: c.remote, local: c.local, contentLength: length))
-        var records = FastCGIRequestWriter.begin(requestID: 1, params: params, keepConnection: app.keepConnection)
+        r.params = CGIEnvironment.build(head: spec.redirectedHead(), context: spec.cgiContext(remote: c.remote, local: c.local, contentLength: length))
+        acquireSlot(c, r)
+    }
+
+    /// The request as FastCGI records, once the slot's connection and so the request id are known.
+    func makeRecords(_ r: EpollRequest, keepConnection: Bool, id: UInt16) {
+        var records = FastCGIRequestWriter.begin(requestID: id, params: r.params, keepConnection: keepConnection)
         if !r.redirected && r.spool == nil && !r.body.isEmpty {
-            records += FastCGIRequestWriter.stdin(requestID: 1, r.body[...])
+            records += FastCGIRequestWriter.stdin(requestID: id, r.body[...])
         }
         r.body = []
-        if r.redirected || r.spool == nil { records += FastCGIRequestWriter.endOfStdin(requestID: 1) }
+        r.params = []
+        if r.redirected || r.spool == nil { records += FastCGIRequestWriter.endOfStdin(requestID: id) }
         r.records = records
-        acquireSlot(c, r)
     }
 
     /// Answers with an error page. The connection stays open only if the request was

@@ -135,7 +135,7 @@ struct FastCGIExchange {
                     return (.unreachable(error), nil)
                 }
             }
-            let attempt = exchange(backend, conn, &parser, spool: spool, params: params, keepAlive: &keepAlive, outcome: &outcome)
+            let attempt = exchange(backend, id: lease.requestID, conn, &parser, spool: spool, params: params, keepAlive: &keepAlive, outcome: &outcome)
             if case .retry = attempt, reused {
                 try? backend.close()
                 ctx.logger.debug("kept connection was closed by the app; retrying on a new one", metadata: meta)
@@ -156,9 +156,8 @@ struct FastCGIExchange {
     }
 
     /// Sends the request on `backend` and relays the response.
-    func exchange(_ backend: FileDescriptor, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, spool: BufferedBody?,
+    func exchange(_ backend: FileDescriptor, id: UInt16, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, spool: BufferedBody?,
                   params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
-        let id: UInt16 = 1
         do {
             var opening = FastCGIRequestWriter.begin(requestID: id, params: params, keepConnection: app.keepConnection)
             let streamsBody = target == head.target && (spool != nil || head.framing != .none && head.framing != .contentLength(0))
@@ -168,7 +167,7 @@ struct FastCGIExchange {
                 // and close it (libfcgi does).
                 opening += FastCGIRequestWriter.endOfStdin(requestID: id)
                 try send(backend, opening)
-                return relayResponse(backend, conn, keepAlive: &keepAlive, outcome: &outcome)
+                return relayResponse(backend, id: id, conn, keepAlive: &keepAlive, outcome: &outcome)
             }
             try send(backend, opening)
             if target == head.target {
@@ -188,12 +187,12 @@ struct FastCGIExchange {
             // The app went away while we were writing: nothing was sent to the client yet.
             return .retry
         }
-        return relayResponse(backend, conn, keepAlive: &keepAlive, outcome: &outcome)
+        return relayResponse(backend, id: id, conn, keepAlive: &keepAlive, outcome: &outcome)
     }
 
     /// Reads the app's output and streams it to the client.
-    func relayResponse(_ backend: FileDescriptor, _ conn: ClientConnection, keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
-        var relay = ResponseRelay(request: head, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: keepAlive)
+    func relayResponse(_ backend: FileDescriptor, id: UInt16, _ conn: ClientConnection, keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
+        var relay = ResponseRelay(request: head, requestID: id, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: keepAlive)
         var buffer = [UInt8].readBuffer(65536)
         // What one read from the app produced (head, body, last chunk) goes to the
         // client in one write: three writes per small response cost the client side

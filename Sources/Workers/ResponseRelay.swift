@@ -21,10 +21,10 @@ struct ResponseRelay {
     /// STDERR records, logged with a cap per request.
     private var stderrLog = StderrLog(label: "app")
 
-    init(request: HTTPRequestHead, maxHeadSize: Int, keepAlive: Bool) {
+    init(request: HTTPRequestHead, requestID: UInt16, maxHeadSize: Int, keepAlive: Bool) {
         self.request = request
         self.keepAlive = keepAlive
-        reader = FastCGIResponseReader(requestID: 1, maxHeadSize: maxHeadSize)
+        reader = FastCGIResponseReader(requestID: requestID, maxHeadSize: maxHeadSize)
     }
 
     /// Whether the head has gone to the client (after that, a failure can only close).

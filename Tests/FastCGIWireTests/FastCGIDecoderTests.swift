@@ -53,6 +53,25 @@ struct FastCGIDecoderTests {
         #expect(rest.isEmpty)
     }
 
+    @Test("records of an earlier request id are skipped and counted, not taken as this request's", arguments: [nil, 1, 5] as [Int?])
+    func strayRecordsOfAnEarlierRequest(piece: Int?) throws {
+        let stray = header(6, id: 1, length: 8, padding: 3) + Array("CROSSED\n".utf8) + [0, 0, 0]
+            + header(6, id: 1, length: 0, padding: 0) + endRequest(id: 1)
+        let input = stray + header(6, id: 2, length: 3, padding: 0) + Array("ok\n".utf8) + endRequest(id: 2)
+        let (d, rest) = try decodeRequest(input, piece: piece, id: 2)
+        #expect(d.stdout == Array("ok\n".utf8))
+        #expect(d.end == .endRequest(appStatus: 0, protocolStatus: .requestComplete))
+        #expect(rest.isEmpty)
+        var counted = FastCGIDecoder(requestID: 2)
+        var buffer = input[...]
+        while true {
+            let s = try counted.decode(buffer)
+            buffer = buffer.dropFirst(s.consumed)
+            if case .endRequest? = s.event { break }
+        }
+        #expect(counted.strayRecords == 3)
+    }
+
     @Test func stdoutAndStderrInterleaved() throws {
         let input = header(6, length: 3, padding: 5) + Array("abc".utf8) + [0, 0, 0, 0, 0]
             + header(7, length: 4, padding: 4) + Array("oops".utf8) + [0, 0, 0, 0]
@@ -101,7 +120,6 @@ struct FastCGIDecoderTests {
 
     @Test("protocol violations are clear errors", arguments: [
         ("bad version", [2, 6, 0, 1, 0, 0, 0, 0] as [UInt8], "version"),
-        ("unexpected request id", header(6, id: 9, length: 0, padding: 0), "request 9"),
         ("unknown record type", [1, 12, 0, 1, 0, 0, 0, 0], "unknown record type 12"),
         ("type the app never sends", header(1, length: 8, padding: 0) + [0, 1, 0, 0, 0, 0, 0, 0], "not sent by applications"),
         ("STDIN from the app", header(5, length: 0, padding: 0), "not sent by applications"),

@@ -54,6 +54,7 @@ int gw_spawn_cgi(pid_t *pid, const char *path, char *const argv[], char *const e
 int gw_pidfd_open(pid_t pid);
 // futimens(fd, NULL): the worker heartbeat (the master reads the file's mtime).
 int gw_touch(int fd);
+int gw_refuse_new_connections(int fd);
 
 // Shared memory between the master and its workers (the app slot table).
 // A process-shared, robust mutex: if its holder dies, the next locker recovers it.
