@@ -2,10 +2,15 @@
 // gatewayd: a pre-fork HTTP/1.1 -> FastCGI / CGI gateway.
 //
 // Modules point downwards only (see docs/ARCHITECTURE.md and ../shared/design.md §2):
-//   gatewayd -> GatewayConfig -> CGIProtocol -> HTTPWire
-//            -> FastCGIWire
-//            -> GatewaySystem -> CGatewayShims
-// HTTPWire, FastCGIWire and CGIProtocol are sans-IO: they import neither Glibc nor Foundation.
+//   gatewayd -> Arbiter -> Upstream (slot table, app processes) -> GatewayConfig
+//            -> Workers (drivers: system calls, logs, metrics)
+//                 -> Exchanges (sans-IO request engine) -> CGIProtocol -> HTTPWire
+//                                                       -> FastCGIWire
+//                 -> Upstream, GatewayLogging, GatewaySystem -> CGatewayShims
+// HTTPWire, FastCGIWire, CGIProtocol and Exchanges are sans-IO: they import neither
+// Glibc, Foundation, GatewaySystem nor Logging. Each target declares exactly what it
+// imports; scripts/test builds with --explicit-target-dependency-import-check=error, so an
+// undeclared import fails the build.
 import PackageDescription
 
 let package = Package(
@@ -36,16 +41,21 @@ let package = Package(
         .target(name: "GatewayLogging", dependencies: [
             "GatewaySystem", .product(name: "Logging", package: "swift-log"),
         ]),
-        // FastCGI client, the shared slot table (slots + FIFO queue), hosted app processes.
-        .target(name: "Upstream", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "GatewayConfig", "GatewaySystem",
-                                                 "GatewayLogging", .product(name: "Logging", package: "swift-log")]),
-        // The worker classes and the one request pipeline they share.
-        .target(name: "Workers", dependencies: ["Upstream", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem", "GatewayLogging"]),
+        // The request engine, sans-IO: FastCGI request records and response relay, CGI
+        // output relay, response heads, the retry policy, notes for the log.
+        .target(name: "Exchanges", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol"]),
+        // The shared slot table (slots + FIFO queue) and the hosted app processes.
+        .target(name: "Upstream", dependencies: ["GatewayConfig", "GatewaySystem", .product(name: "Logging", package: "swift-log")]),
+        // The worker classes: drivers that turn the engine's decisions into system calls.
+        .target(name: "Workers", dependencies: ["Exchanges", "Upstream", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem",
+                                                "GatewayLogging", .product(name: "Logging", package: "swift-log")]),
         // The master: listeners, worker processes, signals, reload.
-        .target(name: "Arbiter", dependencies: ["Upstream", "GatewayConfig", "GatewaySystem", "GatewayLogging"]),
+        .target(name: "Arbiter", dependencies: ["Upstream", "GatewayConfig", "GatewaySystem", "GatewayLogging",
+                                                .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "gatewayd", dependencies: [
-            "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers",
+            "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers", "Upstream",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // libfcgi for the Swift sample app (Debian: libfcgi-dev; scripts/setup installs it).
         .systemLibrary(name: "CFastCGI", path: "apps/swift/CFastCGI"),
@@ -56,7 +66,8 @@ let package = Package(
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
         .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "GatewayConfig", "GatewaySystem"]),
-        .testTarget(name: "WorkersTests", dependencies: ["Workers", "Upstream", "GatewayConfig", "HTTPWire", "CGIProtocol"]),
+        .testTarget(name: "ExchangesTests", dependencies: ["Exchanges", "HTTPWire", "CGIProtocol", "FastCGIWire"]),
+        .testTarget(name: "WorkersTests", dependencies: ["Workers", "Exchanges", "GatewayConfig", "HTTPWire", "CGIProtocol"]),
         // Runs real peers: the gatewayd binary, libfcgi / flup / php-cgi apps.
         .testTarget(name: "IntegrationTests", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "GatewaySystem"], exclude: ["Apps"]),
     ]

@@ -1,14 +1,17 @@
 import GatewayConfig
 import GatewayLogging
 import GatewaySystem
+import Synchronization
 
 /// One line per request: nginx's combined format plus the request time and the upstream
 /// time (seconds; "-" when no app or CGI program was involved), or the same as JSON.
-public final class AccessLog {
+///
+/// Sendable: the thread worker's pool threads write through one instance. The cached
+/// timestamp (remade once a second) is behind a Mutex, and LogSink writes whole lines.
+public final class AccessLog: Sendable {
     let sink: LogSink
     let format: AccessLogFormat
-    var second: Int64 = -1
-    var stamp = ""
+    private let clock = Mutex<(second: Int64, stamp: String)>((-1, ""))
 
     public init(sink: LogSink, format: AccessLogFormat) {
         self.sink = sink
@@ -31,9 +34,9 @@ public final class AccessLog {
 
     public func write(_ e: Entry) {
         let now = Host.epochSeconds()
-        if now != second {
-            second = now
-            stamp = Host.accessLogTimestamp()
+        let stamp = clock.withLock { c in
+            if c.second != now { c = (now, Host.accessLogTimestamp()) }
+            return c.stamp
         }
         let rt = Self.seconds(e.requestTime)
         switch format {

@@ -4,6 +4,7 @@ import GatewaySystem
 import HTTPWire
 import Logging
 import Upstream
+import Exchanges
 
 /// The request pipeline for blocking workers: read a request, route it, forward it to
 /// its FastCGI app, stream the response back. The sync worker runs it inline; the
@@ -93,7 +94,7 @@ public struct BlockingPipeline {
         var outcome = Outcome(status: 0, bytesSent: 0, upstreamTime: nil)
         defer {
             logAccess(conn, method: head.method, target: head.target, version: head.version.description,
-                      status: outcome.status, bytes: outcome.bytesSent, started: started, upstream: outcome.upstreamTime, rid: rid, head: head)
+                      status: outcome.loggedStatus, bytes: outcome.bytesSent, started: started, upstream: outcome.upstreamTime, rid: rid, head: head)
         }
 
         /// Answers with an error page; the connection stays open only if no body is left unread.
@@ -102,13 +103,17 @@ public struct BlockingPipeline {
             let page = ResponseHead.error(status, keepAlive: keep, date: ctx.httpDate(), extraHeaders: headers, isHead: head.method == "HEAD")
             outcome.status = status
             outcome.bytesSent = page.count
-            do { try conn.write(page, timeout: timeouts.send) } catch { return false }
+            do { try conn.write(page, timeout: timeouts.send) } catch {
+                outcome.clientGone = true
+                return false
+            }
             return keep
         }
 
         var target = head.target
         let client = ctx.clientPeer(conn.remote, head: head).address
-        for _ in 0..<6 {  // local redirects (Location: /path) are followed up to 5 times
+        var redirects = LocalRedirects()
+        while true {
             let result: FastCGIExchange.Result
             switch ctx.destination(method: head.method, target: target, client: client) {
             case .refuse(let status, let headers):
@@ -117,13 +122,19 @@ public struct BlockingPipeline {
                 let page = Metrics.response(ctx, method: head.method, keepAlive: keepAlive && bodyless)
                 outcome.status = 200
                 outcome.bytesSent = page.count
-                do { try conn.write(page, timeout: timeouts.send) } catch { return false }
+                do { try conn.write(page, timeout: timeouts.send) } catch {
+                outcome.clientGone = true
+                return false
+            }
                 return keepAlive && bodyless
             case .statusPage:
                 let page = StatusPage.response(ctx, target: target, method: head.method, keepAlive: keepAlive && bodyless)
                 outcome.status = 200
                 outcome.bytesSent = page.count
-                do { try conn.write(page, timeout: timeouts.send) } catch { return false }
+                do { try conn.write(page, timeout: timeouts.send) } catch {
+                outcome.clientGone = true
+                return false
+            }
                 return keepAlive && bodyless
             case .staticFile(let file):
                 return sendStatic(file, head, conn, keepAlive: keepAlive && bodyless, outcome: &outcome)
@@ -142,12 +153,12 @@ public struct BlockingPipeline {
             case .failed(let status, let headers):
                 return fail(status, headers)
             case .localRedirect(let location):
-                ctx.logger.debug("local redirect to \(location)", metadata: ["request_id": "\(rid)"])
+                let (allowed, note) = redirects.follow(location)
+                ctx.log([note], ["request_id": "\(rid)"])
+                guard allowed else { return fail(500) }
                 target = location
             }
         }
-        ctx.logger.error("more than 5 local redirects", metadata: ["request_id": "\(rid)"])
-        return fail(500)
     }
 
     /// A static file: its head, then its bytes by sendfile. Returns whether the connection may go on.
@@ -159,9 +170,12 @@ public struct BlockingPipeline {
             try conn.write(reply.head, timeout: timeouts.send)
             outcome.bytesSent = reply.head.count
             if let body = reply.body {
-                outcome.bytesSent += Int(try conn.sendFile(file.fd, offset: body.offset, length: body.length, timeout: timeouts.send))
+                var sent: UInt64 = 0
+                defer { outcome.bytesSent += Int(sent) }
+                try conn.sendFile(file.fd, offset: body.offset, length: body.length, timeout: timeouts.send, sent: &sent)
             }
         } catch {
+            outcome.clientGone = true
             return false
         }
         return keepAlive
@@ -179,6 +193,12 @@ struct Outcome {
     var status: Int
     var bytesSent: Int
     var upstreamTime: Double?
+    /// The client went away before its response was complete.
+    var clientGone = false
+    /// What the access log and the metrics say: 499 (nginx's "client closed request")
+    /// for a response the client did not take whole, whatever it had started as. The
+    /// epoll worker follows the same rule (EpollWorker.clientGone).
+    var loggedStatus: Int { clientGone ? 499 : status }
 }
 
 /// The client broke off or sent a bad body: answer with this status (nothing was sent yet).

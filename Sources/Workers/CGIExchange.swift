@@ -3,6 +3,7 @@ import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Logging
+import Exchanges
 
 /// One request served by a CGI program with blocking I/O: the sync worker inline, the
 /// thread worker on a pool thread. The body is read first (`BufferedBody`), a place is
@@ -203,27 +204,26 @@ struct CGIExchange {
         }
 
         func result(keepAlive: inout Bool, outcome: inout Outcome) -> FastCGIExchange.Result {
-            if let status = run.exitStatus, status != .exited(0) {
-                ctx.logger.info("CGI program ended with \(status)", metadata: exchange.meta)
-            }
-            if clientGone {
-                keepAlive = false
-                if outcome.status == 0 { outcome.status = 499 }
+            let end = CGIEnd(abnormalExit: run.abnormalExit, clientGone: clientGone, timedOut: timedOut, stdoutDone: stdoutDone, failure: failure)
+            let (decision, notes) = CGIPolicy.finish(end, relay: relay, script: exchange.script.scriptName)
+            ctx.log(notes, exchange.meta)
+            switch decision {
+            case .done(let keep):
+                keepAlive = keep
                 return .done
-            }
-            // A program ended for its timeout has nothing more to say about it.
-            if timedOut && (failure != nil || !stdoutDone) {
+            case .respond(let status):
                 keepAlive = false
-                return relay.headSent ? .done : .failed(504, [])
-            }
-            if let failure {
-                ctx.logger.error("\(exchange.script.scriptName): \(failure)", metadata: exchange.meta)
+                return .failed(status, [])
+            case .close:
                 keepAlive = false
-                return relay.headSent ? .done : .failed(502, [])
+                return .done
+            case .clientGone:
+                keepAlive = false
+                outcome.clientGone = true
+                return .done
+            case .localRedirect(let location):
+                return .localRedirect(location)
             }
-            if let location = relay.redirect { return .localRedirect(location) }
-            keepAlive = relay.keepAlive
-            return .done
         }
     }
 }

@@ -3,13 +3,14 @@ import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Logging
+import Exchanges
 
 /// A request body read whole before the program starts: in memory, or in an unlinked
 /// temporary file past `memoryLimit` (lighttpd's and nginx's default request buffering:
 /// a slow upload never holds a CGI process, and the program gets CONTENT_LENGTH even for
 /// a chunked request).
 struct BufferedBody {
-    static let memoryLimit = 65536
+    static let memoryLimit = ExchangeLimits.bodyInMemory
     var memory: [UInt8] = []
     var spool: FileDescriptor? = nil
     var length: UInt64 = 0
@@ -68,7 +69,7 @@ final class CGIRun {
     private var bodySent: UInt64 = 0
     private var piece: [UInt8] = []
     private var pieceStart = 0
-    private var stderrLog: StderrLog
+    private var stderrLines: StderrLines
 
     private init(script: CGIScript, child: ChildProcess, stdin: FileDescriptor?, stdout: FileDescriptor,
                  stderr: FileDescriptor, body: BufferedBody) {
@@ -78,7 +79,7 @@ final class CGIRun {
         self.stdout = stdout
         self.stderr = stderr
         self.body = body
-        stderrLog = StderrLog(label: script.scriptName)
+        stderrLines = StderrLines(label: script.scriptName)
         started = Host.monotonicSeconds()
     }
 
@@ -199,10 +200,14 @@ final class CGIRun {
             if n == 0 {
                 try? fd.close()
                 stderr = nil
-                stderrLog.finish(ctx.logger, meta())
+                var notes: [ExchangeNote] = []
+                stderrLines.finish(notes: &notes)
+                ctx.log(notes, meta())
                 return
             }
-            stderrLog.append(buffer[0..<n], ctx.logger, meta())
+            var notes: [ExchangeNote] = []
+            stderrLines.append(buffer[0..<n], notes: &notes)
+            ctx.log(notes, meta())
         }
     }
 
@@ -217,6 +222,13 @@ final class CGIRun {
     }
 
     var exited: Bool { exitStatus != nil }
+
+    /// The exit worth a log line: not a clean one, nor one already reaped elsewhere
+    /// (`.exited(-1)`, status unknown).
+    var abnormalExit: String? {
+        guard let s = exitStatus, s != .exited(0), s != .exited(-1) else { return nil }
+        return "\(s)"
+    }
 
     /// SIGTERM to the group; SIGKILL follows from `escalate` after the grace time.
     func terminate(now: Double) {

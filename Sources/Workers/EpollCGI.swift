@@ -2,6 +2,7 @@ import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Logging
+import Exchanges
 
 /// One CGI program run by the epoll worker, as the loop sees it.
 final class EpollCGIRun {
@@ -181,26 +182,20 @@ extension EpollWorker {
         r.cgiRun = nil
         r.upstreamTime = Host.monotonicSeconds() - r.upstreamStart
         r.status = e.relay.status
-        if let status = e.run.exitStatus, status != .exited(0), status != .exited(-1) {
-            ctx.logger.info("CGI program ended with \(status)", metadata: cgiMeta(r))
-        }
-        if e.timedOut && (e.failure != nil || !e.stdoutDone) {
-            return e.relay.headSent ? finishRequest(c, r, keep: false) : respondError(c, r, 504, keep: false)
-        }
-        if let failure = e.failure {
-            ctx.logger.error("\(r.cgi?.scriptName ?? "CGI"): \(failure)", metadata: cgiMeta(r))
-            return e.relay.headSent ? finishRequest(c, r, keep: false) : respondError(c, r, 502, keep: false)
-        }
-        if let location = e.relay.redirect {
-            r.redirects += 1
-            guard r.redirects <= 5 else {
-                ctx.logger.error("more than 5 local redirects", metadata: cgiMeta(r))
-                return respondError(c, r, 500)
-            }
+        let end = CGIEnd(abnormalExit: e.run.abnormalExit, clientGone: false, timedOut: e.timedOut, stdoutDone: e.stdoutDone, failure: e.failure)
+        let (decision, notes) = CGIPolicy.finish(end, relay: e.relay, script: r.cgi?.scriptName ?? "CGI")
+        ctx.log(notes, cgiMeta(r))
+        switch decision {
+        case .done(let keep): finishRequest(c, r, keep: keep && r.keepAlive)
+        case .respond(let status): respondError(c, r, status, keep: false)
+        case .close, .clientGone: finishRequest(c, r, keep: false)
+        case .localRedirect(let location):
+            let (allowed, note) = r.redirects.follow(location)
+            ctx.log([note], cgiMeta(r))
+            guard allowed else { return respondError(c, r, 500) }
             r.target = location
-            return route(c, r)
+            route(c, r)
         }
-        finishRequest(c, r, keep: e.relay.keepAlive && r.keepAlive)
     }
 
     /// The client has gone, or the program failed: SIGTERM now, SIGKILL after the grace

@@ -2,6 +2,7 @@ import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Upstream
+import Exchanges
 
 /// One client connection of the epoll worker, and where it stands.
 final class EpollClient: ReadsProxyHeader {
@@ -51,6 +52,8 @@ final class EpollClient: ReadsProxyHeader {
     var lingerOnClose = false
     var deadline = Double.infinity
     var request: EpollRequest? = nil
+    /// A response complete on our side, not yet all written: logged when it is.
+    var sending: EpollRequest? = nil
     /// The listener speaks the PROXY protocol: a header comes before the first request.
     var expectsProxyHeader = false
 
@@ -97,7 +100,9 @@ final class EpollRequest {
     let started: Double
     /// The target being served: the request's own, or a local redirect's.
     var target: String
-    var redirects = 0
+    var redirects = LocalRedirects()
+    /// The version the access log shows when it is not the request's (a 400 before one was read).
+    var logVersion: String? = nil
     var keepAlive: Bool
     var status = 0
     var bytesSent = 0

@@ -15,6 +15,10 @@ extension EpollWorker {
         guard c.outputPending == 0 else { return }
         switch c.phase {
         case .flushing:
+            if let r = c.sending {
+                c.sending = nil
+                logAccess(c, r)
+            }
             if c.keepAfterFlush { nextRequest(c) } else { closeAfterResponse(c) }
         case .upstream:
             if let e = c.request?.cgiRun {
@@ -82,11 +86,13 @@ extension EpollWorker {
     }
 
     /// The client reset the connection or stopped taking output while a request was in
-    /// flight: the app's work is abandoned and its slot freed.
+    /// flight: the app's work is abandoned and its slot freed. Logged 499 (nginx's
+    /// "client closed request"), as the blocking workers do (Outcome.loggedStatus).
     func clientGone(_ c: EpollClient) {
         if let r = c.request {
             abandonUpstream(c, r)
-            if r.status == 0 { r.status = 499 }  // nginx's "client closed request"
+            r.status = 499
+            r.bytesSent -= c.outputPending
             logAccess(c, r)
             ctx.requestFinished()
         }
@@ -95,6 +101,13 @@ extension EpollWorker {
 
     func closeClient(_ c: EpollClient) {
         guard !c.closed else { return }
+        if let r = c.sending {
+            // The response was whole on our side but the client did not take it all.
+            c.sending = nil
+            r.status = 499
+            r.bytesSent -= c.outputPending
+            logAccess(c, r)
+        }
         c.closed = true
         c.closeFile()
         if let r = c.request {

@@ -1,6 +1,7 @@
 import GatewayConfig
 import GatewaySystem
 import HTTPWire
+import Exchanges
 
 /// The epoll worker's timers: one deadline per connection, swept from the loop.
 extension EpollWorker {

@@ -2,12 +2,11 @@ import GatewayConfig
 import GatewaySystem
 import Logging
 import Upstream
+import Exchanges
 
 /// The epoll worker's side of a FastCGI exchange: take a slot without waiting, connect
-/// without blocking, send the request records, relay the response. The retry rules are
-/// those of the blocking exchange (FastCGIExchange): a kept connection the app closed is
-/// replaced, a process that died before answering an idempotent request costs one retry
-/// on another slot, FCGI_OVERLOADED makes the slot rest and the request try another.
+/// without blocking, send the request records, relay the response. What follows a
+/// failure is UpstreamPolicy's decision, the same table the blocking exchange uses.
 extension EpollWorker {
     func meta(_ r: EpollRequest) -> Logger.Metadata { ["request_id": "\(r.requestID)", "app": "\(r.app?.name ?? "-")"] }
 
@@ -26,12 +25,9 @@ extension EpollWorker {
             c.phase = .queued
             setDeadline(c, Host.monotonicSeconds() + app.queueTimeout)
         case .queueFull:
-            ctx.logger.warning("app \(app.name): its queue is full; answering 503", metadata: meta(r))
-            respondError(c, r, 503, [("Retry-After", retryAfter(app))])
+            upstreamFailed(c, r, .queueFull)
         }
     }
-
-    func retryAfter(_ app: AppConfig) -> String { String(max(1, Int(app.queueTimeout.rounded(.up)))) }
 
     /// Hands granted slots to their waiting requests, oldest first.
     func collectGrants(periodic: Bool) {
@@ -63,13 +59,12 @@ extension EpollWorker {
     }
 
     func queueTimedOut(_ c: EpollClient, _ r: EpollRequest) {
-        guard let app = r.app, let ticket = r.ticket else { return respondError(c, r, 500) }
+        guard let ticket = r.ticket else { return respondError(c, r, 500) }
         unqueue(r, ticket)
         if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: true) {
             return startUpstream(c, r, lease)  // granted at the last moment
         }
-        ctx.logger.warning("app \(app.name): no free slot within queue_timeout (\(app.queueTimeout) s); answering 503", metadata: meta(r))
-        respondError(c, r, 503, [("Retry-After", retryAfter(app))])
+        upstreamFailed(c, r, .queueTimedOut)
     }
 
     /// Gives the slot back. The connection is kept for the next request when it may be
@@ -200,14 +195,35 @@ extension EpollWorker {
     }
 
     func unreachable(_ c: EpollClient, _ r: EpollRequest, _ error: UpstreamError) {
-        if let b = detachBackend(r) { try? b.close() }
-        if let lease = r.lease {
-            ctx.dispatcher.release(lease, connection: nil, reusable: false, served: false)
-            r.lease = nil
-            grantsMayWait = true
+        upstreamFailed(c, r, .unreachable(error))
+    }
+
+    /// Every failure of an exchange goes through the one retry table (UpstreamPolicy).
+    func upstreamFailed(_ c: EpollClient, _ r: EpollRequest, _ failure: UpstreamFailure) {
+        guard let app = r.app else { return respondError(c, r, 500) }
+        // The epoll worker holds every body before it asks for a slot: always replayable.
+        let state = AttemptState(tries: r.tries, slot: r.lease?.slot ?? -1, reusedConnection: r.backendReused, replayable: true,
+                                 idempotent: r.idempotent, headSent: r.relay?.headSent ?? false)
+        let (decision, note) = UpstreamPolicy.decide(failure, state, app: app.name, slotCount: app.slotCount, queueTimeout: app.queueTimeout)
+        ctx.log([note], meta(r))
+        switch decision {
+        case .reconnect:
+            if let b = detachBackend(r) { try? b.close() }
+            c.phase = .connecting
+            openBackend(c, r)
+        case .anotherSlot(let overloaded):
+            releaseSlot(c, r, reusable: false, served: false, overloaded: overloaded)
+            acquireSlot(c, r)
+        case .respond(let status, let retryAfter):
+            releaseSlot(c, r, reusable: false, served: false, overloaded: failure == .overloaded)
+            r.relay = nil
+            respondError(c, r, status, retryAfter.map { [("Retry-After", $0)] } ?? [])
+        case .close:
+            releaseSlot(c, r, reusable: false, served: false)
+            r.relay = nil
+            r.keepAlive = false
+            finishRequest(c, r, keep: false)
         }
-        ctx.logger.error("\(error)", metadata: meta(r))
-        respondError(c, r, error.status)
     }
 
     // MARK: - Talking to the app
@@ -298,13 +314,16 @@ extension EpollWorker {
             if n < scratch.count { r.backendReadable = false }
             let before = c.output.count
             r.relay = nil  // so the relay's buffers are not copied on write
+            var notes: [ExchangeNote] = []
             do {
-                try relay.receive(scratch[0..<n], into: &c.output, ctx: ctx, meta: meta(r))
+                try relay.receive(scratch[0..<n], into: &c.output, mayKeepAlive: ctx.mayKeepAlive, date: ctx.httpDate(), notes: &notes)
+                ctx.log(notes, meta(r))
                 r.relay = relay
             } catch {
+                ctx.log(notes, meta(r))
                 r.relay = relay
-                if case .overloaded = error, !relay.headSent { return overloaded(c, r) }
-                return abortUpstream(c, r, "\(error)", timedOut: false)
+                if case .overloaded = error, !relay.headSent { return upstreamFailed(c, r, .overloaded) }
+                return upstreamFailed(c, r, .broken(error))
             }
             r.bytesSent += c.output.count - before
             if relay.ended { return upstreamDone(c, r, relay) }
@@ -319,12 +338,9 @@ extension EpollWorker {
         r.status = relay.status
         r.relay = nil
         if let location = relay.redirect {
-            r.redirects += 1
-            guard r.redirects <= 5 else {
-                ctx.logger.error("more than 5 local redirects", metadata: meta(r))
-                return respondError(c, r, 500)
-            }
-            ctx.logger.debug("local redirect to \(location)", metadata: meta(r))
+            let (allowed, note) = r.redirects.follow(location)
+            ctx.log([note], meta(r))
+            guard allowed else { return respondError(c, r, 500) }
             r.target = location
             r.keepAlive = r.keepAlive && (!r.hasBody || r.bodyDone)
             return route(c, r)
@@ -335,47 +351,8 @@ extension EpollWorker {
 
     /// The app closed the connection (or reset it).
     func appClosed(_ c: EpollClient, _ r: EpollRequest) {
-        guard let relay = r.relay, relay.bytesReceived == 0 else {
-            return abortUpstream(c, r, "\(UpstreamError.closedEarly)", timedOut: false)
-        }
-        if r.backendReused {
-            // A kept connection the app closed meanwhile (recycling): once more on a new one.
-            if let b = detachBackend(r) { try? b.close() }
-            ctx.logger.debug("kept connection was closed by the app; retrying on a new one", metadata: meta(r))
-            c.phase = .connecting
-            return openBackend(c, r)
-        }
-        let slot = r.lease?.slot ?? -1
-        releaseSlot(c, r, reusable: false, served: false)
-        if r.idempotent && r.tries < 2 {
-            ctx.logger.warning("app \(r.app?.name ?? "-"): slot \(slot) closed the connection before answering; retrying once", metadata: meta(r))
-            return acquireSlot(c, r)
-        }
-        ctx.logger.error("\(UpstreamError.closedEarly)", metadata: meta(r))
-        respondError(c, r, 502)
-    }
-
-    func overloaded(_ c: EpollClient, _ r: EpollRequest) {
-        let slot = r.lease?.slot ?? -1
-        releaseSlot(c, r, reusable: false, served: false, overloaded: true)
-        guard let app = r.app, r.tries <= app.slotCount else {
-            ctx.logger.warning("\(UpstreamError.overloaded)", metadata: meta(r))
-            return respondError(c, r, 503, [("Retry-After", "1")])
-        }
-        ctx.logger.info("app \(app.name): slot \(slot) answered FCGI_OVERLOADED; trying another slot", metadata: meta(r))
-        acquireSlot(c, r)
-    }
-
-    /// The exchange failed: an error page if the client has nothing yet, else close
-    /// after what it has.
-    func abortUpstream(_ c: EpollClient, _ r: EpollRequest, _ why: String, timedOut: Bool) {
-        ctx.logger.error("\(why)", metadata: meta(r))
-        let headSent = r.relay?.headSent ?? false
-        releaseSlot(c, r, reusable: false, served: false)
-        r.relay = nil
-        if !headSent { return respondError(c, r, timedOut ? 504 : 502) }
-        r.keepAlive = false
-        finishRequest(c, r, keep: false)
+        guard let relay = r.relay, relay.bytesReceived == 0 else { return upstreamFailed(c, r, .broken(.closedEarly)) }
+        upstreamFailed(c, r, .closedBeforeAnswer)
     }
 
     func upstreamTimedOut(_ c: EpollClient, _ r: EpollRequest) {
@@ -383,6 +360,6 @@ extension EpollWorker {
             ctx.logger.info("client took nothing for \(timeouts.send) s; closing", metadata: meta(r))
             return clientGone(c)
         }
-        abortUpstream(c, r, "\(UpstreamError.timeout)", timedOut: true)
+        upstreamFailed(c, r, .broken(.timeout))
     }
 }

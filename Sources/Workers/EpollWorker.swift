@@ -4,6 +4,7 @@ import GatewaySystem
 import HTTPWire
 import Logging
 import Upstream
+import Exchanges
 
 /// `worker_class = "epoll"`: one thread, one epoll instance, every socket non-blocking.
 /// Clients and app connections are registered once, edge-triggered, and the loop
@@ -26,7 +27,7 @@ public final class EpollWorker {
     static let serialMask: UInt32 = 0x0fff_ffff
     static let clientEvents: Epoll.Events = [.readable, .writable, .peerClosed, .edgeTriggered]
     /// A request body up to this size is held in memory; beyond, in a temporary file.
-    static let memoryBodyLimit = 65536
+    static let memoryBodyLimit = ExchangeLimits.bodyInMemory
     /// The app is not read while the client has this much unsent.
     static let outputHighWater = 256 * 1024
     /// Static file bytes sent to one client per loop turn, so a fast reader of a big file
@@ -425,7 +426,8 @@ public final class EpollWorker {
             r.bytesSent += bytes.count
             queueOutput(c, bytes[...], flush: false)
         }
-        logAccess(c, r, version: logVersion)
+        r.logVersion = logVersion
+        c.sending = r  // logged once the client has it all (or has gone: 499)
         ctx.requestFinished()
         r.closeSpool()
         c.request = nil
@@ -438,10 +440,10 @@ public final class EpollWorker {
         flushClient(c)
     }
 
-    func logAccess(_ c: EpollClient, _ r: EpollRequest, version: String? = nil) {
+    func logAccess(_ c: EpollClient, _ r: EpollRequest) {
         guard ctx.accessLog != nil || ctx.config.server.metricsPath != nil else { return }
         ctx.logAccess(remote: c.remote.address, method: r.head.method, target: r.head.target,
-                      version: version ?? r.head.version.description, status: r.status, bytes: r.bytesSent,
+                      version: r.logVersion ?? r.head.version.description, status: r.status, bytes: r.bytesSent,
                       started: r.started, upstream: r.upstreamTime, rid: r.requestID, head: r.head)
     }
 }

@@ -4,6 +4,7 @@ import GatewaySystem
 import HTTPWire
 import Logging
 import Upstream
+import Exchanges
 
 /// One request forwarded to a FastCGI app with blocking I/O: params, the body streamed
 /// as STDIN (never held whole in memory), then STDOUT streamed to the client.
@@ -66,7 +67,7 @@ struct FastCGIExchange {
         let replayable = redirected || spool != nil || bodyLength == nil || bodyLength == 0
         let idempotent = ["GET", "HEAD", "OPTIONS"].contains(head.method)
         var tries = 0
-        while true {
+        slots: while true {
             tries += 1
             let queueStart = Host.monotonicSeconds()
             let lease: AppDispatcher.Lease
@@ -75,83 +76,80 @@ struct FastCGIExchange {
                 lease = l
                 ctx.recordQueueWait(app: appIndex, seconds: Host.monotonicSeconds() - queueStart)
             case .failure(let why):
-                let reason = why == .queueFull ? "its queue is full" : "no free slot within queue_timeout (\(app.queueTimeout) s)"
-                ctx.logger.warning("app \(app.name): \(reason); answering 503", metadata: meta)
-                return .failed(503, [("Retry-After", String(max(1, Int(app.queueTimeout.rounded(.up)))))])
+                let (decision, note) = UpstreamPolicy.decide(why == .queueFull ? .queueFull : .queueTimedOut, AttemptState(
+                    tries: tries, slot: -1, reusedConnection: false, replayable: replayable, idempotent: idempotent, headSent: false),
+                    app: app.name, slotCount: app.slotCount, queueTimeout: app.queueTimeout)
+                ctx.log([note], meta)
+                return answer(decision, &keepAlive)
+            }
+            var kept = lease.keptConnection
+            if !replayable, let k = kept {
+                // A streamed body cannot be sent twice, so it never rides on a kept connection.
+                try? k.close()
+                kept = nil
             }
             let upstreamStart = Host.monotonicSeconds()
-            let (attempt, backend) = send(on: lease, replayable: replayable, conn, &parser, spool: spool, params: params,
-                                          keepAlive: &keepAlive, outcome: &outcome)
-            outcome.upstreamTime = Host.monotonicSeconds() - upstreamStart
-            switch attempt {
-            case .finished(let result, let reusable):
-                if ctx.dispatcher.release(lease, connection: backend, reusable: reusable, served: true) {
-                    ctx.logger.warning("app \(app.name): slow request: \(head.method) \(target) held slot \(lease.slot) for \(Int((outcome.upstreamTime ?? 0) * 1000)) ms", metadata: meta)
+            while true {  // on this slot: once, or again on a new connection
+                let reused = kept != nil
+                let (attempt, backend) = send(kept, lease, conn, &parser, spool: spool, params: params, keepAlive: &keepAlive, outcome: &outcome)
+                kept = nil
+                outcome.upstreamTime = Host.monotonicSeconds() - upstreamStart
+                switch attempt {
+                case .finished(let result, let reusable):
+                    if ctx.dispatcher.release(lease, connection: backend, reusable: reusable, served: true) {
+                        ctx.logger.warning("app \(app.name): slow request: \(head.method) \(target) held slot \(lease.slot) for \(Int((outcome.upstreamTime ?? 0) * 1000)) ms", metadata: meta)
+                    }
+                    return result
+                case .failed(let failure, let headSent):
+                    let (decision, note) = UpstreamPolicy.decide(failure, AttemptState(
+                        tries: tries, slot: lease.slot, reusedConnection: reused, replayable: replayable, idempotent: idempotent,
+                        headSent: headSent), app: app.name, slotCount: app.slotCount, queueTimeout: app.queueTimeout)
+                    ctx.log([note], meta)
+                    if decision == .reconnect {
+                        try? backend?.close()
+                        continue
+                    }
+                    if case .anotherSlot(let overloaded) = decision {
+                        ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false, overloaded: overloaded)
+                        continue slots
+                    }
+                    ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false, overloaded: failure == .overloaded)
+                    return answer(decision, &keepAlive)
                 }
-                return result
-            case .overloaded where replayable && tries <= app.slotCount:
-                ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false, overloaded: true)
-                ctx.logger.info("app \(app.name): slot \(lease.slot) answered FCGI_OVERLOADED; trying another slot", metadata: meta)
-            case .overloaded:
-                ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false, overloaded: true)
-                ctx.logger.warning("\(UpstreamError.overloaded)", metadata: meta)
-                return .failed(503, [("Retry-After", "1")])
-            case .retry where replayable && idempotent && tries < 2:
-                // The process went away before answering (killed, crashed): once more, on any slot.
-                ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false)
-                ctx.logger.warning("app \(app.name): slot \(lease.slot) closed the connection before answering; retrying once", metadata: meta)
-            case .retry:
-                ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false)
-                ctx.logger.error("\(UpstreamError.closedEarly)", metadata: meta)
-                return .failed(502, [])
-            case .unreachable(let error):
-                ctx.dispatcher.release(lease, connection: nil, reusable: false, served: false)
-                ctx.logger.error("\(error)", metadata: meta)
-                return .failed(error.status, [])
             }
         }
     }
 
-    /// Sends the request on the lease's kept connection, or a new one; a kept connection
-    /// the app closed meanwhile (recycling) is replaced by a new one once, as nothing of
-    /// the request has reached the app. Returns the connection for release().
-    func send(on lease: AppDispatcher.Lease, replayable: Bool, _ conn: ClientConnection, _ parser: inout HTTPRequestParser,
+    /// A final decision as the exchange's result.
+    func answer(_ decision: UpstreamDecision, _ keepAlive: inout Bool) -> Result {
+        switch decision {
+        case .respond(let status, let retryAfter): return .failed(status, retryAfter.map { [("Retry-After", $0)] } ?? [])
+        case .close, .reconnect, .anotherSlot:
+            keepAlive = false
+            return .done
+        }
+    }
+
+    /// One attempt on `kept`, or on a new connection to the lease's slot. Returns the
+    /// connection for release().
+    func send(_ kept: FileDescriptor?, _ lease: AppDispatcher.Lease, _ conn: ClientConnection, _ parser: inout HTTPRequestParser,
               spool: BufferedBody?, params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> (Attempt, FileDescriptor?) {
-        var kept = lease.keptConnection
-        if !replayable, let k = kept {
-            try? k.close()
-            kept = nil
-        }
-        while true {
-            let backend: FileDescriptor
-            let reused = kept != nil
-            if let k = kept {
-                backend = k
-                kept = nil
-            } else {
-                do {
-                    backend = try BackendConnector.connect(lease.address, timeout: timeouts.backendConnect)
-                } catch {
-                    return (.unreachable(error), nil)
-                }
+        let backend: FileDescriptor
+        if let k = kept {
+            backend = k
+        } else {
+            do {
+                backend = try BackendConnector.connect(lease.address, timeout: timeouts.backendConnect)
+            } catch {
+                return (.failed(.unreachable(error), headSent: false), nil)
             }
-            let attempt = exchange(backend, id: lease.requestID, conn, &parser, spool: spool, params: params, keepAlive: &keepAlive, outcome: &outcome)
-            if case .retry = attempt, reused {
-                try? backend.close()
-                ctx.logger.debug("kept connection was closed by the app; retrying on a new one", metadata: meta)
-                continue
-            }
-            return (attempt, backend)
         }
+        return (exchange(backend, id: lease.requestID, conn, &parser, spool: spool, params: params, keepAlive: &keepAlive, outcome: &outcome), backend)
     }
 
     enum Attempt {
-        /// The app closed the connection before sending a byte.
-        case retry
-        /// The app answered FCGI_OVERLOADED before any output: like a busy slot.
-        case overloaded
-        /// The app could not be reached.
-        case unreachable(UpstreamError)
+        /// The attempt failed; UpstreamPolicy decides what follows.
+        case failed(UpstreamFailure, headSent: Bool)
         case finished(Result, reusable: Bool)
     }
 
@@ -185,7 +183,7 @@ struct FastCGIExchange {
             return .finished(.failed(e.status, []), reusable: false)
         } catch {
             // The app went away while we were writing: nothing was sent to the client yet.
-            return .retry
+            return .failed(.closedBeforeAnswer, headSent: false)
         }
         return relayResponse(backend, id: id, conn, keepAlive: &keepAlive, outcome: &outcome)
     }
@@ -201,11 +199,9 @@ struct FastCGIExchange {
         pending.reserveCapacity(4096)
         defer { outcome.status = relay.status }
 
-        func abort(_ why: String) -> Attempt {
-            ctx.logger.error("\(why)", metadata: meta)
+        func abort(_ why: UpstreamError) -> Attempt {
             keepAlive = false
-            if !relay.headSent { return .finished(.failed(why.contains("nothing within") ? 504 : 502, []), reusable: false) }
-            return .finished(.done, reusable: false)  // the head is out: all we can do is close
+            return .failed(.broken(why), headSent: relay.headSent)
         }
 
         while true {
@@ -214,22 +210,24 @@ struct FastCGIExchange {
             var ready = false
             while !ready {
                 let left = deadline - Host.monotonicSeconds()
-                if left <= 0 { return abort("\(UpstreamError.timeout)") }
+                if left <= 0 { return abort(.timeout) }
                 ctx.onWait()
                 ready = (try? backend.waitReadable(timeoutMilliseconds: Int32(min(left, 1) * 1000) + 1)) ?? true
             }
             let n: Int
             do { n = try backend.read(into: &buffer, from: 0) ?? 0 } catch {
-                if relay.bytesReceived == 0 { return .retry }
-                return abort("reading from the app: \(error)")
+                if relay.bytesReceived == 0 { return .failed(.closedBeforeAnswer, headSent: false) }
+                return abort(.protocolError("reading from the app: \(error)"))
             }
             if n == 0 {
-                if relay.bytesReceived == 0 { return .retry }
-                return abort("\(UpstreamError.closedEarly)")
+                if relay.bytesReceived == 0 { return .failed(.closedBeforeAnswer, headSent: false) }
+                return abort(.closedEarly)
             }
-            do { try relay.receive(buffer[0..<n], into: &pending, ctx: ctx, meta: meta) } catch {
-                if case .overloaded = error, !relay.headSent { return .overloaded }
-                return abort("\(error)")
+            var notes: [ExchangeNote] = []
+            defer { ctx.log(notes, meta) }
+            do { try relay.receive(buffer[0..<n], into: &pending, mayKeepAlive: ctx.mayKeepAlive, date: ctx.httpDate(), notes: &notes) } catch {
+                if case .overloaded = error, !relay.headSent { return .failed(.overloaded, headSent: false) }
+                return abort(error)
             }
             keepAlive = relay.keepAlive
             if relay.ended {
@@ -251,6 +249,7 @@ struct FastCGIExchange {
             return true
         } catch {
             ctx.logger.info("client went away: \(error)", metadata: meta)
+            outcome.clientGone = true
             return false
         }
     }

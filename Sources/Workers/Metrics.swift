@@ -1,6 +1,7 @@
 import GatewayConfig
 import HTTPWire
 import Upstream
+import Exchanges
 
 /// `/metrics` (server.metrics_path) in the Prometheus text format 0.0.4: requests by
 /// route and status, request latency by route, and per app its slots, processes, queue,

@@ -1,5 +1,6 @@
 import GatewaySystem
 import HTTPWire
+import Exchanges
 
 /// The response to a GET or HEAD of a static file: 200, 206, 304, 412 or 416, decided
 /// from the request's conditional and Range headers (RFC 9110 §13, §14) against the
@@ -58,10 +59,12 @@ struct StaticResponse {
 
 extension ClientConnection {
     /// Sends `length` bytes of `file` from `offset` with sendfile, waiting at most
-    /// `timeout` seconds for each bit of progress. Returns the bytes sent.
-    func sendFile(_ file: FileDescriptor, offset: UInt64, length: UInt64, timeout: Double) throws(ClientError) -> UInt64 {
+    /// `timeout` seconds for each bit of progress. `sent` counts the bytes that went out,
+    /// also when it throws (the access log shows what the client got).
+    func sendFile(_ file: FileDescriptor, offset: UInt64, length: UInt64, timeout: Double, sent: inout UInt64) throws(ClientError) {
         var position = Int(offset)
         let end = Int(offset + length)
+        defer { sent = UInt64(position) - offset }
         while position < end {
             try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
             let n: Int?
@@ -72,6 +75,5 @@ extension ClientConnection {
             }
             if n == 0 { throw .io(SystemError(errno: 0, "sendfile: the file shrank while it was sent")) }
         }
-        return length
     }
 }

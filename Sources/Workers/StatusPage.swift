@@ -2,6 +2,7 @@ import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Upstream
+import Exchanges
 
 /// The status page (`server.status_path`), like php-fpm's pm.status_path: per app its
 /// processes, slots, queue and counters; per worker its connections and requests.

@@ -1,6 +1,7 @@
 import GatewaySystem
 import HTTPWire
 import Logging
+import Exchanges
 
 /// `worker_class = "thread"`: slow clients never hold a thread (the Waitress property),
 /// without a hand-off per request. The `threads` threads share one epoll instance; each

@@ -5,6 +5,7 @@ import HTTPWire
 import Logging
 import Synchronization
 import Upstream
+import Exchanges
 
 /// What every request in a worker process shares: configuration, router, logs, the
 /// Date header of the current second, counters, and the drain flag.
@@ -15,7 +16,7 @@ public final class WorkerContext {
     public var logger: Logger
     public let errorSink: LogSink
     public let accessLog: AccessLog?
-    public static let software = "gatewayd/0.1.0"
+    public static let software = ServerIdentity.software
 
     /// Set by TERM, and when max_requests is reached: stop accepting, finish what is
     /// held, then exit. See `mayKeepAlive` and `idleDeadline` for how kept connections end.
@@ -189,4 +190,21 @@ public final class WorkerContext {
 
     /// The index of an app in the configuration (and in the slot table).
     func appIndex(_ name: String) -> Int? { config.apps.firstIndex { $0.name == name } }
+}
+
+extension WorkerContext {
+    /// Writes an exchange's notes to the error log with the request's metadata: the one
+    /// place where the engine's words become log lines, for every worker class.
+    func log(_ notes: [ExchangeNote], _ meta: @autoclosure () -> Logger.Metadata) {
+        guard !notes.isEmpty else { return }
+        let m = meta()
+        for n in notes {
+            switch n.level {
+            case .debug: logger.debug("\(n.message)", metadata: m)
+            case .info: logger.info("\(n.message)", metadata: m)
+            case .warning: logger.warning("\(n.message)", metadata: m)
+            case .error: logger.error("\(n.message)", metadata: m)
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import GatewayConfig
 import GatewaySystem
+import Exchanges
 
 /// Opens connections to FastCGI apps (blocking workers).
 public enum BackendConnector {

@@ -1,47 +1,46 @@
 import CGIProtocol
 import HTTPWire
-import Logging
-import Upstream
 
 /// Turns what a FastCGI app sends into the bytes its client gets: the HTTP head made
 /// from the CGI head, the body framed as the head says (never more than the app's
 /// Content-Length), the last chunk, and STDERR lines into the error log. Holds no
 /// socket: the blocking exchange and the epoll worker both feed it what they read.
-struct ResponseRelay {
-    let request: HTTPRequestHead
+public struct ResponseRelay: Sendable {
+    public let request: HTTPRequestHead
     var reader: FastCGIResponseReader
     /// Whether the client connection may stay open; cleared by the app's framing.
-    var keepAlive: Bool
-    private(set) var body: ResponseBody? = nil
-    var framing: HTTPResponseFraming? { body?.framing }
+    public var keepAlive: Bool
+    public private(set) var body: ResponseBody? = nil
+    public var framing: HTTPResponseFraming? { body?.framing }
     /// The app's local redirect (Location: /path on a GET or HEAD), followed instead of sent.
-    private(set) var redirect: String? = nil
-    private(set) var status = 0
-    private(set) var ended = false
+    public private(set) var redirect: String? = nil
+    public private(set) var status = 0
+    public private(set) var ended = false
     /// STDERR records, logged with a cap per request.
-    private var stderrLog = StderrLog(label: "app")
+    private var stderrLines = StderrLines(label: "app")
 
-    init(request: HTTPRequestHead, requestID: UInt16, maxHeadSize: Int, keepAlive: Bool) {
+    public init(request: HTTPRequestHead, requestID: UInt16, maxHeadSize: Int, keepAlive: Bool) {
         self.request = request
         self.keepAlive = keepAlive
         reader = FastCGIResponseReader(requestID: requestID, maxHeadSize: maxHeadSize)
     }
 
     /// Whether the head has gone to the client (after that, a failure can only close).
-    var headSent: Bool { framing != nil }
-    var bytesReceived: Int { reader.bytesReceived }
+    public var headSent: Bool { framing != nil }
+    public var bytesReceived: Int { reader.bytesReceived }
     /// The app connection may carry another request.
-    var reusable: Bool { reader.reusable }
+    public var reusable: Bool { reader.reusable }
 
     /// Feeds bytes read from the app; appends what the client should get to `out`.
     /// Throws the app's protocol errors (`.overloaded` before any output is a busy slot).
-    mutating func receive(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], ctx: WorkerContext,
-                          meta: @autoclosure () -> Logger.Metadata) throws(UpstreamError) {
+    /// `mayKeepAlive`: the worker is not draining; `date`: the Date header's value.
+    public mutating func receive(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], mayKeepAlive: Bool,
+                                 date: @autoclosure () -> String, notes: inout [ExchangeNote]) throws(UpstreamError) {
         let isHead = request.method == "HEAD"
         let strayBefore = reader.strayBytes
         defer {
             if reader.strayBytes && !strayBefore {
-                ctx.logger.warning("the app sent bytes after its END_REQUEST; its connection will not be reused", metadata: meta())
+                notes.append(ExchangeNote(.warning, "the app sent bytes after its END_REQUEST; its connection will not be reused"))
             }
         }
         for output in try reader.receive(bytes) {
@@ -52,8 +51,8 @@ struct ResponseRelay {
                     redirect = location
                     continue
                 }
-                keepAlive = keepAlive && ctx.mayKeepAlive
-                let (head, f) = ResponseHead.forApp(cgi, request: request, keepAlive: keepAlive, date: ctx.httpDate())
+                keepAlive = keepAlive && mayKeepAlive
+                let (head, f) = ResponseHead.forApp(cgi, request: request, keepAlive: keepAlive, date: date())
                 body = ResponseBody(framing: f, isHead: isHead)
                 if f == .untilClose { keepAlive = false }
                 out += head
@@ -61,14 +60,14 @@ struct ResponseRelay {
                 guard redirect == nil else { continue }
                 body?.append(bytes[...], into: &out)
             case .stderr(let text):
-                stderrLog.append(text, ctx.logger, meta())
+                stderrLines.append(text, notes: &notes)
             case .end(let appStatus):
                 ended = true
-                stderrLog.finish(ctx.logger, meta())
+                stderrLines.finish(notes: &notes)
                 if redirect != nil { return }
-                if appStatus != 0 { ctx.logger.debug("app exit status \(appStatus)", metadata: meta()) }
+                if appStatus != 0 { notes.append(ExchangeNote(.debug, "app exit status \(appStatus)")) }
                 if let short = body?.finish(into: &out) {
-                    ctx.logger.error("app sent \(short.sent) body bytes but Content-Length \(short.declared)", metadata: meta())
+                    notes.append(ExchangeNote(.error, "app sent \(short.sent) body bytes but Content-Length \(short.declared)"))
                     keepAlive = false
                 }
             }
@@ -78,17 +77,17 @@ struct ResponseRelay {
 
 /// A response body framed for the client as its head said: cut at the app's
 /// Content-Length, chunked, or raw until close; nothing for HEAD or a bodiless status.
-struct ResponseBody {
-    let framing: HTTPResponseFraming
-    let isHead: Bool
-    private(set) var sent: UInt64 = 0
+public struct ResponseBody: Sendable {
+    public let framing: HTTPResponseFraming
+    public let isHead: Bool
+    public private(set) var sent: UInt64 = 0
 
-    init(framing: HTTPResponseFraming, isHead: Bool) {
+    public init(framing: HTTPResponseFraming, isHead: Bool) {
         self.framing = framing
         self.isHead = isHead
     }
 
-    mutating func append(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8]) {
+    public mutating func append(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8]) {
         guard !isHead else { return }
         switch framing {
         case .noBody:
@@ -106,7 +105,7 @@ struct ResponseBody {
 
     /// Ends the body (the last chunk). Returns the counts when the app sent fewer or
     /// more bytes than its Content-Length: the connection must then close.
-    func finish(into out: inout [UInt8]) -> (sent: UInt64, declared: UInt64)? {
+    public func finish(into out: inout [UInt8]) -> (sent: UInt64, declared: UInt64)? {
         guard !isHead else { return nil }
         if framing == .chunked { HTTPChunkedEncoder.appendEnd(into: &out) }
         if case .contentLength(let d) = framing, sent != d { return (sent, d) }

@@ -1,7 +1,7 @@
 import Testing
 import CGIProtocol
 import HTTPWire
-@testable import Workers
+@testable import Exchanges
 
 /// The CGI output relay, fed whole and one byte at a time (h11's habit): the same bytes
 /// must come out either way.

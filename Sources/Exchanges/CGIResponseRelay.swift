@@ -7,19 +7,19 @@ import HTTPWire
 /// for the client. An nph- program's output passes through untouched, and the connection
 /// closes after it (its framing is the program's business). Holds no fd: the blocking
 /// and the epoll CGI runners feed it what they read.
-struct CGIResponseRelay {
-    let request: HTTPRequestHead
-    let nph: Bool
-    var keepAlive: Bool
+public struct CGIResponseRelay: Sendable {
+    public let request: HTTPRequestHead
+    public let nph: Bool
+    public var keepAlive: Bool
     private var parser: CGIResponseHeadParser
     private var headBytes: [UInt8] = []
-    private(set) var body: ResponseBody? = nil
+    public private(set) var body: ResponseBody? = nil
     /// `Location: /path` without Status: the server serves that path instead.
-    private(set) var redirect: String? = nil
-    private(set) var status = 0
+    public private(set) var redirect: String? = nil
+    public private(set) var status = 0
     private var rawBytes = 0
 
-    init(request: HTTPRequestHead, nph: Bool, maxHeadSize: Int, keepAlive: Bool) {
+    public init(request: HTTPRequestHead, nph: Bool, maxHeadSize: Int, keepAlive: Bool) {
         self.request = request
         self.nph = nph
         self.keepAlive = keepAlive && !nph
@@ -27,10 +27,10 @@ struct CGIResponseRelay {
     }
 
     /// Whether anything has gone to the client (after that, a failure can only close).
-    var headSent: Bool { body != nil || rawBytes > 0 }
+    public var headSent: Bool { body != nil || rawBytes > 0 }
 
     /// Feeds bytes read from the program's stdout; appends what the client should get.
-    mutating func receive(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], date: @autoclosure () -> String,
+    public mutating func receive(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], date: @autoclosure () -> String,
                           draining: Bool) throws(CGIResponseError) {
         if nph { return passRaw(bytes, into: &out) }
         if redirect != nil { return }  // what follows a local redirect's head is dropped
@@ -56,7 +56,7 @@ struct CGIResponseRelay {
 
     /// The program's stdout ended. Throws when it ended before a whole head; returns the
     /// counts when the body did not match the program's Content-Length (close then).
-    mutating func finish(into out: inout [UInt8]) throws(CGIResponseError) -> (sent: UInt64, declared: UInt64)? {
+    public mutating func finish(into out: inout [UInt8]) throws(CGIResponseError) -> (sent: UInt64, declared: UInt64)? {
         if nph {
             guard rawBytes > 0 else { throw CGIResponseError("no output") }
             return nil

@@ -2,16 +2,16 @@ import CGIProtocol
 import HTTPWire
 
 /// Client-facing responses: error pages, and the HTTP head made from an app's CGI head.
-enum ResponseHead {
+public enum ResponseHead {
     /// Fields that describe one hop; an app's values never reach the client.
-    static let hopByHop = ["connection", "keep-alive", "transfer-encoding", "te", "trailer",
+    public static let hopByHop = ["connection", "keep-alive", "transfer-encoding", "te", "trailer",
                            "upgrade", "proxy-connection", "content-length", "status"]
 
     /// A small text error response. `keepAlive` false adds Connection: close.
     /// A 2xx (OPTIONS *) has an empty body.
-    static func error(_ status: Int, keepAlive: Bool, date: String, extraHeaders: [(String, String)] = [], isHead: Bool = false) -> [UInt8] {
+    public static func error(_ status: Int, keepAlive: Bool, date: String, extraHeaders: [(String, String)] = [], isHead: Bool = false) -> [UInt8] {
         let body = status < 300 ? [] : Array("\(status) \(HTTPStatus.reasonPhrase(status))\n".utf8)
-        let headers = HTTPHeaders([("Server", WorkerContext.software), ("Content-Type", "text/plain; charset=utf-8")] + extraHeaders)
+        let headers = HTTPHeaders([("Server", ServerIdentity.software), ("Content-Type", "text/plain; charset=utf-8")] + extraHeaders)
         var out: [UInt8] = []
         HTTPResponseWriter.writeHead(status: status, headers: headers, framing: .contentLength(UInt64(body.count)),
                                      keepAlive: keepAlive, date: date, into: &out)
@@ -21,8 +21,8 @@ enum ResponseHead {
 
     /// A 200 page made by gatewayd itself (status page, metrics): never cached, since
     /// each request reads the shared table anew.
-    static func page(type: String, body: [UInt8], method: String, keepAlive: Bool, date: String) -> [UInt8] {
-        let headers = HTTPHeaders([("Server", WorkerContext.software), ("Content-Type", type), ("Cache-Control", "no-store")])
+    public static func page(type: String, body: [UInt8], method: String, keepAlive: Bool, date: String) -> [UInt8] {
+        let headers = HTTPHeaders([("Server", ServerIdentity.software), ("Content-Type", type), ("Cache-Control", "no-store")])
         var out: [UInt8] = []
         HTTPResponseWriter.writeHead(status: 200, headers: headers, framing: .contentLength(UInt64(body.count)),
                                      keepAlive: keepAlive, date: date, into: &out)
@@ -31,16 +31,16 @@ enum ResponseHead {
     }
 
     /// The app's Content-Length, when it sent a valid one.
-    static func contentLength(_ head: CGIResponseHead) -> UInt64? {
+    public static func contentLength(_ head: CGIResponseHead) -> UInt64? {
         guard let v = head.headers.first(where: { $0.name.equalsLowercaseASCII("content-length") })?.value,
               !v.isEmpty, v.utf8.count <= 19, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
         return UInt64(v)
     }
 
     /// The response head for an app's CGI head, with the framing the worker must use.
-    static func forApp(_ cgi: CGIResponseHead, request: HTTPRequestHead, keepAlive: Bool, date: String) -> (bytes: [UInt8], framing: HTTPResponseFraming) {
+    public static func forApp(_ cgi: CGIResponseHead, request: HTTPRequestHead, keepAlive: Bool, date: String) -> (bytes: [UInt8], framing: HTTPResponseFraming) {
         var headers = HTTPHeaders()
-        headers.append(name: "Server", value: WorkerContext.software)
+        headers.append(name: "Server", value: ServerIdentity.software)
         for f in cgi.headers where !hopByHop.contains(where: { f.name.equalsLowercaseASCII($0) }) { headers.append(name: f.name, value: f.value) }
         let isHead = request.method == "HEAD"
         var framing = HTTPResponseFraming.choose(status: cgi.status, requestMethod: request.method,

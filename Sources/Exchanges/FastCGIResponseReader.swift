@@ -2,7 +2,7 @@ import FastCGIWire
 import CGIProtocol
 
 /// Why talking to an app failed, and what the client should get for it.
-public enum UpstreamError: Error, Sendable, CustomStringConvertible {
+public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The app could not be reached (502).
     case connect(String)
     /// The app broke the FastCGI protocol or sent a bad CGI head (502).
@@ -71,6 +71,9 @@ public struct FastCGIResponseReader: Sendable {
         var rest = input
         while true {
             if ended {
+                // What was held from the last call has been consumed: an END_REQUEST
+                // split across reads leaves the connection reusable.
+                pendingTail = []
                 if !rest.isEmpty { bytesAfterEnd = true }
                 return out
             }
