@@ -97,10 +97,8 @@ public struct BlockingPipeline {
                       status: outcome.loggedStatus, bytes: outcome.bytesSent, started: started, upstream: outcome.upstreamTime, rid: rid, head: head)
         }
 
-        /// Answers with an error page; the connection stays open only if no body is left unread.
-        func fail(_ status: Int, _ headers: [(String, String)] = []) -> Bool {
-            let keep = keepAlive && bodyless
-            let page = ResponseHead.error(status, keepAlive: keep, date: ctx.httpDate(), extraHeaders: headers, isHead: head.method == "HEAD")
+        /// Sends a whole response made here; returns whether the connection may go on.
+        func sendPage(_ status: Int, _ page: [UInt8], keep: Bool) -> Bool {
             outcome.status = status
             outcome.bytesSent = page.count
             do { try conn.write(page, timeout: timeouts.send) } catch {
@@ -108,6 +106,13 @@ public struct BlockingPipeline {
                 return false
             }
             return keep
+        }
+
+        /// Answers with an error page; the connection stays open only if no body is left unread.
+        func fail(_ status: Int, _ headers: [(String, String)] = []) -> Bool {
+            let keep = keepAlive && bodyless
+            return sendPage(status, ResponseHead.error(status, keepAlive: keep, date: ctx.httpDate(), extraHeaders: headers,
+                                                       isHead: head.method == "HEAD"), keep: keep)
         }
 
         var target = head.target
@@ -119,23 +124,10 @@ public struct BlockingPipeline {
             case .refuse(let status, let headers):
                 return fail(status, headers)
             case .metrics:
-                let page = Metrics.response(ctx, method: head.method, keepAlive: keepAlive && bodyless)
-                outcome.status = 200
-                outcome.bytesSent = page.count
-                do { try conn.write(page, timeout: timeouts.send) } catch {
-                outcome.clientGone = true
-                return false
-            }
-                return keepAlive && bodyless
+                return sendPage(200, Metrics.response(ctx, method: head.method, keepAlive: keepAlive && bodyless), keep: keepAlive && bodyless)
             case .statusPage:
-                let page = StatusPage.response(ctx, target: target, method: head.method, keepAlive: keepAlive && bodyless)
-                outcome.status = 200
-                outcome.bytesSent = page.count
-                do { try conn.write(page, timeout: timeouts.send) } catch {
-                outcome.clientGone = true
-                return false
-            }
-                return keepAlive && bodyless
+                return sendPage(200, StatusPage.response(ctx, target: target, method: head.method, keepAlive: keepAlive && bodyless),
+                                keep: keepAlive && bodyless)
             case .staticFile(let file):
                 return sendStatic(file, head, conn, keepAlive: keepAlive && bodyless, outcome: &outcome)
             case .app(let app, _, let match):

@@ -15,27 +15,16 @@ struct ParityTests {
         var description: String { "\(request) \(status) \(bytes.map(String.init) ?? "*")" }
     }
 
+    /// The operations suite's C app, CGI directory and static site, and an app nobody serves.
     static func config(_ site: String) -> String {
-        """
-        [[app]]
-        name = "c"
-        command = ["\(repositoryRoot)/apps/bin/c-app"]
-        processes = 2
+        OperationsTests.config(site) + """
+
         [[app]]
         name = "gone"
         connect = "unix:/tmp/gatewayd-parity-nobody-\(getpid()).sock"
         [[route]]
-        path = "/c"
-        app = "c"
-        [[route]]
         path = "/gone"
         app = "gone"
-        [[route]]
-        path = "/cgi-bin"
-        cgi = "\(repositoryRoot)/apps/cgi"
-        [[route]]
-        path = "/"
-        static = "\(site)"
         """
     }
 
