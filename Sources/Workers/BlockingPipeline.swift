@@ -159,7 +159,7 @@ public struct BlockingPipeline {
         let reply = StaticResponse.make(request: head, file: file, keepAlive: keepAlive, date: ctx.httpDate())
         outcome.status = reply.status
         do {
-            try conn.write(reply.head, timeout: timeouts.send)
+            try conn.write(reply.head, timeout: timeouts.send, more: reply.body != nil)
             outcome.bytesSent = reply.head.count
             if let body = reply.body {
                 var sent: UInt64 = 0

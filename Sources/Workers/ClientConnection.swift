@@ -95,13 +95,14 @@ public final class ClientConnection: ReadsProxyHeader {
     }
 
     /// Writes everything, waiting at most `timeout` seconds for each bit of progress.
-    public func write(_ bytes: [UInt8], timeout: Double) throws(ClientError) {
+    /// `more`: a sendfile follows at once (MSG_MORE: one segment for head and file).
+    public func write(_ bytes: [UInt8], timeout: Double, more: Bool = false) throws(ClientError) {
         var offset = 0
         while offset < bytes.count {
             try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
             let n: Int?
             do {
-                n = try fd.write(bytes, from: offset)
+                n = try more ? fd.sendMore(bytes, from: offset) : fd.write(bytes, from: offset)
             } catch {
                 throw error.errno == EPIPE_ || error.errno == ECONNRESET_ ? .closed : .io(error)
             }

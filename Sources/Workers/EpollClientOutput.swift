@@ -38,7 +38,8 @@ extension EpollWorker {
     func writeOutput(_ c: EpollClient) -> Bool {
         while c.output.count > c.outputStart && c.writable {
             let n: Int?
-            do { n = try c.fd.write(c.output, from: c.outputStart) } catch { return false }
+            // A static file follows: the head waits for its first bytes (one segment).
+            do { n = try c.file != nil ? c.fd.sendMore(c.output, from: c.outputStart) : c.fd.write(c.output, from: c.outputStart) } catch { return false }
             guard let n, n > 0 else {
                 c.writable = false
                 break

@@ -1,0 +1,124 @@
+import CGIProtocol
+import GatewaySystem
+import HTTPWire
+import Exchanges
+
+/// The epoll worker's requests from head to response: route, read the body, hand it to
+/// an exchange (static, FastCGI, CGI, pages), answer errors, and hand the finished
+/// response to the output side (EpollClientOutput).
+extension EpollWorker {
+    func startRequest(_ c: EpollClient, _ head: HTTPRequestHead) {
+        let now = Host.monotonicSeconds()
+        let keep = head.keepAlive && ctx.config.server.keepalive > 0 && ctx.mayKeepAlive
+        let r = EpollRequest(head: head, requestID: ctx.nextRequestID(), started: now, keepAlive: keep)
+        c.request = r
+        c.sawByte = true
+        route(c, r)
+    }
+
+    /// Sends the request where it goes (again after a local redirect).
+    func route(_ c: EpollClient, _ r: EpollRequest) {
+        switch ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(c.remote, head: r.head).address) {
+        case .refuse(let status, let headers):
+            respondError(c, r, status, headers)
+        case .statusPage:
+            let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
+            let page = StatusPage.response(ctx, target: r.target, method: r.head.method, keepAlive: keep)
+            r.status = 200
+            finishRequest(c, r, appending: page, keep: keep)
+        case .metrics:
+            let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
+            r.status = 200
+            finishRequest(c, r, appending: Metrics.response(ctx, method: r.head.method, keepAlive: keep), keep: keep)
+        case .staticFile(let file):
+            sendStatic(c, r, file)
+        case .cgi(let script):
+            r.cgi = script
+            r.app = nil
+            readBodyThen(c, r)
+        case .app(let app, let index, let match):
+            r.cgi = nil
+            r.app = app
+            r.appIndex = index
+            r.match = match
+            r.tries = 0
+            readBodyThen(c, r)
+        }
+    }
+
+    /// Reads the body (unless it is in hand), then goes on with `requestBodyRead`.
+    func readBodyThen(_ c: EpollClient, _ r: EpollRequest) {
+        if !r.redirected && r.hasBody && !r.bodyDone {
+            c.phase = .body
+            if r.head.expectContinue { queueOutput(c, HTTPResponseWriter.continueHead[...]) }
+            let now = Host.monotonicSeconds()
+            r.bodyDeadline = now + timeouts.bodyTotal
+            setDeadline(c, min(now + timeouts.body, r.bodyDeadline))
+            advance(c)
+        } else {
+            requestBodyRead(c, r)
+        }
+    }
+
+    /// The request is in hand: make its CGI variables and ask for a slot.
+    func requestBodyRead(_ c: EpollClient, _ r: EpollRequest) {
+        if r.cgi != nil { return startCGI(c, r) }
+        guard let app = r.app, let match = r.match else { return respondError(c, r, 500) }
+        let spec = FastCGIExchange(ctx: ctx, head: r.head, target: r.target, match: match, app: app, requestID: r.requestID)
+        let length: UInt64? = r.redirected || r.head.framing == .none ? nil : r.bodyLength
+        r.params = CGIEnvironment.build(head: spec.redirectedHead(), context: spec.cgiContext(remote: c.remote, local: c.local, contentLength: length))
+        acquireSlot(c, r)
+    }
+
+    /// The request as FastCGI records, once the slot's connection and so the request id are known.
+    func makeRecords(_ r: EpollRequest, keepConnection: Bool, id: UInt16) {
+        var records = FastCGIRequestWriter.begin(requestID: id, params: r.params, keepConnection: keepConnection)
+        if !r.redirected && r.spool == nil && !r.body.isEmpty {
+            records += FastCGIRequestWriter.stdin(requestID: id, r.body[...])
+        }
+        r.body = []
+        r.params = []
+        if r.redirected || r.spool == nil { records += FastCGIRequestWriter.endOfStdin(requestID: id) }
+        r.records = records
+    }
+
+    /// Answers with an error page. The connection stays open only if the request was
+    /// read whole.
+    func respondError(_ c: EpollClient, _ r: EpollRequest, _ status: Int, _ headers: [(String, String)] = [],
+                      keep: Bool = true, logVersion: String? = nil) {
+        let whole = !r.hasBody || r.bodyDone
+        if !whole { c.lingerOnClose = true }
+        let k = keep && r.keepAlive && whole
+        let page = ResponseHead.error(status, keepAlive: k, date: ctx.httpDate(), extraHeaders: headers, isHead: r.head.method == "HEAD")
+        r.status = status
+        finishRequest(c, r, appending: page, keep: k, logVersion: logVersion)
+    }
+
+    /// The request is over (its response is queued, maybe not yet written): log it,
+    /// count it, then flush and go on to the next request or close.
+    func finishRequest(_ c: EpollClient, _ r: EpollRequest, appending bytes: [UInt8] = [], keep: Bool, logVersion: String? = nil) {
+        if !bytes.isEmpty {
+            r.bytesSent += bytes.count
+            queueOutput(c, bytes[...], flush: false)
+        }
+        r.logVersion = logVersion
+        c.sending = r  // logged once the client has it all (or has gone: 499)
+        ctx.requestFinished()
+        r.closeSpool()
+        c.request = nil
+        // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
+        // One we end after Connection: close is shut first and read until the client closes.
+        c.keepAfterFlush = keep
+        if !keep && ctx.closedByDrain(r.head) { c.lingerOnClose = true }
+        c.phase = .flushing
+        setDeadline(c, Host.monotonicSeconds() + timeouts.send)
+        flushClient(c)
+    }
+
+    func logAccess(_ c: EpollClient, _ r: EpollRequest) {
+        guard ctx.accessLog != nil || ctx.config.server.metricsPath != nil else { return }
+        ctx.logAccess(remote: c.remote.address, method: r.head.method, target: r.head.target,
+                      version: r.logVersion ?? r.head.version.description, status: r.status, bytes: r.bytesSent,
+                      started: r.started, upstream: r.upstreamTime, rid: r.requestID, head: r.head)
+    }
+}
