@@ -54,3 +54,27 @@ public enum CGIPolicy {
         return (.done(keepAlive: relay.keepAlive), notes)
     }
 }
+
+/// What the CGI runners of both families log, worded once.
+public enum CGINotes {
+    public static func cannotStart(_ program: String, _ error: some Error) -> ExchangeNote {
+        ExchangeNote(.error, "cannot start CGI program \(program): \(error)")
+    }
+
+    public static func placesBusy(_ maxProcesses: Int, queueTimeout: Double) -> ExchangeNote {
+        ExchangeNote(.warning, "all \(maxProcesses) CGI places of this worker stayed busy for cgi.queue_timeout (\(queueTimeout) s); answering 503")
+    }
+
+    public static func timedOut(_ timeout: Double) -> ExchangeNote {
+        ExchangeNote(.error, "CGI program ran longer than cgi.timeout (\(timeout) s); ending it")
+    }
+
+    public static let leftoverHoldsStdout =
+        ExchangeNote(.info, "CGI program exited but a process it started holds its stdout; ending that process group")
+
+    public static let clientGone = ExchangeNote(.info, "client went away; ending the CGI program")
+
+    public static func bodyLength(sent: UInt64, declared: UInt64) -> ExchangeNote {
+        ExchangeNote(.error, "CGI program sent \(sent) body bytes but Content-Length \(declared)")
+    }
+}

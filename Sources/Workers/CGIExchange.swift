@@ -41,8 +41,8 @@ struct CGIExchange {
             }
         }
         guard ctx.cgiGate.acquire(deadline: Host.monotonicSeconds() + cgi.queueTimeout, onWait: ctx.onWait) else {
-            ctx.logger.warning("all \(cgi.maxProcesses) CGI places of this worker stayed busy for cgi.queue_timeout (\(cgi.queueTimeout) s); answering 503", metadata: meta)
-            return .failed(503, [("Retry-After", String(max(1, Int(cgi.queueTimeout.rounded(.up)))))])
+            ctx.log([CGINotes.placesBusy(cgi.maxProcesses, queueTimeout: cgi.queueTimeout)], meta)
+            return .failed(503, [("Retry-After", UpstreamPolicy.retryAfter(cgi.queueTimeout))])
         }
         defer { ctx.cgiGate.release() }
 
@@ -51,7 +51,7 @@ struct CGIExchange {
         let env = CGIRunSetup.environment(ctx: ctx, script: script, head: request, remote: conn.remote, local: conn.local, contentLength: length)
         let run: CGIRun
         do { run = try CGIRun.start(script, environment: env, body: body) } catch {
-            ctx.logger.error("cannot start CGI program \(script.program): \(error)", metadata: meta)
+            ctx.log([CGINotes.cannotStart(script.program, error)], meta)
             return .failed(502, [])
         }
         let started = Host.monotonicSeconds()
@@ -87,7 +87,7 @@ struct CGIExchange {
                 let now = Host.monotonicSeconds()
                 if !timedOut && now >= deadline {
                     timedOut = true
-                    ctx.logger.error("CGI program ran longer than cgi.timeout (\(ctx.config.cgi.timeout) s); ending it", metadata: exchange.meta)
+                    ctx.log([CGINotes.timedOut(ctx.config.cgi.timeout)], exchange.meta)
                     run.terminate(now: now)
                 }
                 run.escalate(now: now, grace: grace)
@@ -96,7 +96,7 @@ struct CGIExchange {
                     // What the program wrote before it exited is in the pipe now.
                     pumpStdout()
                     if !stdoutDone && failure == nil && !clientGone {
-                        ctx.logger.info("CGI program exited but a process it started holds its stdout; ending that process group", metadata: exchange.meta)
+                        ctx.log([CGINotes.leftoverHoldsStdout], exchange.meta)
                         run.endLeftovers()
                         finishResponse()
                     }
@@ -124,7 +124,7 @@ struct CGIExchange {
             guard let ready = try? Poll.wait(watched, timeoutMilliseconds: ms) else { return }
             for (i, (fd, _)) in watched.enumerated() where ready[i] != 0 {
                 if fd == conn.fd {
-                    ctx.logger.info("client went away; ending the CGI program", metadata: exchange.meta)
+                    ctx.log([CGINotes.clientGone], exchange.meta)
                     clientGone = true
                 } else if fd == run.stdin {
                     run.feedStdin()
@@ -170,7 +170,7 @@ struct CGIExchange {
             pending = []
             do {
                 if let short = try relay.finish(into: &out) {
-                    ctx.logger.error("CGI program sent \(short.sent) body bytes but Content-Length \(short.declared)", metadata: exchange.meta)
+                    ctx.log([CGINotes.bodyLength(sent: short.sent, declared: short.declared)], exchange.meta)
                     relay.keepAlive = false
                 }
             } catch {

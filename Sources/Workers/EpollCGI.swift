@@ -61,7 +61,7 @@ extension EpollWorker {
         do { run = try CGIRun.start(script, environment: env, body: body) } catch {
             ctx.cgiGate.release()
             startQueuedCGI()
-            ctx.logger.error("cannot start CGI program \(script.program): \(error)", metadata: cgiMeta(r))
+            ctx.log([CGINotes.cannotStart(script.program, error)], cgiMeta(r))
             return respondError(c, r, 502)
         }
         let relay = CGIResponseRelay(request: request, nph: script.nph, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
@@ -122,7 +122,7 @@ extension EpollWorker {
             case .wouldBlock:
                 e.stdoutReadable = false
                 if e.run.exited {
-                    ctx.logger.info("CGI program exited but a process it started holds its stdout; ending that process group", metadata: cgiMeta(r))
+                    ctx.log([CGINotes.leftoverHoldsStdout], cgiMeta(r))
                     e.run.endLeftovers()
                     cgiStdoutEnded(e, c, r)
                 }
@@ -138,7 +138,7 @@ extension EpollWorker {
                 r.bytesSent += c.output.count - before
             }
             guard writeOutput(c) else {
-                ctx.logger.info("client went away; ending the CGI program", metadata: cgiMeta(r))
+                ctx.log([CGINotes.clientGone], cgiMeta(r))
                 return clientGone(c)
             }
             if c.outputPending > 0 { setDeadline(c, min(e.deadline, Host.monotonicSeconds() + timeouts.send)) }
@@ -154,7 +154,7 @@ extension EpollWorker {
         let before = c.output.count
         do {
             if let short = try e.relay.finish(into: &c.output) {
-                ctx.logger.error("CGI program sent \(short.sent) body bytes but Content-Length \(short.declared)", metadata: cgiMeta(r))
+                ctx.log([CGINotes.bodyLength(sent: short.sent, declared: short.declared)], cgiMeta(r))
                 e.relay.keepAlive = false
             }
         } catch {
@@ -257,7 +257,7 @@ extension EpollWorker {
         }
         if !e.timedOut {
             e.timedOut = true
-            ctx.logger.error("CGI program ran longer than cgi.timeout (\(cgi.timeout) s); ending it", metadata: cgiMeta(r))
+            ctx.log([CGINotes.timedOut(cgi.timeout)], cgiMeta(r))
             e.run.terminate(now: now)
             setDeadline(c, now + cgi.killGrace)
         } else {
@@ -268,8 +268,8 @@ extension EpollWorker {
 
     func cgiQueueTimedOut(_ c: EpollClient, _ r: EpollRequest) {
         cgiQueue.removeAll { $0 === c }
-        ctx.logger.warning("all \(cgi.maxProcesses) CGI places of this worker stayed busy for cgi.queue_timeout (\(cgi.queueTimeout) s); answering 503", metadata: cgiMeta(r))
-        respondError(c, r, 503, [("Retry-After", String(max(1, Int(cgi.queueTimeout.rounded(.up)))))])
+        ctx.log([CGINotes.placesBusy(cgi.maxProcesses, queueTimeout: cgi.queueTimeout)], cgiMeta(r))
+        respondError(c, r, 503, [("Retry-After", UpstreamPolicy.retryAfter(cgi.queueTimeout))])
     }
 
     /// The worker is exiting: no program outlives it.
