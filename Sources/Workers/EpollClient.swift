@@ -136,7 +136,7 @@ final class EpollRequest {
     /// The request as FastCGI records (BEGIN_REQUEST, PARAMS, an in-memory body, end of
     /// STDIN), made once and sent again as is on a retry.
     var records: [UInt8] = []
-    /// The CGI variables, until they become `records`.
+    /// The CGI variables: `records` are made from them for each slot the request tries.
     var params: [(name: String, value: String)] = []
     /// What is left to send on this connection: records[recordsSent...], then the
     /// spooled body, a chunk of STDIN records at a time.

@@ -71,13 +71,13 @@ extension EpollWorker {
     }
 
     /// The request as FastCGI records, once the slot's connection and so the request id are known.
+    /// Made again for each slot a retry goes to (its connection's id), so the variables
+    /// and an in-memory body stay with the request until it ends.
     func makeRecords(_ r: EpollRequest, keepConnection: Bool, id: UInt16) {
         var records = FastCGIRequestWriter.begin(requestID: id, params: r.params, keepConnection: keepConnection)
         if !r.redirected && r.spool == nil && !r.body.isEmpty {
             records += FastCGIRequestWriter.stdin(requestID: id, r.body[...])
         }
-        r.body = []
-        r.params = []
         if r.redirected || r.spool == nil { records += FastCGIRequestWriter.endOfStdin(requestID: id) }
         r.records = records
     }

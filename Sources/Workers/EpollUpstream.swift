@@ -220,6 +220,7 @@ extension EpollWorker {
             respondError(c, r, status, retryAfter.map { [("Retry-After", $0)] } ?? [])
         case .close:
             releaseSlot(c, r, reusable: false, served: false)
+            r.status = r.relay?.status ?? r.status  // the head that went out, as the blocking exchange logs it
             r.relay = nil
             r.keepAlive = false
             finishRequest(c, r, keep: false)

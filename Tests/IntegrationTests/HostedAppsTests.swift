@@ -306,10 +306,11 @@ struct HostedAppsTests {
         #expect(again.isEmpty, "\(again)")
     }
 
-    @Test func overloadedAnswerIsLikeABusySlot() throws {
+    @Test(arguments: workerClasses)
+    func overloadedAnswerIsLikeABusySlot(workerClass: String) throws {
         // An external app with 2 slots that answers FCGI_OVERLOADED on every other
         // connection: each request that meets it is tried again on another slot.
-        let sock = "/tmp/gatewayd-it-overloaded-\(getpid()).sock"
+        let sock = "/tmp/gatewayd-it-overloaded-\(getpid())-\(workerClass).sock"
         let app = Process()
         app.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         app.arguments = ["python3", repositoryRoot + "/Tests/IntegrationTests/Apps/overloaded.py", sock]
@@ -317,7 +318,7 @@ struct HostedAppsTests {
         defer { kill(app.processIdentifier, SIGKILL); app.waitUntilExit(); unlink(sock) }
         #expect(Self.eventually(5) { FileManager.default.fileExists(atPath: sock) })
         let config = "[[app]]\nname = \"busy\"\nconnect = \"unix:\(sock)\"\nmax_conns = 2\n[[route]]\npath = \"/busy\"\napp = \"busy\"\n"
-        let server = try GatewaydServer(config: config, workers: 1)
+        let server = try GatewaydServer(config: config, workers: 1, workerClass: workerClass)
         defer { server.stop() }
         for _ in 0..<6 {
             let r = try http(server.port, "GET", "/busy/x")

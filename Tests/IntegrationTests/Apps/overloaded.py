@@ -20,15 +20,20 @@ def serve(conn):
         overloaded = counter % 2 == 1
     try:
         rid = 1
+        params = b""
         while True:  # read until the empty STDIN record
             version, kind, rid, length, pad = struct.unpack(">BBHHBx", read_exact(conn, 8))
-            read_exact(conn, length + pad)
+            content = read_exact(conn, length + pad)[:length]
+            if kind == 4:
+                params += content
             if kind == 5 and length == 0:
                 break
         if overloaded:
             conn.sendall(record(3, rid, struct.pack(">IB3x", 0, 2)))  # END_REQUEST, FCGI_OVERLOADED
         else:
-            body = b"Content-Type: text/plain\r\n\r\nnot overloaded\n"
+            # A retried request must arrive whole: its CGI variables too.
+            text = b"not overloaded\n" if b"REQUEST_METHOD" in params else b"no CGI variables\n"
+            body = b"Content-Type: text/plain\r\n\r\n" + text
             conn.sendall(record(6, rid, body) + record(6, rid) + record(3, rid, struct.pack(">IB3x", 0, 0)))
     except EOFError:
         pass

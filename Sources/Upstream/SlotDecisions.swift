@@ -1,0 +1,224 @@
+import GatewaySystem
+
+/// The slot table's decisions, made under an app's lock on its shared records: which
+/// slot a request gets, the FIFO queue of waiters, grants, releases and reclaims. Pure
+/// functions of the records (SlotTable.swift holds their layout and the region).
+// MARK: - Decisions made under the lock (pure: records in, records out)
+
+extension AppArea {
+    /// A slot `pid` may take now: its own kept connection first (the process behind
+    /// it is idle and the connection is open), else the lowest free idle slot, so that
+    /// load concentrates on few processes and the rest can idle and retire.
+    public func pickSlot(for pid: Int64, now: Double) -> Int? {
+        var free: Int? = nil
+        for s in slotIndices {
+            let slot = slots[s]
+            guard slot.state == SlotState.idle.rawValue, slot.unavailableUntil <= now else { continue }
+            if slot.keeper == pid { return s }
+            if slot.keeper == 0 && free == nil { free = s }
+        }
+        return free
+    }
+
+    public func take(_ s: Int, for pid: Int64, now: Double) {
+        slots[s].state = SlotState.busy.rawValue
+        slots[s].owner = pid
+        slots[s].busySince = now
+        record.pointee.accepted += 1
+    }
+
+    /// Grants free slots to waiters in arrival order; stops at the first waiter that
+    /// cannot be served (strict FIFO). Each granted waiter is woken on its own word.
+    public func dispatch(now: Double) {
+        let r = record
+        while r.pointee.queueHead < r.pointee.queueTail {
+            let head = r.pointee.queueHead
+            let i = Int(head % r.pointee.queueCapacity)
+            guard waiters[i].ticket == head, waiters[i].state == WaiterState.waiting.rawValue else {
+                r.pointee.queueHead += 1  // cancelled (timed out) or cleared
+                continue
+            }
+            guard let s = pickSlot(for: waiters[i].pid, now: now) else { break }
+            grant(head, slot: s, now: now)
+        }
+    }
+
+    /// Joins the queue; nil when it is full.
+    public func enqueue(_ pid: Int64, notify: Bool = false) -> Int64? {
+        let r = record
+        let ticket = r.pointee.queueTail
+        let i = Int(ticket % r.pointee.queueCapacity)
+        guard waiters[i].state == WaiterState.free.rawValue else { return nil }
+        let word = waiters[i].word
+        waiters[i] = WaiterRecord(ticket: ticket, pid: pid, state: WaiterState.waiting.rawValue, slot: -1, word: word, notify: notify ? 1 : 0)
+        r.pointee.queueTail += 1
+        r.pointee.queueLength += 1
+        r.pointee.queueMax = max(r.pointee.queueMax, r.pointee.queueLength)
+        return ticket
+    }
+
+    /// The futex word of `ticket`'s queue entry (read under the lock before sleeping on it).
+    public func waiterWord(_ ticket: Int64) -> UInt32 { waiters[Int(ticket % record.pointee.queueCapacity)].word }
+
+    public func waiterWordPointer(_ ticket: Int64) -> UnsafeMutablePointer<UInt32> {
+        let i = Int(ticket % record.pointee.queueCapacity)
+        return UnsafeMutableRawPointer(waiters + i).advanced(by: MemoryLayout<WaiterRecord>.offset(of: \WaiterRecord.word)!)
+            .assumingMemoryBound(to: UInt32.self)
+    }
+
+    /// The slot granted to `ticket` (its queue entry is freed), or nil if still waiting.
+    public func collect(_ ticket: Int64) -> Int? {
+        let i = Int(ticket % record.pointee.queueCapacity)
+        guard waiters[i].ticket == ticket, waiters[i].state == WaiterState.granted.rawValue else { return nil }
+        waiters[i].state = WaiterState.free.rawValue
+        return Int(waiters[i].slot)
+    }
+
+    /// Leaves the queue (timed out). Returns a slot if one was granted meanwhile.
+    public func cancel(_ ticket: Int64) -> Int? {
+        if let s = collect(ticket) { return s }
+        let i = Int(ticket % record.pointee.queueCapacity)
+        if waiters[i].ticket == ticket && waiters[i].state == WaiterState.waiting.rawValue {
+            waiters[i].state = WaiterState.free.rawValue
+            record.pointee.queueLength -= 1
+        }
+        return nil
+    }
+
+    /// Asks one keeper of an idle kept connection to give it back; returns its pid to signal.
+    public func requestReclaim(excluding pid: Int64) -> Int64? {
+        for s in slotIndices {
+            let slot = slots[s]
+            if slot.state == SlotState.idle.rawValue && slot.keeper != 0 && slot.keeper != pid && slot.reclaim == 0 {
+                slots[s].reclaim = 1
+                return slot.keeper
+            }
+        }
+        return nil
+    }
+
+    /// Ends `pid`'s use of slot `s`. `keep`: it keeps the connection open (keep_conn).
+    /// Returns whether it may really keep it, and whether the master should act (a
+    /// process to retire).
+    /// `handOff`: a waiter of `pid` near the front may get the slot directly (not for a dead worker).
+    public func release(_ s: Int, by pid: Int64, generation: Int64, keep: Bool, countRequest: Bool, now: Double,
+                        handOff: Bool = true) -> (kept: Bool, retire: Bool, handedTo: Int64?) {
+        var slot = slots[s]
+        guard slot.state == SlotState.busy.rawValue, slot.owner == pid else { return (false, false, nil) }
+        let sameProcess = slot.generation == generation
+        if countRequest && sameProcess { slot.requests += 1 }
+        // max_requests: retire the process, but never two of an app's at once, so a
+        // recycle never leaves the app without processes.
+        if slot.requestLimit > 0 && slot.requests >= slot.requestLimit && slot.processPID != 0 && !retiring(besides: s) {
+            slot.retire = 1
+        }
+        slot.owner = 0
+        slot.idleSince = now
+        var kept = false
+        if slot.retire == 1 {
+            slot.state = SlotState.retiring.rawValue
+            slot.keeper = 0
+        } else if record.pointee.hosted == 1 && slot.processPID == 0 {
+            slot.state = SlotState.empty.rawValue  // its process died and is not back yet
+            slot.keeper = 0
+        } else {
+            slot.state = SlotState.idle.rawValue
+            // A request of this same worker waits near the front of the queue: the slot
+            // (and its open connection) goes straight to it. No other worker is woken,
+            // no connection is closed and opened again, and an older waiter of another
+            // worker is passed over by fewer than slotCount grants (see ownWaiter).
+            if handOff, let t = ownWaiter(pid, window: slotCount), slot.unavailableUntil <= now {
+                let keepIt = keep && sameProcess
+                slot.keeper = keepIt ? pid : 0
+                slot.reclaim = 0
+                slots[s] = slot
+                grant(t, slot: s, now: now)
+                return (keepIt, false, t)
+            }
+            // Park the connection only if nobody else waits: a waiter gets the slot now.
+            kept = keep && sameProcess && slot.reclaim == 0 && record.pointee.queueLength == 0
+            slot.keeper = kept ? pid : 0
+        }
+        slot.reclaim = 0
+        let retire = slot.retire == 1
+        slots[s] = slot
+        dispatch(now: now)
+        return (kept, retire, nil)
+    }
+
+    /// The ticket of `pid`'s oldest waiting request, if it is less than `window` tickets
+    /// behind the oldest live waiter. Bounded unfairness: the oldest waiter can be passed
+    /// over only by the `window - 1` tickets right behind it, whoever keeps releasing.
+    func ownWaiter(_ pid: Int64, window: Int) -> Int64? {
+        let r = record.pointee
+        var t = r.queueHead
+        var oldest: Int64? = nil
+        while t < r.queueTail {
+            let w = waiters[Int(t % r.queueCapacity)]
+            if w.ticket == t && w.state == WaiterState.waiting.rawValue {
+                if oldest == nil { oldest = t }
+                if w.pid == pid { return t }
+            }
+            t += 1
+            if let o = oldest, t >= o + Int64(window) { return nil }
+        }
+        return nil
+    }
+
+    /// Gives slot `s` to the waiter holding `ticket` and wakes it: its futex word, or a
+    /// signal for an event loop of another process (SIGUSR2).
+    func grant(_ ticket: Int64, slot s: Int, now: Double) {
+        let i = Int(ticket % record.pointee.queueCapacity)
+        take(s, for: waiters[i].pid, now: now)
+        waiters[i].state = WaiterState.granted.rawValue
+        waiters[i].slot = Int64(s)
+        let word = waiterWordPointer(ticket)
+        word.pointee &+= 1
+        if waiters[i].notify == 1 {
+            if waiters[i].pid != SlotTable.ownPID { _ = Processes.signal(Int32(waiters[i].pid), Signals.usr2) }
+        } else {
+            Futex.wakeAll(word)
+        }
+        record.pointee.queueLength -= 1
+        if ticket == record.pointee.queueHead { record.pointee.queueHead += 1 }
+    }
+
+    func retiring(besides s: Int) -> Bool {
+        slotIndices.contains { $0 != s && (slots[$0].state == SlotState.retiring.rawValue || slots[$0].retire == 1) }
+    }
+
+    /// Frees everything a dead worker held: its slots, kept connections and queue entries.
+    public func releaseAll(of pid: Int64, now: Double) {
+        for s in slotIndices {
+            if slots[s].keeper == pid { slots[s].keeper = 0; slots[s].reclaim = 0 }
+            if slots[s].state == SlotState.busy.rawValue && slots[s].owner == pid {
+                _ = release(s, by: pid, generation: -1, keep: false, countRequest: false, now: now, handOff: false)
+            }
+        }
+        let r = record
+        for t in r.pointee.queueHead..<r.pointee.queueTail {
+            let i = Int(t % r.pointee.queueCapacity)
+            guard waiters[i].ticket == t, waiters[i].pid == pid else { continue }
+            if let s = cancel(t) { _ = release(s, by: pid, generation: -1, keep: false, countRequest: false, now: now, handOff: false) }
+        }
+        // Granted entries the worker never collected sit before the head.
+        for i in 0..<Int(r.pointee.queueCapacity) where waiters[i].pid == pid && waiters[i].state == WaiterState.granted.rawValue {
+            waiters[i].state = WaiterState.free.rawValue
+            _ = release(Int(waiters[i].slot), by: pid, generation: -1, keep: false, countRequest: false, now: now, handOff: false)
+        }
+        dispatch(now: now)
+    }
+
+    /// Counts for the status page and the process manager.
+    public func census() -> (running: Int, idle: Int, busy: Int) {
+        var running = 0, idle = 0, busy = 0
+        for s in slotIndices {
+            let slot = slots[s]
+            let hasProcess = slot.processPID != 0
+            if hasProcess { running += 1 }
+            if slot.state == SlotState.busy.rawValue { busy += 1 }
+            else if slot.state == SlotState.idle.rawValue { idle += 1 }
+        }
+        return (running, idle, busy)
+    }
+}
