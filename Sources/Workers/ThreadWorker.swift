@@ -293,15 +293,18 @@ public final class ThreadWorker: @unchecked Sendable {
     // MARK: - Timeouts (main thread)
 
     /// Header and body timeouts (408) and idle keep-alive connections (closed quietly).
-    /// While every thread is busy, a connection whose bytes wait unread in its socket is
-    /// not slow: we are. It keeps its place until a thread is free to read it.
+    /// A connection whose bytes wait unread in its socket is not slow: we are. Its event
+    /// is queued in epoll for the next free thread, so it keeps its place. (This must not
+    /// depend on whether every thread is busy at the instant of the sweep: a thread
+    /// between two requests made that test pass, and a request queued behind a full CGI
+    /// gate longer than the header timeout was closed unanswered.) A slow client gains
+    /// nothing by it: a free thread reads its byte at once, and the next sweep finds the
+    /// socket empty.
     func sweepTimeouts(_ now: Double) {
         let expired = state.withLock { () -> [Connection] in
-            let allBusy = active >= ctx.config.server.threads
             let gone = waiting.values.filter { c in
                 guard c.deadline <= now else { return false }
-                if allBusy, (try? c.conn.fd.waitReadable(timeoutMilliseconds: 0)) == true { return false }
-                return true
+                return (try? c.conn.fd.waitReadable(timeoutMilliseconds: 0)) != true
             }
             for c in gone { waiting[c.conn.fd.rawValue] = nil }
             return gone
