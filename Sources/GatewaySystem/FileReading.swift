@@ -1,5 +1,9 @@
 import Glibc
 import CGatewayShims
+import Synchronization
+
+/// Cleared when the kernel (or a seccomp filter) refuses openat2: then every path is walked.
+private let openat2Works = Atomic<Bool>(true)
 
 /// What fstat says about an open file, for static responses.
 public struct OpenFileStatus: Sendable, Equatable {
@@ -19,6 +23,30 @@ extension FileDescriptor {
             return FileDescriptor(try syscall("open") { open(path, flags) })
         } catch where error.errno == ENOENT || error.errno == ENOTDIR {
             return nil
+        }
+    }
+
+    /// What `openWithoutLinks` found.
+    public enum DirectOpen {
+        case opened(FileDescriptor)
+        /// No such file (ENOENT, ENOTDIR).
+        case missing
+        /// A link in the path, a permission error, or no openat2 here: the caller walks the path itself.
+        case walk
+    }
+
+    /// Opens `path` in one system call if no component of it is a symbolic link
+    /// (openat2 with RESOLVE_NO_SYMLINKS); `followLinks` opens it as open(2) does.
+    public static func openWithoutLinks(_ path: String, followLinks: Bool) -> DirectOpen {
+        if !followLinks && !openat2Works.load(ordering: .relaxed) { return .walk }
+        let fd = followLinks ? open(path, O_RDONLY | gw_O_CLOEXEC | gw_O_NONBLOCK | O_NOCTTY) : gw_open_no_symlinks(path)
+        if fd >= 0 { return .opened(FileDescriptor(fd)) }
+        switch errno {
+        case ENOENT, ENOTDIR: return .missing
+        case ENOSYS, EPERM where !followLinks:  // EPERM: a seccomp filter that refuses openat2
+            openat2Works.store(false, ordering: .relaxed)
+            return .walk
+        default: return .walk
         }
     }
 

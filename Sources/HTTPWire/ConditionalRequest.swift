@@ -4,12 +4,28 @@
 public struct FileValidators: Sendable, Equatable {
     public let modified: Int64
     public let size: UInt64
-    public let etag: String
 
     public init(modified: Int64, size: UInt64) {
         self.modified = modified
         self.size = size
-        etag = "\"" + String(modified, radix: 16) + "-" + String(size, radix: 16) + "\""
+    }
+
+    /// The entity tag, `"<mtime hex>-<size hex>"` (nginx's form). Made only when a
+    /// conditional header asks: a plain GET writes it with `appendETag`, no String.
+    public var etag: String { String(decoding: etagBytes, as: UTF8.self) }
+
+    public var etagBytes: [UInt8] {
+        var out: [UInt8] = []
+        appendETag(into: &out)
+        return out
+    }
+
+    public func appendETag(into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        HTTPResponseWriter.appendHex(UInt64(bitPattern: modified), into: &out)
+        out.append(UInt8(ascii: "-"))
+        HTTPResponseWriter.appendHex(size, into: &out)
+        out.append(UInt8(ascii: "\""))
     }
 }
 

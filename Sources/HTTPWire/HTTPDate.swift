@@ -2,16 +2,45 @@
 /// so this module needs no clock and no Foundation. Workers format it once a second.
 public enum HTTPDate {
     public static func format(epochSeconds t: Int64) -> String {
-        let days = t >= 0 ? t / 86400 : (t - 86399) / 86400
-        let secs = Int(t - days * 86400)
-        let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
-        let weekday = weekdays[Int(((days % 7) + 7) % 7)]
-        let (y, m, d) = civil(fromDays: days)
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        return "\(weekday), \(pad2(d)) \(months[m - 1]) \(y) \(pad2(secs / 3600)):\(pad2(secs / 60 % 60)):\(pad2(secs % 60)) GMT"
+        var out: [UInt8] = []
+        append(epochSeconds: t, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private static func pad2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    /// Appends the IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") of `t`, byte by byte:
+    /// a static file's Last-Modified is made per request, and interpolating it showed in
+    /// profiles.
+    public static func append(epochSeconds t: Int64, into out: inout [UInt8]) {
+        let days = t >= 0 ? t / 86400 : (t - 86399) / 86400
+        let secs = Int(t - days * 86400)
+        let weekdays: StaticString = "ThuFriSatSunMonTueWed"
+        let months: StaticString = "JanFebMarAprMayJunJulAugSepOctNovDec"
+        let w = Int(((days % 7) + 7) % 7) * 3
+        let (y, m, d) = civil(fromDays: days)
+        out.append(contentsOf: UnsafeBufferPointer(start: weekdays.utf8Start + w, count: 3))
+        out.append(contentsOf: ", ".utf8)
+        pad2(d, &out)
+        out.append(ASCII.sp)
+        out.append(contentsOf: UnsafeBufferPointer(start: months.utf8Start + (m - 1) * 3, count: 3))
+        out.append(ASCII.sp)
+        if y >= 1000 && y <= 9999 {
+            HTTPResponseWriter.appendDecimal(UInt64(y), into: &out)
+        } else {
+            out.append(contentsOf: String(y).utf8)
+        }
+        out.append(ASCII.sp)
+        pad2(secs / 3600, &out)
+        out.append(UInt8(ascii: ":"))
+        pad2(secs / 60 % 60, &out)
+        out.append(UInt8(ascii: ":"))
+        pad2(secs % 60, &out)
+        out.append(contentsOf: " GMT".utf8)
+    }
+
+    private static func pad2(_ n: Int, _ out: inout [UInt8]) {
+        out.append(UInt8(ascii: "0") + UInt8(n / 10 % 10))
+        out.append(UInt8(ascii: "0") + UInt8(n % 10))
+    }
 
     /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); the era-based method.
     static func civil(fromDays z0: Int64) -> (Int64, Int, Int) {

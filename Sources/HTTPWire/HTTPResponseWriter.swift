@@ -54,6 +54,66 @@ public enum HTTPResponseWriter {
         out.append(contentsOf: crlf)
     }
 
+    /// Heads the server writes itself (a static file's), field by field without
+    /// HTTPHeaders or Strings: the names and values are its own, so they skip the checks
+    /// `writeHead` makes. Open with `appendStatusLine`, add fields, close with
+    /// `appendEndOfHead`; the result is what `writeHead` writes for the same fields.
+    public static func appendStatusLine(_ status: Int, date: String, into out: inout [UInt8]) {
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        appendStatusCode(status, into: &out)
+        out.append(ASCII.sp)
+        out.append(contentsOf: HTTPStatus.reasonPhrase(status).utf8)
+        out.append(contentsOf: crlf)
+        appendField("Date", date, into: &out)
+    }
+
+    /// "Name: " (the value and CRLF are the caller's, then `appendCRLF`).
+    public static func appendFieldName(_ name: StaticString, into out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        out.append(ASCII.colon)
+        out.append(ASCII.sp)
+    }
+
+    public static func appendCRLF(into out: inout [UInt8]) { out.append(contentsOf: crlf) }
+
+    /// Content-Length or Transfer-Encoding, Connection when needed, and the blank line,
+    /// as `writeHead` ends a head.
+    public static func appendEndOfHead(framing: HTTPResponseFraming, keepAlive: Bool, version: HTTPVersion, into out: inout [UInt8]) {
+        switch framing {
+        case .noBody, .untilClose: break
+        case .contentLength(let n):
+            appendFieldName("Content-Length", into: &out)
+            appendDecimal(n, into: &out)
+            out.append(contentsOf: crlf)
+        case .chunked: appendField("Transfer-Encoding", "chunked", into: &out)
+        }
+        let persistent = keepAlive && framing != .untilClose
+        if !persistent {
+            appendField("Connection", "close", into: &out)
+        } else if version.minor == 0 {
+            appendField("Connection", "keep-alive", into: &out)
+        }
+        out.append(contentsOf: crlf)
+    }
+
+    public static func appendDecimal(_ n: UInt64, into out: inout [UInt8]) {
+        var scale: UInt64 = 1
+        while scale <= n / 10 { scale *= 10 }
+        while scale > 0 {
+            out.append(UInt8(ascii: "0") + UInt8(n / scale % 10))
+            scale /= 10
+        }
+    }
+
+    public static func appendHex(_ n: UInt64, into out: inout [UInt8]) {
+        let digits: StaticString = "0123456789abcdef"
+        var shift = max(0, (UInt64.bitWidth - n.leadingZeroBitCount + 3) / 4 * 4 - 4)
+        while shift >= 0 {
+            out.append(digits.utf8Start[Int((n >> UInt64(shift)) & 0xF)])
+            shift -= 4
+        }
+    }
+
     /// An interim `100 Continue`, sent before reading a body the client holds back.
     public static let continueHead: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 

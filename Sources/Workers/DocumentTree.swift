@@ -76,6 +76,7 @@ enum StaticLookup {
 extension DocumentTree {
     /// The file a GET of `path` serves: the file itself, or a directory's first index file.
     func lookup(_ path: Substring, index: [String]) -> StaticLookup {
+        if let found = openDirectly(path) { return found }
         switch walk(path) {
         case .missing:
             return .refuse(404, "no file for \(path)")
@@ -92,6 +93,40 @@ extension DocumentTree {
         }
     }
 
+    /// The common case in two system calls (open and fstat) where the walk makes one
+    /// lstat per segment, then the same open and fstat: a path with no hidden segment,
+    /// no trailing slash and, unless allow_symlinks, no symbolic link anywhere in it
+    /// (openat2 refuses one). Nil when the walk must decide: a link (is it inside the
+    /// root?), a directory (index files, the slash redirect), a permission error.
+    func openDirectly(_ path: Substring) -> StaticLookup? {
+        guard path.utf8.first == UInt8(ascii: "/"), path.utf8.last != UInt8(ascii: "/"), !Self.hasHiddenSegment(path) else { return nil }
+        let file = root + path
+        switch FileDescriptor.openWithoutLinks(file, followLinks: allowSymlinks) {
+        case .missing: return .refuse(404, "no file for \(path)")
+        case .walk: return nil
+        case .opened(let fd):
+            guard let status = try? fd.status(), status.kind == .regular else {
+                try? fd.close()
+                return nil
+            }
+            return .file(StaticFile(fd: fd, status: status, name: Self.lastSegment(file)))
+        }
+    }
+
+    static func hasHiddenSegment(_ path: Substring) -> Bool {
+        var afterSlash = false
+        for b in path.utf8 {
+            if afterSlash && b == UInt8(ascii: ".") { return true }
+            afterSlash = b == UInt8(ascii: "/")
+        }
+        return false
+    }
+
+    static func lastSegment(_ file: String) -> Substring {
+        guard let slash = file.utf8.lastIndex(of: UInt8(ascii: "/")) else { return Substring(file) }
+        return file[file.utf8.index(after: slash)...]
+    }
+
     /// Opens a file the walk found, and checks on the open fd that it is a regular file.
     func open(_ file: String) -> StaticLookup {
         let fd: FileDescriptor
@@ -105,7 +140,6 @@ extension DocumentTree {
             try? fd.close()
             return .refuse(403, "\(file) is not a regular file")
         }
-        let name = file.split(separator: "/").last ?? Substring(file)
-        return .file(StaticFile(fd: fd, status: status, name: name))
+        return .file(StaticFile(fd: fd, status: status, name: Self.lastSegment(file)))
     }
 }

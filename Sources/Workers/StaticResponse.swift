@@ -14,16 +14,11 @@ struct StaticResponse {
 
     static func make(request: HTTPRequestHead, file: StaticFile, keepAlive: Bool, date: String) -> StaticResponse {
         let validators = FileValidators(modified: file.status.modified, size: file.status.size)
-        let lastModified = HTTPDate.format(epochSeconds: validators.modified)
         let isHead = request.method == "HEAD"
-        var headers: [(String, String)] = [("Server", WorkerContext.software), ("Last-Modified", lastModified),
-                                           ("ETag", validators.etag)]
-
         switch ConditionalRequest.evaluate(method: request.method, headers: request.headers, file: validators) {
         case .notModified:
-            var out: [UInt8] = []
-            HTTPResponseWriter.writeHead(status: 304, headers: HTTPHeaders(headers), framing: .noBody,
-                                         keepAlive: keepAlive, version: request.version, date: date, into: &out)
+            var out = head(304, date: date, contentType: nil, validators)
+            HTTPResponseWriter.appendEndOfHead(framing: .noBody, keepAlive: keepAlive, version: request.version, into: &out)
             return StaticResponse(status: 304, head: out, body: nil)
         case .preconditionFailed:
             return StaticResponse(status: 412, head: ResponseHead.error(412, keepAlive: keepAlive, date: date, isHead: isHead), body: nil)
@@ -32,11 +27,11 @@ struct StaticResponse {
         }
 
         let size = validators.size
-        headers.append(("Accept-Ranges", "bytes"))
         // Range is defined for GET only (HEAD gets the whole file's head).
         var range = ByteRange.Outcome.whole
-        if request.method == "GET", ConditionalRequest.rangeApplies(ifRange: request.headers.first("If-Range"), file: validators) {
-            range = ByteRange.evaluate(request.headers.first("Range"), size: size)
+        if request.method == "GET", let header = request.headers.first("Range"),
+           ConditionalRequest.rangeApplies(ifRange: request.headers.first("If-Range"), file: validators) {
+            range = ByteRange.evaluate(header, size: size)
         }
         let status: Int, offset: UInt64, length: UInt64
         switch range {
@@ -45,15 +40,47 @@ struct StaticResponse {
             return StaticResponse(status: 416, head: page, body: nil)
         case .partial(let start, let end):
             (status, offset, length) = (206, start, end - start + 1)
-            headers.append(("Content-Range", "bytes \(start)-\(end)/\(size)"))
         case .whole:
             (status, offset, length) = (200, 0, size)
         }
-        headers.insert(("Content-Type", MediaTypes.forFile(file.name)), at: 1)
-        var out: [UInt8] = []
-        HTTPResponseWriter.writeHead(status: status, headers: HTTPHeaders(headers), framing: .contentLength(length),
-                                     keepAlive: keepAlive, version: request.version, date: date, into: &out)
+        var out = head(status, date: date, contentType: MediaTypes.forFile(file.name), validators)
+        HTTPResponseWriter.appendFieldName("Accept-Ranges", into: &out)
+        out.append(contentsOf: "bytes\r\n".utf8)
+        if status == 206 {
+            HTTPResponseWriter.appendFieldName("Content-Range", into: &out)
+            out.append(contentsOf: "bytes ".utf8)
+            HTTPResponseWriter.appendDecimal(offset, into: &out)
+            out.append(UInt8(ascii: "-"))
+            HTTPResponseWriter.appendDecimal(offset + length - 1, into: &out)
+            out.append(UInt8(ascii: "/"))
+            HTTPResponseWriter.appendDecimal(size, into: &out)
+            HTTPResponseWriter.appendCRLF(into: &out)
+        }
+        HTTPResponseWriter.appendEndOfHead(framing: .contentLength(length), keepAlive: keepAlive, version: request.version, into: &out)
         return StaticResponse(status: status, head: out, body: isHead || length == 0 ? nil : (offset, length))
+    }
+
+    /// The status line and the fields every file response has, written straight into
+    /// bytes (no HTTPHeaders, no String per field: this runs for every static request).
+    static func head(_ status: Int, date: String, contentType: String?, _ validators: FileValidators) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(320)
+        HTTPResponseWriter.appendStatusLine(status, date: date, into: &out)
+        HTTPResponseWriter.appendFieldName("Server", into: &out)
+        out.append(contentsOf: WorkerContext.software.utf8)
+        HTTPResponseWriter.appendCRLF(into: &out)
+        if let contentType {
+            HTTPResponseWriter.appendFieldName("Content-Type", into: &out)
+            out.append(contentsOf: contentType.utf8)
+            HTTPResponseWriter.appendCRLF(into: &out)
+        }
+        HTTPResponseWriter.appendFieldName("Last-Modified", into: &out)
+        HTTPDate.append(epochSeconds: validators.modified, into: &out)
+        HTTPResponseWriter.appendCRLF(into: &out)
+        HTTPResponseWriter.appendFieldName("ETag", into: &out)
+        validators.appendETag(into: &out)
+        HTTPResponseWriter.appendCRLF(into: &out)
+        return out
     }
 }
 

@@ -82,4 +82,32 @@ struct StaticRulesTests {
         #expect(r("items=0-5") == .whole, "unknown unit")
         #expect(r("bytes=0-1,5-6") == .whole, "several ranges: the whole file")
     }
+
+    @Test("a head written field by field is the head writeHead writes; numbers and tags without Strings")
+    func trustedHead() {
+        func text(_ f: (inout [UInt8]) -> Void) -> String {
+            var out: [UInt8] = []
+            f(&out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        for n: UInt64 in [0, 7, 10, 99, 100, 4096, 1_000_000, UInt64.max] {
+            #expect(text { HTTPResponseWriter.appendDecimal(n, into: &$0) } == String(n))
+            #expect(text { HTTPResponseWriter.appendHex(n, into: &$0) } == String(n, radix: 16))
+        }
+        #expect(FileValidators(modified: 0x5f5e100, size: 0).etag == "\"5f5e100-0\"")
+        for version in [HTTPVersion.http1_1, HTTPVersion(major: 1, minor: 0)] {
+            for keep in [true, false] {
+                var fast: [UInt8] = []
+                HTTPResponseWriter.appendStatusLine(200, date: "D", into: &fast)
+                HTTPResponseWriter.appendFieldName("Server", into: &fast)
+                fast.append(contentsOf: "s".utf8)
+                HTTPResponseWriter.appendCRLF(into: &fast)
+                HTTPResponseWriter.appendEndOfHead(framing: .contentLength(12), keepAlive: keep, version: version, into: &fast)
+                var slow: [UInt8] = []
+                HTTPResponseWriter.writeHead(status: 200, headers: HTTPHeaders([("Server", "s")]), framing: .contentLength(12),
+                                             keepAlive: keep, version: version, date: "D", into: &slow)
+                #expect(fast == slow, "\(String(decoding: fast, as: UTF8.self))")
+            }
+        }
+    }
 }

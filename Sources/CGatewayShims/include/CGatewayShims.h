@@ -55,6 +55,8 @@ int gw_pidfd_open(pid_t pid);
 // futimens(fd, NULL): the worker heartbeat (the master reads the file's mtime).
 int gw_touch(int fd);
 int gw_refuse_new_connections(int fd);
+// open(path, O_RDONLY|O_NONBLOCK|O_CLOEXEC) that fails with ELOOP on any symbolic link in the path (openat2).
+int gw_open_no_symlinks(const char *path);
 
 // Shared memory between the master and its workers (the app slot table).
 // A process-shared, robust mutex: if its holder dies, the next locker recovers it.
