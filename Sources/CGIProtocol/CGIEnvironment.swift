@@ -128,7 +128,7 @@ public enum CGIEnvironment {
         case "HTTP_TRANSFER_ENCODING":
             return nil  // the app reads a de-chunked body of CONTENT_LENGTH bytes
         default:
-            return out.count > 5 ? out : nil
+            return out.utf8.count > 5 ? out : nil
         }
     }
 

@@ -7,7 +7,7 @@ public enum FastCGIRequestWriter {
         var out: [UInt8] = []
         out.reserveCapacity(1024)
         FastCGIEncoder.appendBeginRequest(requestID: requestID, keepConnection: keepConnection, into: &out)
-        FastCGIEncoder.appendParams(requestID: requestID, params.map { FastCGIPair($0.name, $0.value) }, into: &out)
+        FastCGIEncoder.appendParams(requestID: requestID, strings: params, into: &out)
         return out
     }
 

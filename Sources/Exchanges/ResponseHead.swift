@@ -39,16 +39,22 @@ public enum ResponseHead {
 
     /// The response head for an app's CGI head, with the framing the worker must use.
     public static func forApp(_ cgi: CGIResponseHead, request: HTTPRequestHead, keepAlive: Bool, date: String) -> (bytes: [UInt8], framing: HTTPResponseFraming) {
-        var headers = HTTPHeaders()
-        headers.append(name: "Server", value: ServerIdentity.software)
-        for f in cgi.headers where !hopByHop.contains(where: { f.name.equalsLowercaseASCII($0) }) { headers.append(name: f.name, value: f.value) }
         let isHead = request.method == "HEAD"
         var framing = HTTPResponseFraming.choose(status: cgi.status, requestMethod: request.method,
                                                  requestVersion: request.version, contentLength: contentLength(cgi))
         if isHead, framing == .chunked || framing == .untilClose { framing = .noBody }
+        // Written field by field from the app's head (what writeHead writes, without
+        // an HTTPHeaders copy of every field).
         var out: [UInt8] = []
-        HTTPResponseWriter.writeHead(status: cgi.status, reason: cgi.reason, headers: headers, framing: framing,
-                                     keepAlive: keepAlive, version: request.version, date: date, into: &out)
+        out.reserveCapacity(256)
+        HTTPResponseWriter.appendStatusLine(cgi.status, reason: cgi.reason, date: date, into: &out)
+        HTTPResponseWriter.appendFieldName("Server", into: &out)
+        out.append(contentsOf: ServerIdentity.software.utf8)
+        HTTPResponseWriter.appendCRLF(into: &out)
+        for f in cgi.headers where !hopByHop.contains(where: { f.name.equalsLowercaseASCII($0) }) {
+            HTTPResponseWriter.appendCheckedField(f.name, f.value, into: &out)
+        }
+        HTTPResponseWriter.appendEndOfHead(framing: framing, keepAlive: keepAlive, version: request.version, into: &out)
         return (out, framing)
     }
 }

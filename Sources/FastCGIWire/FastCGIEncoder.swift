@@ -68,6 +68,28 @@ public enum FastCGIEncoder {
         appendEndOfStream(.params, requestID: requestID, into: &out)
     }
 
+    /// The whole PARAMS stream from name-value Strings, encoded straight into `out`: one
+    /// record (the usual case, under 64 KiB) needs no intermediate buffer and no array
+    /// per name or value.
+    public static func appendParams(requestID: UInt16, strings pairs: [(name: String, value: String)], into out: inout [UInt8]) {
+        var total = 0
+        for p in pairs { total += encodedLength(p.name.utf8.count) + encodedLength(p.value.utf8.count) + p.name.utf8.count + p.value.utf8.count }
+        if total > FastCGI.maxContentLength {
+            var encoded: [UInt8] = []
+            encoded.reserveCapacity(total)
+            for p in pairs { FastCGINameValue.append(name: p.name, value: p.value, into: &encoded) }
+            encoded.withUnsafeBytes { appendStream(.params, requestID: requestID, bytes: $0, into: &out) }
+        } else if total > 0 {
+            out.reserveCapacity(out.count + total + 24)
+            appendHeader(.params, requestID: requestID, contentLength: total, into: &out)
+            for p in pairs { FastCGINameValue.append(name: p.name, value: p.value, into: &out) }
+            appendPadding(for: total, into: &out)
+        }
+        appendEndOfStream(.params, requestID: requestID, into: &out)
+    }
+
+    static func encodedLength(_ n: Int) -> Int { n < 128 ? 1 : 4 }
+
     /// A management query, e.g. FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS.
     public static func appendGetValues(_ names: [String], into out: inout [UInt8]) {
         var encoded: [UInt8] = []

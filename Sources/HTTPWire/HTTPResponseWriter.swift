@@ -58,11 +58,15 @@ public enum HTTPResponseWriter {
     /// HTTPHeaders or Strings: the names and values are its own, so they skip the checks
     /// `writeHead` makes. Open with `appendStatusLine`, add fields, close with
     /// `appendEndOfHead`; the result is what `writeHead` writes for the same fields.
-    public static func appendStatusLine(_ status: Int, date: String, into out: inout [UInt8]) {
+    public static func appendStatusLine(_ status: Int, reason: String? = nil, date: String, into out: inout [UInt8]) {
         out.append(contentsOf: "HTTP/1.1 ".utf8)
         appendStatusCode(status, into: &out)
         out.append(ASCII.sp)
-        out.append(contentsOf: HTTPStatus.reasonPhrase(status).utf8)
+        if let reason {
+            for b in reason.utf8 where isFieldValueChar(b) { out.append(b) }
+        } else {
+            out.append(contentsOf: HTTPStatus.reasonPhrase(status).utf8)
+        }
         out.append(contentsOf: crlf)
         appendField("Date", date, into: &out)
     }
@@ -75,6 +79,24 @@ public enum HTTPResponseWriter {
     }
 
     public static func appendCRLF(into out: inout [UInt8]) { out.append(contentsOf: crlf) }
+
+    /// A field from someone else (an app's head), with `writeHead`'s checks: dropped
+    /// when its name is not a token, its value holds CR, LF or NUL, or it is a framing
+    /// or Date field (those are the server's).
+    public static func appendCheckedField(_ name: String, _ value: String, into out: inout [UInt8]) {
+        var name = name, value = value  // withUTF8 is mutating; native Strings are not copied
+        name.withUTF8 { n in
+            value.withUTF8 { v in
+                let nb = UnsafeRawBufferPointer(n), vb = UnsafeRawBufferPointer(v)
+                guard isWritable(nb, vb), !isFramingField(nb) else { return }
+                out.append(contentsOf: nb)
+                out.append(ASCII.colon)
+                out.append(ASCII.sp)
+                out.append(contentsOf: vb)
+                out.append(contentsOf: crlf)
+            }
+        }
+    }
 
     /// Content-Length or Transfer-Encoding, Connection when needed, and the blank line,
     /// as `writeHead` ends a head.

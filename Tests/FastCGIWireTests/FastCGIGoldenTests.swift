@@ -94,6 +94,20 @@ struct FastCGIEncoderTests {
         #expect(out == header(4, length: content.count, padding: pad) + content + [UInt8](repeating: 0, count: pad) + hex("01 04 0001 0000 00 00"))
     }
 
+    @Test("PARAMS from Strings: the bytes of the pair form, in one record or split, and none for no pairs")
+    func paramsFromStrings() {
+        let cases: [[(name: String, value: String)]] = [
+            [], [("REQUEST_METHOD", "GET"), ("A", "")], [("LONG", String(repeating: "v", count: 300)), ("É", "ü")],
+            [("HTTP_X_BIG", String(repeating: "x", count: 100_000)), ("B", "b")],
+        ]
+        for pairs in cases {
+            var fast: [UInt8] = [], slow: [UInt8] = []
+            FastCGIEncoder.appendParams(requestID: 9, strings: pairs, into: &fast)
+            FastCGIEncoder.appendParams(requestID: 9, pairs.map { FastCGIPair($0.name, $0.value) }, into: &slow)
+            #expect(fast == slow, "\(pairs.map(\.name))")
+        }
+    }
+
     @Test func largeParamsSplitAcrossRecords() throws {
         // One value of 100,000 bytes: the pair stream spans two records; decoding the joined
         // contents gives the pair back.
