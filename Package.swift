@@ -2,11 +2,12 @@
 // gatewayd: a pre-fork HTTP/1.1 -> FastCGI / CGI gateway.
 //
 // Modules point downwards only (see docs/ARCHITECTURE.md and ../shared/design.md §2):
-//   gatewayd -> Arbiter -> Upstream (slot table, app processes) -> GatewayConfig
+//   gatewayd -> Arbiter (master, AppSupervisor: hosted app processes) -> AppPool -> GatewayConfig
 //            -> Workers (drivers: system calls, logs, metrics)
 //                 -> Exchanges (sans-IO request engine) -> CGIProtocol -> HTTPWire
 //                                                       -> FastCGIWire
-//                 -> Upstream, GatewayLogging, GatewaySystem -> CGatewayShims
+//                 -> AppPool (slot table, FIFO queue, kept connections), GatewayLogging,
+//                    GatewaySystem -> CGatewayShims
 // HTTPWire, FastCGIWire, CGIProtocol and Exchanges are sans-IO: they import neither
 // Glibc, Foundation, GatewaySystem nor Logging. Each target declares exactly what it
 // imports; scripts/test builds with --explicit-target-dependency-import-check=error, so an
@@ -44,16 +45,18 @@ let package = Package(
         // The request engine, sans-IO: FastCGI request records and response relay, CGI
         // output relay, response heads, the retry policy, notes for the log.
         .target(name: "Exchanges", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol"]),
-        // The shared slot table (slots + FIFO queue) and the hosted app processes.
-        .target(name: "Upstream", dependencies: ["GatewayConfig", "GatewaySystem", .product(name: "Logging", package: "swift-log")]),
+        // The app pool: the shared slot table (slots, FIFO queue, every slot transition)
+        // and each worker's side of it (AppDispatcher: leases, kept connections).
+        .target(name: "AppPool", dependencies: ["GatewayConfig", "GatewaySystem"]),
         // The worker classes: drivers that turn the engine's decisions into system calls.
-        .target(name: "Workers", dependencies: ["Exchanges", "Upstream", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem",
+        .target(name: "Workers", dependencies: ["Exchanges", "AppPool", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem",
                                                 "GatewayLogging", .product(name: "Logging", package: "swift-log")]),
-        // The master: listeners, worker processes, signals, reload.
-        .target(name: "Arbiter", dependencies: ["Upstream", "GatewayConfig", "GatewaySystem", "GatewayLogging",
+        // The master: listeners, worker processes, signals, reload, and the process
+        // manager of hosted apps (AppSupervisor), which only the master runs.
+        .target(name: "Arbiter", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem", "GatewayLogging",
                                                 .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "gatewayd", dependencies: [
-            "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers", "Upstream",
+            "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers", "AppPool",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -65,7 +68,7 @@ let package = Package(
         .testTarget(name: "CGIProtocolTests", dependencies: ["CGIProtocol", "HTTPWire"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
-        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "GatewayConfig", "GatewaySystem"]),
+        .testTarget(name: "AppPoolTests", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem"]),
         .testTarget(name: "ExchangesTests", dependencies: ["Exchanges", "HTTPWire", "CGIProtocol", "FastCGIWire"]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "Exchanges", "GatewayConfig", "HTTPWire", "CGIProtocol"]),
         // Runs real peers: the gatewayd binary, libfcgi / flup / php-cgi apps.

@@ -2,7 +2,7 @@ import GatewayConfig
 import GatewayLogging
 import GatewaySystem
 import Logging
-import Upstream
+import AppPool
 
 /// The master process, after gunicorn's arbiter: binds the listeners, keeps `workers`
 /// worker processes running, kills silent ones, and acts on signals. It never touches

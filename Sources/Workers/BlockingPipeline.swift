@@ -3,7 +3,7 @@ import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Logging
-import Upstream
+import AppPool
 import Exchanges
 
 /// The request pipeline for blocking workers: read a request, route it, forward it to

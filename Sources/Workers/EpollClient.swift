@@ -1,7 +1,7 @@
 import GatewayConfig
 import GatewaySystem
 import HTTPWire
-import Upstream
+import AppPool
 import Exchanges
 
 /// One client connection of the epoll worker, and where it stands.

@@ -1,7 +1,7 @@
 import GatewayConfig
 import GatewaySystem
 import Logging
-import Upstream
+import AppPool
 import Exchanges
 
 /// The epoll worker's side of a FastCGI exchange: take a slot without waiting, connect

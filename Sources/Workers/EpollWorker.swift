@@ -3,7 +3,7 @@ import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Logging
-import Upstream
+import AppPool
 import Exchanges
 
 /// `worker_class = "epoll"`: one thread, one epoll instance, every socket non-blocking.

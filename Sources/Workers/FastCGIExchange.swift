@@ -3,7 +3,7 @@ import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Logging
-import Upstream
+import AppPool
 import Exchanges
 
 /// One request forwarded to a FastCGI app with blocking I/O: params, the body streamed

@@ -1,6 +1,6 @@
 import GatewayConfig
 import HTTPWire
-import Upstream
+import AppPool
 import Exchanges
 
 /// `/metrics` (server.metrics_path) in the Prometheus text format 0.0.4: requests by

@@ -1,7 +1,7 @@
 import GatewayConfig
 import GatewaySystem
 import HTTPWire
-import Upstream
+import AppPool
 import Exchanges
 
 /// The status page (`server.status_path`), like php-fpm's pm.status_path: per app its

@@ -4,7 +4,7 @@ import GatewaySystem
 import HTTPWire
 import Logging
 import Synchronization
-import Upstream
+import AppPool
 import Exchanges
 
 /// What every request in a worker process shares: configuration, router, logs, the

@@ -4,7 +4,7 @@ import GatewayConfig
 import GatewayLogging
 import GatewaySystem
 import Logging
-import Upstream
+import AppPool
 import Workers
 
 /// `gatewayd [-c FILE]`: start the master, which starts the workers.

@@ -1,7 +1,7 @@
 import GatewayConfig
 import GatewaySystem
 import Testing
-@testable import Upstream
+@testable import AppPool
 
 /// The slot table's decisions, on a real shared region in this process.
 @Suite struct SlotTableTests {

@@ -1,6 +1,7 @@
 import GatewayConfig
 import GatewaySystem
 import Logging
+import AppPool
 
 /// The master's process manager for hosted apps (`command`), after php-fpm's pm and
 /// lighttpd's bin-path: one listening socket per slot, bound by the master and handed
@@ -93,26 +94,12 @@ public final class AppSupervisor {
 
     /// Empty slots (no process), idle slots with their idle time, and waiting requests.
     func snapshot(_ app: Int, now: Double) -> (empty: [Int], idle: [(slot: Int, since: Double)], waiting: Int) {
-        table.withLock(app) { a in
-            var empty: [Int] = []
-            var idle: [(Int, Double)] = []
-            for s in a.slotIndices {
-                let slot = a.slots[s]
-                if slot.processPID == 0 { empty.append(s) }
-                if slot.processPID != 0 && slot.state == SlotState.idle.rawValue { idle.append((s, slot.idleSince)) }
-            }
-            return (empty, idle, Int(a.record.pointee.queueLength))
-        }
+        table.withLock(app) { a in a.processSnapshot() }
     }
 
     /// Marks an idle process retiring (no new requests); stopRetiring sends the TERM.
     func retire(_ app: Int, slot: Int, why: String) {
-        let pid: Int64 = table.withLock(app) { a in
-            guard a.slots[slot].state == SlotState.idle.rawValue else { return 0 }
-            a.slots[slot].state = SlotState.retiring.rawValue
-            a.slots[slot].keeper = 0
-            return a.slots[slot].processPID
-        }
+        let pid = table.withLock(app) { a in a.markRetiring(slot) }
         if pid != 0 {
             states[app].lastRetireAt = Host.monotonicSeconds()
             logger.info("app \(config.apps[app].name): retiring process \(pid) (slot \(slot)): \(why)")
@@ -122,14 +109,7 @@ public final class AppSupervisor {
     /// TERM to processes marked retiring; KILL to those that ignore it for 5 s.
     func stopRetiring(_ app: Int, now: Double) {
         // (pid, slot, its request limit when it reached it), read under the lock.
-        let retiring: [(pid: Int32, slot: Int, recycled: Int64?)] = table.withLock(app) { a in
-            a.slotIndices.compactMap { s in
-                let slot = a.slots[s]
-                guard slot.state == SlotState.retiring.rawValue, slot.processPID != 0 else { return nil }
-                let recycled = slot.requestLimit > 0 && slot.requests >= slot.requestLimit ? slot.requestLimit : nil
-                return (Int32(slot.processPID), s, recycled)
-            }
-        }
+        let retiring = table.withLock(app) { a in a.retiringProcesses() }
         for (pid, slot, recycled) in retiring {
             guard var child = children[pid] else { continue }
             if let t = child.termSentAt {
@@ -193,20 +173,7 @@ public final class AppSupervisor {
             let restart = states[app].everStarted[slot]
             states[app].everStarted[slot] = true
             let limit = requestLimit(config, slot: slot)
-            table.withLock(app) { a in
-                a.slots[slot].processPID = Int64(pid)
-                a.slots[slot].generation += 1
-                a.slots[slot].requests = 0
-                a.slots[slot].requestLimit = Int64(limit)
-                a.slots[slot].retire = 0
-                a.slots[slot].startedAt = now
-                a.slots[slot].idleSince = now
-                a.slots[slot].keeper = 0
-                a.slots[slot].reclaim = 0
-                if a.slots[slot].state != SlotState.busy.rawValue { a.slots[slot].state = SlotState.idle.rawValue }
-                if restart { a.record.pointee.restarts += 1 }
-                a.dispatch(now: now)
-            }
+            table.withLock(app) { a in a.processStarted(slot, pid: Int64(pid), requestLimit: limit, restart: restart, now: now) }
             logger.debug("app \(name): started process \(pid) on slot \(slot)")
         } catch {
             startFailed(app, "app \(name): cannot start `\(command.joined(separator: " "))`: \(error)")
@@ -273,17 +240,7 @@ public final class AppSupervisor {
         try? child.output.close()
         let now = Host.monotonicSeconds()
         let app = config.apps[child.app]
-        let served: Int64 = table.withLock(child.app) { a in
-            guard a.slots[child.slot].processPID == Int64(pid) else { return 0 }
-            let served = a.slots[child.slot].requests
-            a.slots[child.slot].processPID = 0
-            a.slots[child.slot].generation += 1
-            a.slots[child.slot].keeper = 0
-            a.slots[child.slot].reclaim = 0
-            a.slots[child.slot].retire = 0
-            if a.slots[child.slot].state != SlotState.busy.rawValue { a.slots[child.slot].state = SlotState.empty.rawValue }
-            return served
-        }
+        let served = table.withLock(child.app) { a in a.processExited(child.slot, pid: Int64(pid)) }
         let lifetime = now - child.started
         if child.termSentAt != nil {
             logger.debug("app \(app.name): process \(pid) (slot \(child.slot)) stopped: \(status)")

@@ -1,0 +1,68 @@
+/// The slot changes the process manager makes (AppSupervisor, in the master): a process
+/// started, retired or gone. Kept here with the other slot transitions (SlotDecisions),
+/// so every change of a slot's state is written in this module; the supervisor only
+/// decides when. Each runs under the app's lock (`SlotTable.withLock`).
+extension AppArea {
+    /// Slots with no process, idle slots with their idle time, and waiting requests.
+    public func processSnapshot() -> (empty: [Int], idle: [(slot: Int, since: Double)], waiting: Int) {
+        var empty: [Int] = []
+        var idle: [(slot: Int, since: Double)] = []
+        for s in slotIndices {
+            let slot = slots[s]
+            if slot.processPID == 0 { empty.append(s) }
+            if slot.processPID != 0 && slot.state == SlotState.idle.rawValue { idle.append((s, slot.idleSince)) }
+        }
+        return (empty, idle, Int(record.pointee.queueLength))
+    }
+
+    /// Marks an idle slot's process retiring: no new requests go to it. Its pid, or 0
+    /// when the slot was not idle (a request took it meanwhile).
+    public func markRetiring(_ s: Int) -> Int64 {
+        guard slots[s].state == SlotState.idle.rawValue else { return 0 }
+        slots[s].state = SlotState.retiring.rawValue
+        slots[s].keeper = 0
+        return slots[s].processPID
+    }
+
+    /// Processes marked retiring, with the request limit each reached (max_requests), if that is why.
+    public func retiringProcesses() -> [(pid: Int32, slot: Int, recycled: Int64?)] {
+        slotIndices.compactMap { s in
+            let slot = slots[s]
+            guard slot.state == SlotState.retiring.rawValue, slot.processPID != 0 else { return nil }
+            let recycled = slot.requestLimit > 0 && slot.requests >= slot.requestLimit ? slot.requestLimit : nil
+            return (Int32(slot.processPID), s, recycled)
+        }
+    }
+
+    /// A new process serves slot `s`: a new generation (connections to the old one are
+    /// never reused), counters reset, and the slot goes to the oldest waiter.
+    public func processStarted(_ s: Int, pid: Int64, requestLimit: Int, restart: Bool, now: Double) {
+        slots[s].processPID = pid
+        slots[s].generation += 1
+        slots[s].requests = 0
+        slots[s].requestLimit = Int64(requestLimit)
+        slots[s].retire = 0
+        slots[s].startedAt = now
+        slots[s].idleSince = now
+        slots[s].keeper = 0
+        slots[s].reclaim = 0
+        if slots[s].state != SlotState.busy.rawValue { slots[s].state = SlotState.idle.rawValue }
+        if restart { record.pointee.restarts += 1 }
+        dispatch(now: now)
+    }
+
+    /// Slot `s`'s process `pid` is gone: the slot is empty until another starts (a busy
+    /// slot stays busy until its request ends). Returns how many requests it served; 0
+    /// when the slot already had another process.
+    public func processExited(_ s: Int, pid: Int64) -> Int64 {
+        guard slots[s].processPID == pid else { return 0 }
+        let served = slots[s].requests
+        slots[s].processPID = 0
+        slots[s].generation += 1
+        slots[s].keeper = 0
+        slots[s].reclaim = 0
+        slots[s].retire = 0
+        if slots[s].state != SlotState.busy.rawValue { slots[s].state = SlotState.empty.rawValue }
+        return served
+    }
+}
