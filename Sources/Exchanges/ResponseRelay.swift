@@ -31,6 +31,18 @@ public struct ResponseRelay: Sendable {
     /// The app connection may carry another request.
     public var reusable: Bool { reader.reusable }
 
+    /// What it means that the app closed (or reset) the connection now: before a byte of
+    /// the answer, a connection to retry (a kept one the app had closed); after, a
+    /// broken response. Both drivers ask here, so they cannot disagree.
+    public var failureOnClose: UpstreamFailure { bytesReceived == 0 ? .closedBeforeAnswer : .broken(.closedEarly) }
+
+    /// What an error thrown by `receive` means: FCGI_OVERLOADED before the head is a
+    /// busy slot (try another); anything else breaks the response.
+    public func failure(for error: UpstreamError) -> UpstreamFailure {
+        if case .overloaded = error, !headSent { return .overloaded }
+        return .broken(error)
+    }
+
     /// Feeds bytes read from the app; appends what the client should get to `out`.
     /// Throws the app's protocol errors (`.overloaded` before any output is a busy slot).
     /// `mayKeepAlive`: the worker is not draining; `date`: the Date header's value.

@@ -323,8 +323,7 @@ extension EpollWorker {
             } catch {
                 ctx.log(notes, meta(r))
                 r.relay = relay
-                if case .overloaded = error, !relay.headSent { return upstreamFailed(c, r, .overloaded) }
-                return upstreamFailed(c, r, .broken(error))
+                return upstreamFailed(c, r, relay.failure(for: error))
             }
             r.bytesSent += c.output.count - before
             if relay.ended { return upstreamDone(c, r, relay) }
@@ -352,8 +351,7 @@ extension EpollWorker {
 
     /// The app closed the connection (or reset it).
     func appClosed(_ c: EpollClient, _ r: EpollRequest) {
-        guard let relay = r.relay, relay.bytesReceived == 0 else { return upstreamFailed(c, r, .broken(.closedEarly)) }
-        upstreamFailed(c, r, .closedBeforeAnswer)
+        upstreamFailed(c, r, r.relay?.failureOnClose ?? .broken(.closedEarly))
     }
 
     func upstreamTimedOut(_ c: EpollClient, _ r: EpollRequest) {

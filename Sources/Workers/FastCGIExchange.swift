@@ -199,9 +199,9 @@ struct FastCGIExchange {
         pending.reserveCapacity(4096)
         defer { outcome.status = relay.status }
 
-        func abort(_ why: UpstreamError) -> Attempt {
-            keepAlive = false
-            return .failed(.broken(why), headSent: relay.headSent)
+        func failed(_ failure: UpstreamFailure) -> Attempt {
+            if case .broken = failure { keepAlive = false }
+            return .failed(failure, headSent: relay.headSent)
         }
 
         while true {
@@ -210,24 +210,17 @@ struct FastCGIExchange {
             var ready = false
             while !ready {
                 let left = deadline - Host.monotonicSeconds()
-                if left <= 0 { return abort(.timeout) }
+                if left <= 0 { return failed(.broken(.timeout)) }
                 ctx.onWait()
                 ready = (try? backend.waitReadable(timeoutMilliseconds: Int32(min(left, 1) * 1000) + 1)) ?? true
             }
-            let n: Int
-            do { n = try backend.read(into: &buffer, from: 0) ?? 0 } catch {
-                if relay.bytesReceived == 0 { return .failed(.closedBeforeAnswer, headSent: false) }
-                return abort(.protocolError("reading from the app: \(error)"))
-            }
-            if n == 0 {
-                if relay.bytesReceived == 0 { return .failed(.closedBeforeAnswer, headSent: false) }
-                return abort(.closedEarly)
-            }
+            // A read error is a reset: the same as a close.
+            let n = (try? backend.read(into: &buffer, from: 0) ?? 0) ?? 0
+            if n == 0 { return failed(relay.failureOnClose) }
             var notes: [ExchangeNote] = []
             defer { ctx.log(notes, meta) }
             do { try relay.receive(buffer[0..<n], into: &pending, mayKeepAlive: ctx.mayKeepAlive, date: ctx.httpDate(), notes: &notes) } catch {
-                if case .overloaded = error, !relay.headSent { return .failed(.overloaded, headSent: false) }
-                return abort(error)
+                return failed(relay.failure(for: error))
             }
             keepAlive = relay.keepAlive
             if relay.ended {
