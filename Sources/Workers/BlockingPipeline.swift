@@ -18,54 +18,49 @@ public struct BlockingPipeline {
 
     /// Serves requests on `conn` until the connection should close.
     public func serve(_ conn: ClientConnection) {
-        var parser = HTTPRequestParser(limits: ctx.limits)
-        var first = true
-        while let head = readHead(conn, &parser, first: first) {
-            first = false
-            let keep = handle(head, conn, &parser)
+        var intake = RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds())
+        while let head = readHead(conn, &intake) {
+            let keep = handle(head, conn, &intake.parser)
             ctx.requestFinished()
             // A connection that said keep-alive stays, even while draining (see
             // WorkerContext.idleDeadline); one we end after a Connection: close is shut
             // for writing first and read until the client closes, so a request it sent
             // behind the response is never answered with a reset.
             if !keep {
-                conn.lingerOnClose = parser.leftBodyUnread || ctx.closedByDrain(head)
+                conn.lingerOnClose = intake.parser.leftBodyUnread || ctx.closedByDrain(head)
                 return
             }
+            intake.awaitNextRequest(now: Host.monotonicSeconds())
         }
     }
 
     // MARK: - Reading the head
 
     /// The next request head, or nil when the connection should close (EOF, idle
-    /// keep-alive timeout, a bad request already answered, 408 already sent).
-    func readHead(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, first: Bool) -> HTTPRequestHead? {
+    /// keep-alive timeout, a bad request already answered, 408 already sent). The
+    /// deadlines are the intake's, as in the thread and epoll workers.
+    func readHead(_ conn: ClientConnection, _ intake: inout RequestIntake) -> HTTPRequestHead? {
         let start = Host.monotonicSeconds()
-        var sawByte = !conn.unconsumed.isEmpty
-        // The header timeout runs from the first byte; before it, a kept connection may idle `keepalive`.
-        var deadline = start + ((first || sawByte) ? timeouts.header : ctx.config.server.keepalive)
         while true {
             do {
                 if try conn.takeProxyHeader() {
-                    let step = try parser.parse(conn.unconsumed)
+                    let step = try intake.next(conn.unconsumed, now: Host.monotonicSeconds())
                     conn.consume(step.consumed)
-                    if case .head(let h)? = step.event { return h }
-                    // The end of the previous (bodiless) message, or skipped blank lines.
-                    if step.event != nil || step.consumed > 0 { continue }
+                    switch step.event {
+                    case .head(let h): return h
+                    case .body, .end: continue  // what is left of a body no one read
+                    case .needMore: break
+                    }
                 }
             } catch {
                 answerBadRequest(conn, error, started: start)
                 return nil
             }
-            if !sawByte { deadline = ctx.idleDeadline(deadline) }  // a drain caps an idle wait
+            intake.capIdleDeadline(ctx.idleDeadline)  // a drain caps an idle wait
             do {
-                guard try conn.fill(deadline: deadline) else { return nil }
-                if !sawByte {
-                    sawByte = true
-                    deadline = Host.monotonicSeconds() + timeouts.header
-                }
+                guard try conn.fill(deadline: intake.deadline) else { return nil }
             } catch ClientError.timeout {
-                if sawByte {
+                if intake.expiry == .respond408 {
                     try? conn.write(ResponseHead.error(408, keepAlive: false, date: ctx.httpDate()), timeout: 1)
                 }
                 return nil

@@ -43,9 +43,8 @@ final class EpollClient: ReadsProxyHeader {
     var file: FileDescriptor? = nil
     var fileOffset = 0
     var fileEnd = 0
-    var parser: HTTPRequestParser
-    /// A byte of the next request has arrived (the header timeout runs, not the idle one).
-    var sawByte = false
+    /// The head and body parser with its deadlines (the one every worker class reads through).
+    var intake: RequestIntake
     /// After a flush: serve the next request (true) or close.
     var keepAfterFlush = false
     /// Close by lingering: the client may still be sending what we did not read.
@@ -57,10 +56,10 @@ final class EpollClient: ReadsProxyHeader {
     /// The listener speaks the PROXY protocol: a header comes before the first request.
     var expectsProxyHeader = false
 
-    init(fd: FileDescriptor, serial: UInt32, limits: HTTPLimits) {
+    init(fd: FileDescriptor, serial: UInt32, limits: HTTPLimits, timeouts: RequestIntake.Timeouts, now: Double) {
         self.fd = fd
         self.serial = serial
-        parser = HTTPRequestParser(limits: limits)
+        intake = RequestIntake(limits: limits, timeouts: timeouts, now: now)
     }
 
     lazy var remote: (address: String, port: Int) = Socket.peerAddress(fd)
@@ -114,8 +113,6 @@ final class EpollRequest {
     var spool: FileDescriptor? = nil
     var bodyLength: UInt64 = 0
     var bodyDone = false
-    /// When the whole body must be in (timeouts.body_total); each read has timeouts.body.
-    var bodyDeadline = Double.infinity
 
     // The app.
     var app: AppConfig? = nil

@@ -59,9 +59,10 @@ extension EpollWorker {
     /// is served from the loop, after the current events.
     func nextRequest(_ c: EpollClient) {
         c.phase = .head
-        c.sawByte = false
         c.lingerOnClose = false
-        setDeadline(c, ctx.idleDeadline(Host.monotonicSeconds() + ctx.config.server.keepalive))
+        c.intake.awaitNextRequest(now: Host.monotonicSeconds())
+        c.intake.capIdleDeadline(ctx.idleDeadline)
+        setDeadline(c, c.intake.deadline)
         if !c.unconsumed.isEmpty || c.readable { runnable.append(c) }
     }
 
@@ -125,8 +126,9 @@ extension EpollWorker {
     /// While draining: a connection with no request in progress ends at its keep-alive
     /// deadline, or sooner (WorkerContext.idleDeadline); the sweep closes it.
     func shortenIdleDeadlines() {
-        for case let c? in clients where c.phase == .head && !c.sawByte && c.unconsumed.isEmpty {
-            setDeadline(c, ctx.idleDeadline(c.deadline))
+        for case let c? in clients where c.phase == .head && !c.intake.sawByte && c.unconsumed.isEmpty {
+            c.intake.capIdleDeadline(ctx.idleDeadline)
+            setDeadline(c, c.intake.deadline)
         }
     }
 }

@@ -12,7 +12,6 @@ extension EpollWorker {
         let keep = head.keepAlive && ctx.config.server.keepalive > 0 && ctx.mayKeepAlive
         let r = EpollRequest(head: head, requestID: ctx.nextRequestID(), started: now, keepAlive: keep)
         c.request = r
-        c.sawByte = true
         route(c, r)
     }
 
@@ -51,9 +50,8 @@ extension EpollWorker {
         if !r.redirected && r.hasBody && !r.bodyDone {
             c.phase = .body
             if r.head.expectContinue { queueOutput(c, HTTPResponseWriter.continueHead[...]) }
-            let now = Host.monotonicSeconds()
-            r.bodyDeadline = now + timeouts.bodyTotal
-            setDeadline(c, min(now + timeouts.body, r.bodyDeadline))
+            c.intake.startBody(now: Host.monotonicSeconds())
+            setDeadline(c, c.intake.deadline)
             advance(c)
         } else {
             requestBodyRead(c, r)

@@ -33,7 +33,7 @@ extension EpollWorker {
     func timedOut(_ c: EpollClient, _ now: Double) {
         switch c.phase {
         case .head:
-            if c.sawByte {
+            if c.intake.expiry == .respond408 {
                 c.output = ResponseHead.error(408, keepAlive: false, date: ctx.httpDate())
                 c.outputStart = 0
                 c.lingerOnClose = true

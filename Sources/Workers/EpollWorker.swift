@@ -185,7 +185,7 @@ public final class EpollWorker {
     func adopt(_ fd: FileDescriptor, listener: Int) {
         Socket.setNoDelay(fd)
         nextSerial = (nextSerial + 1) & Self.serialMask
-        let c = EpollClient(fd: fd, serial: nextSerial, limits: ctx.limits)
+        let c = EpollClient(fd: fd, serial: nextSerial, limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds())
         c.expectsProxyHeader = ctx.speaksProxyProtocol(listener: listener)
         let index = Int(fd.rawValue)
         if index >= clients.count { clients += Array(repeating: nil, count: max(index + 1 - clients.count, clients.count)) }
@@ -193,7 +193,8 @@ public final class EpollWorker {
         openClients += 1
         ctx.connectionsChanged(by: 1)
         do { try epoll.add(fd, Self.clientEvents, data: token(c)) } catch { return closeClient(c) }
-        setDeadline(c, ctx.idleDeadline(Host.monotonicSeconds() + timeouts.header))
+        c.intake.capIdleDeadline(ctx.idleDeadline)
+        setDeadline(c, c.intake.deadline)
     }
 
     func token(_ c: EpollClient) -> UInt64 { UInt64(c.serial) << 32 | UInt64(UInt32(bitPattern: c.fd.rawValue)) }
@@ -253,23 +254,20 @@ public final class EpollWorker {
             switch c.phase {
             case .head:
                 do { guard try c.takeProxyHeader() else { return } } catch { return badRequest(c, error) }
-                let step: HTTPParseStep
-                do { step = try c.parser.parse(c.unconsumed) } catch { return badRequest(c, error) }
+                let step: (consumed: Int, event: RequestIntake.Event)
+                do { step = try c.intake.next(c.unconsumed, now: Host.monotonicSeconds()) } catch { return badRequest(c, error) }
                 c.consume(step.consumed)
-                if case .head(let h)? = step.event {
-                    startRequest(c, h)
-                    continue
+                switch step.event {
+                case .head(let h): startRequest(c, h)
+                case .body, .end: continue  // what is left of a body no one read
+                case .needMore:
+                    setDeadline(c, c.intake.deadline)
+                    return
                 }
-                if step.event != nil || step.consumed > 0 { continue }
-                if !c.sawByte && !c.unconsumed.isEmpty {
-                    c.sawByte = true
-                    setDeadline(c, Host.monotonicSeconds() + timeouts.header)
-                }
-                return
             case .body:
                 guard let r = c.request else { return closeClient(c) }
-                let step: HTTPParseStep
-                do { step = try c.parser.parse(c.unconsumed) } catch {
+                let step: (consumed: Int, event: RequestIntake.Event)
+                do { step = try c.intake.next(c.unconsumed, now: Host.monotonicSeconds()) } catch {
                     ctx.logger.info("bad request body from \(c.remote.address): \(error.message)", metadata: ["request_id": "\(r.requestID)"])
                     c.lingerOnClose = true
                     return respondError(c, r, error.status, keep: false)
@@ -283,12 +281,10 @@ public final class EpollWorker {
                     c.consume(step.consumed)
                     r.bodyDone = true
                     requestBodyRead(c, r)
-                default:
+                case .head, .needMore:  // (a head cannot come before the body's end)
                     c.consume(step.consumed)
-                    if step.consumed == 0 {
-                        setDeadline(c, min(Host.monotonicSeconds() + timeouts.body, r.bodyDeadline))
-                        return
-                    }
+                    setDeadline(c, c.intake.deadline)
+                    return
                 }
             default:
                 return

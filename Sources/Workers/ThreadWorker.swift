@@ -23,20 +23,18 @@ public final class ThreadWorker: @unchecked Sendable {
     /// `state`; the main thread's sweep touches it only while it is in `waiting`, under `state`.
     final class Connection {
         let conn: ClientConnection
-        var parser: HTTPRequestParser
+        /// The head and body parser with its deadlines (RequestIntake, as every class reads).
+        var intake: RequestIntake
         /// The request whose body is still being read.
         var head: HTTPRequestHead? = nil
-        /// Its body so far (memory, then a temporary file), and when it must be whole.
+        /// Its body so far (memory, then a temporary file).
         var body: BufferedBody? = nil
-        var bodyDeadline = 0.0
-        var deadline: Double
-        var sawByte = false
+        /// When the request's first byte came (the access log's request time).
         var started: Double
 
-        init(conn: ClientConnection, parser: HTTPRequestParser, deadline: Double, now: Double) {
+        init(conn: ClientConnection, intake: RequestIntake, now: Double) {
             self.conn = conn
-            self.parser = parser
-            self.deadline = deadline
+            self.intake = intake
             self.started = now
         }
     }
@@ -142,7 +140,8 @@ public final class ThreadWorker: @unchecked Sendable {
         Socket.setNoDelay(fd)
         let now = Host.monotonicSeconds()
         let c = Connection(conn: ClientConnection(fd: fd, heartbeat: { [process] in process.beat() }),
-                           parser: HTTPRequestParser(limits: ctx.limits), deadline: ctx.idleDeadline(now + ctx.config.timeouts.header), now: now)
+                           intake: RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: now), now: now)
+        c.intake.capIdleDeadline(ctx.idleDeadline)
         c.conn.expectsProxyHeader = ctx.speaksProxyProtocol(listener: index)
         ctx.connectionsChanged(by: 1)
         state.withLock { waiting[fd.rawValue] = c }  // before it can report an event
@@ -204,18 +203,18 @@ public final class ThreadWorker: @unchecked Sendable {
                 return finish(c)
             }
             do { try c.conn.fd.setNonBlocking(false) } catch { return finish(c) }
-            let keep = pipeline.handle(head, c.conn, &c.parser)
+            let keep = pipeline.handle(head, c.conn, &c.intake.parser)
             c.conn.takePreread()?.close()  // a body the route did not want
             ctx.requestFinished()
             // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
             guard keep, (try? c.conn.fd.setNonBlocking(true)) != nil else {
-                c.conn.lingerOnClose = c.parser.leftBodyUnread || ctx.closedByDrain(head)
+                c.conn.lingerOnClose = c.intake.parser.leftBodyUnread || ctx.closedByDrain(head)
                 return finish(c)
             }
             let now = Host.monotonicSeconds()
-            c.sawByte = false
             c.started = now
-            c.deadline = ctx.idleDeadline(now + ctx.config.server.keepalive)
+            c.intake.awaitNextRequest(now: now)
+            c.intake.capIdleDeadline(ctx.idleDeadline)
             if c.conn.unconsumed.isEmpty { return rearm(c) }
             // A pipelined request is already here: on to it.
         }
@@ -225,31 +224,28 @@ public final class ThreadWorker: @unchecked Sendable {
     /// its whole body are in: the body is de-chunked into memory (64 KiB), then an
     /// unlinked temporary file, as the epoll worker and CGI do, so a slow upload of any
     /// size or framing holds no thread. `Expect: 100-continue` gets its 100 here, when
-    /// the loop starts to read. The body must arrive within timeouts.body_total, and
-    /// each read within timeouts.body (the sweep answers 408).
+    /// the loop starts to read. The deadlines are the intake's (the sweep answers 408).
     func ready(_ c: Connection, now: Double) throws(HTTPParseError) -> HTTPRequestHead? {
         if c.head == nil, try c.conn.takeProxyHeader() {
-            while true {
-                let step = try c.parser.parse(c.conn.unconsumed)
+            let sawByte = c.intake.sawByte
+            reading: while true {
+                let step = try c.intake.next(c.conn.unconsumed, now: now)
                 c.conn.consume(step.consumed)
-                if case .head(let h)? = step.event {
+                switch step.event {
+                case .head(let h):
                     c.head = h
-                    break
+                    break reading
+                case .body, .end: continue  // what is left of a body no one read
+                case .needMore: break reading
                 }
-                if step.event != nil || step.consumed > 0 { continue }
-                break
             }
-            if !c.sawByte && (c.head != nil || !c.conn.unconsumed.isEmpty) {
-                c.sawByte = true
-                c.started = now
-                c.deadline = now + ctx.config.timeouts.header
-            }
+            if !sawByte && c.intake.sawByte { c.started = now }
         }
         guard var head = c.head else { return nil }
         if head.framing != .none && head.framing != .contentLength(0) {
             if c.body == nil {
                 c.body = BufferedBody()
-                c.bodyDeadline = now + ctx.config.timeouts.bodyTotal
+                c.intake.startBody(now: now)
                 if head.expectContinue {
                     // 25 bytes on a socket with nothing queued: a non-blocking write takes them.
                     _ = try? c.conn.fd.write(HTTPResponseWriter.continueHead, from: 0)
@@ -257,10 +253,7 @@ public final class ThreadWorker: @unchecked Sendable {
                     c.head = head
                 }
             }
-            guard try readBody(c) else {
-                c.deadline = min(now + ctx.config.timeouts.body, c.bodyDeadline)
-                return nil
-            }
+            guard try readBody(c, now: now) else { return nil }
             c.conn.preread = c.body
             c.body = nil
         }
@@ -269,9 +262,9 @@ public final class ThreadWorker: @unchecked Sendable {
     }
 
     /// Moves what has arrived of the body into `c.body`; true once it is whole.
-    func readBody(_ c: Connection) throws(HTTPParseError) -> Bool {
+    func readBody(_ c: Connection, now: Double) throws(HTTPParseError) -> Bool {
         while true {
-            let step = try c.parser.parse(c.conn.unconsumed)
+            let step = try c.intake.next(c.conn.unconsumed, now: now)
             switch step.event {
             case .body(let r):
                 let base = c.conn.unconsumed.startIndex
@@ -283,9 +276,9 @@ public final class ThreadWorker: @unchecked Sendable {
             case .end:
                 c.conn.consume(step.consumed)
                 return true
-            default:
+            case .head, .needMore:  // (a head cannot come before the body's end)
                 c.conn.consume(step.consumed)
-                if step.consumed == 0 { return false }
+                return false
             }
         }
     }
@@ -303,14 +296,14 @@ public final class ThreadWorker: @unchecked Sendable {
     func sweepTimeouts(_ now: Double) {
         let expired = state.withLock { () -> [Connection] in
             let gone = waiting.values.filter { c in
-                guard c.deadline <= now else { return false }
+                guard c.intake.expired(at: now) else { return false }
                 return (try? c.conn.fd.waitReadable(timeoutMilliseconds: 0)) != true
             }
             for c in gone { waiting[c.conn.fd.rawValue] = nil }
             return gone
         }
         for c in expired {
-            if c.sawByte {
+            if c.intake.expiry == .respond408 {
                 try? c.conn.fd.setNonBlocking(false)
                 try? c.conn.write(ResponseHead.error(408, keepAlive: false, date: ctx.httpDate()), timeout: 1)
             }
@@ -322,7 +315,7 @@ public final class ThreadWorker: @unchecked Sendable {
     /// deadline, or sooner (WorkerContext.idleDeadline); the sweep closes it.
     func shortenIdleDeadlines() {
         state.withLock {
-            for c in waiting.values where !c.sawByte { c.deadline = ctx.idleDeadline(c.deadline) }
+            for c in waiting.values { c.intake.capIdleDeadline(ctx.idleDeadline) }
         }
     }
 }
