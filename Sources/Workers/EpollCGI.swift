@@ -56,7 +56,7 @@ extension EpollWorker {
         let request = CGIRunSetup.requestHead(r.head, target: r.target)
         let length: UInt64? = r.redirected || r.head.framing == .none ? nil : r.bodyLength
         let env = CGIRunSetup.environment(ctx: ctx, script: script, head: request, remote: c.remote, local: c.local, contentLength: length)
-        let body = r.redirected ? BufferedBody() : BufferedBody(memory: r.body, spool: r.spool, length: r.bodyLength)
+        let body = r.redirected ? BufferedBody() : r.body
         let run: CGIRun
         do { run = try CGIRun.start(script, environment: env, body: body) } catch {
             ctx.cgiGate.release()

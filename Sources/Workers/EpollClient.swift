@@ -109,9 +109,11 @@ final class EpollRequest {
 
     // The body, read whole before a slot is taken (as nginx does by default): a slow
     // upload never holds an app process.
-    var body: [UInt8] = []
-    var spool: FileDescriptor? = nil
-    var bodyLength: UInt64 = 0
+    /// Memory up to ExchangeLimits.bodyInMemory, then an unlinked temporary file (the
+    /// same BufferedBody the thread worker and CGI keep a body in).
+    var body = BufferedBody()
+    var bodyLength: UInt64 { body.length }
+    var spool: FileDescriptor? { body.spool }
     var bodyDone = false
 
     // The app.
@@ -162,7 +164,7 @@ final class EpollRequest {
     var idempotent: Bool { head.method == "GET" || head.method == "HEAD" || head.method == "OPTIONS" }
 
     func closeSpool() {
-        try? spool?.close()
-        spool = nil
+        body.close()
+        body = BufferedBody()
     }
 }

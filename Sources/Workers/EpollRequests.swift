@@ -73,8 +73,8 @@ extension EpollWorker {
     /// and an in-memory body stay with the request until it ends.
     func makeRecords(_ r: EpollRequest, keepConnection: Bool, id: UInt16) {
         var records = FastCGIRequestWriter.begin(requestID: id, params: r.params, keepConnection: keepConnection)
-        if !r.redirected && r.spool == nil && !r.body.isEmpty {
-            records += FastCGIRequestWriter.stdin(requestID: id, r.body[...])
+        if !r.redirected && r.spool == nil && !r.body.memory.isEmpty {
+            records += FastCGIRequestWriter.stdin(requestID: id, r.body.memory[...])
         }
         if r.redirected || r.spool == nil { records += FastCGIRequestWriter.endOfStdin(requestID: id) }
         r.records = records

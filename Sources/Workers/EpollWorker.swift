@@ -26,8 +26,6 @@ public final class EpollWorker {
     /// Epoll data and timers carry (serial << 32 | fd); the serial stays below the tag bits.
     static let serialMask: UInt32 = 0x0fff_ffff
     static let clientEvents: Epoll.Events = [.readable, .writable, .peerClosed, .edgeTriggered]
-    /// A request body up to this size is held in memory; beyond, in a temporary file.
-    static let memoryBodyLimit = ExchangeLimits.bodyInMemory
     /// The app is not read while the client has this much unsent.
     static let outputHighWater = 256 * 1024
     /// Static file bytes sent to one client per loop turn, so a fast reader of a big file
@@ -292,22 +290,9 @@ public final class EpollWorker {
         }
     }
 
-    /// Keeps a piece of the body: in memory up to `memoryBodyLimit`, then in a temporary file.
+    /// Keeps a piece of the body (BufferedBody: memory, then a temporary file).
     func bufferBody(_ c: EpollClient, _ r: EpollRequest, _ piece: ArraySlice<UInt8>) -> Bool {
-        r.bodyLength += UInt64(piece.count)
-        do {
-            if let spool = r.spool {
-                try spool.writeAll(Array(piece))
-            } else if r.body.count + piece.count > Self.memoryBodyLimit {
-                let spool = try Host.anonymousFile()
-                r.spool = spool
-                try spool.writeAll(r.body)
-                try spool.writeAll(Array(piece))
-                r.body = []
-            } else {
-                r.body += piece
-            }
-        } catch {
+        do { try r.body.append(piece) } catch {
             ctx.logger.error("cannot buffer the request body: \(error)", metadata: ["request_id": "\(r.requestID)"])
             c.lingerOnClose = true
             respondError(c, r, 500, keep: false)
