@@ -21,6 +21,9 @@ public final class AppDispatcher {
     /// Guarded by `keptLock`: the thread worker's pool threads share them.
     var kept: [[Int: (fd: FileDescriptor, generation: Int64, lastRequestID: UInt16)]]
     let keptLock = Condition()
+    /// The worker's event loop watches its parked connections (epoll: they stay
+    /// registered, and an event on one marks it), so a lease need not poll each one.
+    let loopWatchesParked: Bool
 
     public struct Lease: Sendable {
         public let app: Int
@@ -41,8 +44,10 @@ public final class AppDispatcher {
         case queueFull
     }
 
-    public init(table: SlotTable, config: Configuration, runDirectory: String, nudgeMaster: @escaping () -> Void) {
+    public init(table: SlotTable, config: Configuration, runDirectory: String, loopWatchesParked: Bool = false,
+                nudgeMaster: @escaping () -> Void) {
         self.table = table
+        self.loopWatchesParked = loopWatchesParked
         self.config = config
         self.runDirectory = runDirectory
         self.pid = Int64(Processes.currentPID)
@@ -204,7 +209,9 @@ public final class AppDispatcher {
         var connection: FileDescriptor? = nil
         var id: UInt16 = 1
         if got.keptByUs, let k = keptLock.withLock({ kept[app].removeValue(forKey: got.slot) }) {
-            if k.generation == got.generation, (try? k.fd.waitReadable(timeoutMilliseconds: 0)) == false {
+            // A parked connection that is readable (the app closed it, or wrote past its
+            // END_REQUEST) is closed, not reused, as nginx does with its cached ones.
+            if k.generation == got.generation, loopWatchesParked || (try? k.fd.waitReadable(timeoutMilliseconds: 0)) == false {
                 connection = k.fd
                 id = k.lastRequestID == UInt16.max ? 1 : k.lastRequestID + 1
             } else {

@@ -133,11 +133,22 @@ extension EpollWorker {
         r.connectDeadline = r.upstreamStart + timeouts.backendConnect
         c.phase = .connecting
         setDeadline(c, r.connectDeadline)
-        if let kept = lease.keptConnection {
+        if let kept = lease.keptConnection, !stirredWhileParked(kept) {
             attachBackend(c, r, kept, reused: true, connecting: false)
         } else {
+            if let kept = lease.keptConnection { try? kept.close() }
             openBackend(c, r)
         }
+    }
+
+    /// Whether an event came on a parked connection (the app closed it, or wrote past its
+    /// END_REQUEST): this loop's check before reuse, in place of a poll per lease
+    /// (AppDispatcher.loopWatchesParked). nginx learns of its cached connections the same way.
+    func stirredWhileParked(_ fd: FileDescriptor) -> Bool {
+        let i = Int(fd.rawValue)
+        guard i < parkedEvents.count else { return false }
+        defer { parkedEvents[i] = false }
+        return parkedEvents[i]
     }
 
     func openBackend(_ c: EpollClient, _ r: EpollRequest) {

@@ -74,7 +74,8 @@ struct WorkerCommand: ParsableCommand {
             let table = try SlotTable.attach(FileDescriptor(sharedFd), config: config)
             let nudge = FileDescriptor(nudgeFd)
             try nudge.setNonBlocking(true)
-            dispatcher = AppDispatcher(table: table, config: config, runDirectory: runDir) {
+            dispatcher = AppDispatcher(table: table, config: config, runDirectory: runDir,
+                                       loopWatchesParked: config.server.workerClass == .epoll) {
                 _ = try? nudge.write([1], from: 0)  // a full pipe already says "look"
             }
         } catch {
