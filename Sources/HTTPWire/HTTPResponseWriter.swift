@@ -40,18 +40,7 @@ public enum HTTPResponseWriter {
                 out.append(contentsOf: crlf)
             }
         }
-        switch framing {
-        case .noBody, .untilClose: break
-        case .contentLength(let n): appendField("Content-Length", String(n), into: &out)
-        case .chunked: appendField("Transfer-Encoding", "chunked", into: &out)
-        }
-        let persistent = keepAlive && framing != .untilClose
-        if !persistent {
-            appendField("Connection", "close", into: &out)
-        } else if version.minor == 0 {
-            appendField("Connection", "keep-alive", into: &out)
-        }
-        out.append(contentsOf: crlf)
+        appendEndOfHead(framing: framing, keepAlive: keepAlive, version: version, into: &out)
     }
 
     /// Heads the server writes itself (a static file's), field by field without
