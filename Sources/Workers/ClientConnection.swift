@@ -8,9 +8,12 @@ public enum ClientError: Error {
     case io(SystemError)
 }
 
-/// A blocking client socket with one read buffer. Reads and writes wait with poll()
-/// against deadlines, so a slow client holds a sync worker only as long as the
-/// configured timeouts allow. While waiting it keeps the worker's heartbeat fresh.
+/// A client socket with one read buffer, for the sync and thread workers. The socket is
+/// non-blocking: a read or write is tried first and waits with poll() only when it
+/// would block (a poll before each call, and for the thread worker two fcntl calls per
+/// request to switch modes, were a third of its system calls). Waits are bounded by
+/// deadlines, so a slow client holds a worker only as long as the configured timeouts
+/// allow, and they keep the worker's heartbeat fresh.
 public final class ClientConnection: ReadsProxyHeader {
     public let fd: FileDescriptor
     /// The socket's peer, or the source a PROXY protocol header named.
@@ -59,24 +62,13 @@ public final class ClientConnection: ReadsProxyHeader {
 
     /// Reads more bytes, waiting until `deadline` (monotonic seconds). False at EOF.
     public func fill(deadline: Double) throws(ClientError) -> Bool {
-        try waitFor(readable: true, deadline: deadline)
-        if start > 0 && start > buffer.count / 2 {
-            buffer.removeFirst(start)
-            start = 0
+        while true {
+            if let more = try readAvailable() { return more }
+            try waitFor(readable: true, deadline: deadline)
         }
-        let n: Int
-        do {
-            n = try fd.read(into: &scratch, from: 0) ?? 0
-        } catch {
-            if error.errno == ECONNRESET_ { throw .closed }
-            throw .io(error)
-        }
-        buffer.append(contentsOf: scratch[0..<n])
-        return n > 0
     }
 
-    /// Reads what has arrived without waiting (the fd is non-blocking: the thread
-    /// worker's loop). nil: nothing yet; false: end of stream.
+    /// Reads what has arrived without waiting. nil: nothing yet; false: end of stream.
     public func readAvailable() throws(ClientError) -> Bool? {
         if start > 0 && start > buffer.count / 2 {
             buffer.removeFirst(start)
@@ -99,14 +91,17 @@ public final class ClientConnection: ReadsProxyHeader {
     public func write(_ bytes: [UInt8], timeout: Double, more: Bool = false) throws(ClientError) {
         var offset = 0
         while offset < bytes.count {
-            try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
             let n: Int?
             do {
                 n = try more ? fd.sendMore(bytes, from: offset) : fd.write(bytes, from: offset)
             } catch {
                 throw error.errno == EPIPE_ || error.errno == ECONNRESET_ ? .closed : .io(error)
             }
-            offset += n ?? 0
+            if let n, n > 0 {
+                offset += n
+            } else {
+                try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
+            }
         }
     }
 

@@ -93,12 +93,15 @@ extension ClientConnection {
         let end = Int(offset + length)
         defer { sent = UInt64(position) - offset }
         while position < end {
-            try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
             let n: Int?
             do {
                 n = try fd.sendfile(from: file, offset: &position, count: min(end - position, 1 << 20))
             } catch {
                 throw error.errno == EPIPE_ || error.errno == ECONNRESET_ ? .closed : .io(error)
+            }
+            guard let n else {  // the socket is full: wait for room
+                try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
+                continue
             }
             if n == 0 { throw .io(SystemError(errno: 0, "sendfile: the file shrank while it was sent")) }
         }

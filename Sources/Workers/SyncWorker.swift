@@ -30,14 +30,13 @@ public final class SyncWorker {
             guard let ready = try? Poll.wait(watched, timeoutMilliseconds: 1000) else { continue }
             if ready.last != 0 { process.handleSignals(ctx) }
             for (i, l) in process.listeners.enumerated() where ready[i] != 0 && !ctx.draining {
-                guard let fd = (try? Socket.accept(l)) ?? nil else { continue }  // another worker won the race
+                guard let fd = (try? Socket.accept(l, nonBlocking: true)) ?? nil else { continue }  // another worker won the race
                 serve((fd, i), pipeline)
             }
         }
     }
 
     func serve(_ accepted: (fd: FileDescriptor, listener: Int), _ pipeline: BlockingPipeline) {
-        try? accepted.fd.setNonBlocking(false)
         Socket.setNoDelay(accepted.fd)
         let conn = ClientConnection(fd: accepted.fd, wake: process.signalPipe, heartbeat: ctx.onWait)
         conn.expectsProxyHeader = ctx.speaksProxyProtocol(listener: accepted.listener)

@@ -198,16 +198,15 @@ public final class ThreadWorker: @unchecked Sendable {
                 guard let h = try ready(c, now: Host.monotonicSeconds()) else { return rearm(c) }
                 head = h
             } catch {
-                try? c.conn.fd.setNonBlocking(false)
                 pipeline.answerBadRequest(c.conn, error, started: c.started)
                 return finish(c)
             }
-            do { try c.conn.fd.setNonBlocking(false) } catch { return finish(c) }
+            // The socket stays non-blocking: ClientConnection waits only when a call would block.
             let keep = pipeline.handle(head, c.conn, &c.intake.parser)
             c.conn.takePreread()?.close()  // a body the route did not want
             ctx.requestFinished()
             // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
-            guard keep, (try? c.conn.fd.setNonBlocking(true)) != nil else {
+            guard keep else {
                 c.conn.lingerOnClose = c.intake.parser.leftBodyUnread || ctx.closedByDrain(head)
                 return finish(c)
             }
@@ -304,7 +303,6 @@ public final class ThreadWorker: @unchecked Sendable {
         }
         for c in expired {
             if c.intake.expiry == .respond408 {
-                try? c.conn.fd.setNonBlocking(false)
                 try? c.conn.write(ResponseHead.error(408, keepAlive: false, date: ctx.httpDate()), timeout: 1)
             }
             close(c)
