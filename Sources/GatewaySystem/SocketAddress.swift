@@ -4,13 +4,15 @@ import CGatewayShims
 extension Socket {
     /// Connects to a TCP address with a timeout (non-blocking connect + poll); the
     /// returned socket is blocking again.
-    public static func connectTCP(host: String, port: Int, timeoutMilliseconds: Int32) throws(SystemError) -> FileDescriptor {
+    /// `blocking: false` leaves the connected socket non-blocking (its user tries each
+    /// call first and polls only when it would block).
+    public static func connectTCP(host: String, port: Int, timeoutMilliseconds: Int32, blocking: Bool = true) throws(SystemError) -> FileDescriptor {
         var storage = sockaddr_storage()
         let length = try fillAddress(&storage, host: host, port: port)
         let fd = FileDescriptor(try syscall("socket") { gw_socket(Int32(storage.ss_family), Int32(SOCK_STREAM.rawValue), 1) })
         do {
             let r = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, length) } }
-            try finishConnect(fd, result: r, timeoutMilliseconds: timeoutMilliseconds, what: "connect(\(host):\(port))")
+            try finishConnect(fd, result: r, timeoutMilliseconds: timeoutMilliseconds, blocking: blocking, what: "connect(\(host):\(port))")
             var one: Int32 = 1
             setsockopt(fd.rawValue, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             return fd
@@ -20,12 +22,12 @@ extension Socket {
         }
     }
 
-    public static func connectUnix(path: String, timeoutMilliseconds: Int32) throws(SystemError) -> FileDescriptor {
+    public static func connectUnix(path: String, timeoutMilliseconds: Int32, blocking: Bool = true) throws(SystemError) -> FileDescriptor {
         var addr = try unixAddress(path)
         let fd = FileDescriptor(try syscall("socket") { gw_socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 1) })
         do {
             let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-            try finishConnect(fd, result: r, timeoutMilliseconds: timeoutMilliseconds, what: "connect(unix:\(path))")
+            try finishConnect(fd, result: r, timeoutMilliseconds: timeoutMilliseconds, blocking: blocking, what: "connect(unix:\(path))")
             return fd
         } catch {
             try? fd.close()
@@ -68,7 +70,7 @@ extension Socket {
         return soError
     }
 
-    private static func finishConnect(_ fd: FileDescriptor, result: Int32, timeoutMilliseconds: Int32, what: String) throws(SystemError) {
+    private static func finishConnect(_ fd: FileDescriptor, result: Int32, timeoutMilliseconds: Int32, blocking: Bool, what: String) throws(SystemError) {
         if result == -1 {
             let e = errno
             guard e == EINPROGRESS || e == EINTR else { throw SystemError(errno: e, what) }
@@ -78,7 +80,7 @@ extension Socket {
             getsockopt(fd.rawValue, SOL_SOCKET, SO_ERROR, &soError, &len)
             guard soError == 0 else { throw SystemError(errno: soError, what) }
         }
-        try fd.setNonBlocking(false)
+        if blocking { try fd.setNonBlocking(false) }
     }
 
     /// The peer of a connected socket as (address, port); ("", 0) for unix sockets.

@@ -8,8 +8,10 @@ public enum BackendConnector {
         let ms = Int32(min(max(timeout * 1000, 1), Double(Int32.max)))
         do {
             switch address {
-            case .unix(let path): return try Socket.connectUnix(path: path, timeoutMilliseconds: ms)
-            case .tcp(let host, let port): return try Socket.connectTCP(host: host, port: port, timeoutMilliseconds: ms)
+            // Non-blocking: the blocking exchange writes first and polls only when the
+            // socket is full, and polls before each read.
+            case .unix(let path): return try Socket.connectUnix(path: path, timeoutMilliseconds: ms, blocking: false)
+            case .tcp(let host, let port): return try Socket.connectTCP(host: host, port: port, timeoutMilliseconds: ms, blocking: false)
             }
         } catch {
             throw .connect("\(address): \(error)")

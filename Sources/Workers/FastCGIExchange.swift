@@ -214,8 +214,10 @@ struct FastCGIExchange {
                 ctx.onWait()
                 ready = (try? backend.waitReadable(timeoutMilliseconds: Int32(min(left, 1) * 1000) + 1)) ?? true
             }
-            // A read error is a reset: the same as a close.
-            let n = (try? backend.read(into: &buffer, from: 0) ?? 0) ?? 0
+            // A read error is a reset: the same as a close. nil: a wake-up with nothing to read.
+            let got: Int?
+            do { got = try backend.read(into: &buffer, from: 0) } catch { got = 0 }
+            guard let n = got else { continue }
             if n == 0 { return failed(relay.failureOnClose) }
             var notes: [ExchangeNote] = []
             defer { ctx.log(notes, meta) }
@@ -252,9 +254,13 @@ struct FastCGIExchange {
     func send(_ backend: FileDescriptor, _ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
+            if let n = try backend.write(bytes, from: offset), n > 0 {
+                offset += n
+                continue
+            }
+            // The socket is full (the app reads slowly): wait for room.
             guard try backend.waitWritable(timeoutMilliseconds: Int32(timeouts.backendRead * 1000)) else { throw UpstreamError.timeout }
             ctx.onWait()
-            offset += try backend.write(bytes, from: offset) ?? 0
         }
     }
 
