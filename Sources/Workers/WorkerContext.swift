@@ -13,6 +13,8 @@ public final class WorkerContext {
     public let config: Configuration
     public let router: Router
     public let limits: HTTPLimits
+    /// The request intake's deadlines, from [timeouts] and server.keepalive.
+    let intakeTimeouts: RequestIntake.Timeouts
     public var logger: Logger
     public let errorSink: LogSink
     public let accessLog: AccessLog?
@@ -76,6 +78,8 @@ public final class WorkerContext {
         self.dispatcher = dispatcher
         self.workerRecord = workerRecord
         self.router = Router(routes: config.routes)
+        intakeTimeouts = RequestIntake.Timeouts(header: config.timeouts.header, keepalive: config.server.keepalive,
+                                                body: config.timeouts.body, bodyTotal: config.timeouts.bodyTotal)
         cgiScripts = CGIScripts(config: config, searchPath: Host.environmentValue("PATH") ?? "/usr/local/bin:/usr/bin:/bin")
         cgiGate = CGIGate(places: config.cgi.maxProcesses)
         var trees: [String: DocumentTree] = [:]
@@ -147,12 +151,6 @@ public final class WorkerContext {
     /// meanwhile is served with Connection: close. Closing it at once would race a
     /// request the client has already sent (gunicorn #3394); then every kept connection
     /// of a busy client ends by a Connection: close, never by a close it cannot see.
-    /// The request intake's deadlines, from [timeouts] and server.keepalive.
-    var intakeTimeouts: RequestIntake.Timeouts {
-        RequestIntake.Timeouts(header: config.timeouts.header, keepalive: config.server.keepalive,
-                               body: config.timeouts.body, bodyTotal: config.timeouts.bodyTotal)
-    }
-
     func idleDeadline(_ deadline: Double) -> Double {
         guard draining, let since = drainStartedAt else { return deadline }  // the atomic first: no lock per request
         return min(deadline, since + max(config.server.keepalive, 1))
