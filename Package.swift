@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
         .testTarget(name: "AppPoolTests", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem"]),
         .testTarget(name: "ExchangesTests", dependencies: ["Exchanges", "HTTPWire", "CGIProtocol", "FastCGIWire"]),
-        .testTarget(name: "WorkersTests", dependencies: ["Workers", "Exchanges", "GatewayConfig", "HTTPWire", "CGIProtocol"]),
+        .testTarget(name: "WorkersTests", dependencies: ["Workers", "Exchanges", "GatewayConfig", "GatewaySystem", "HTTPWire", "CGIProtocol"]),
         // Runs real peers: the gatewayd binary, libfcgi / flup / php-cgi apps.
         .testTarget(name: "IntegrationTests", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "GatewaySystem"], exclude: ["Apps"]),
     ]
