@@ -57,23 +57,24 @@ public struct RequestIntake: Sendable {
     /// The driver is reading a body (`startBody` until `.end`).
     public private(set) var readingBody = false
 
-    /// A new connection, accepted at `now`.
-    public init(limits: HTTPLimits, timeouts: Timeouts, now: Double) {
+    /// A new connection, accepted at `now`. `capIdle` lowers an idle deadline (a drain).
+    public init(limits: HTTPLimits, timeouts: Timeouts, now: Double, capIdle: (Double) -> Double = { $0 }) {
         parser = HTTPRequestParser(limits: limits)
         self.timeouts = timeouts
-        deadline = now + timeouts.header
+        deadline = capIdle(now + timeouts.header)
     }
 
     public var expiry: Expiry { sawByte || readingBody ? .respond408 : .close }
 
     public func expired(at now: Double) -> Bool { now >= deadline }
 
-    /// The response went out and the connection stays: wait `keepalive` for the next request.
-    public mutating func awaitNextRequest(now: Double) {
+    /// The response went out and the connection stays: wait `keepalive` for the next
+    /// request, or less if `capIdle` says so (a drain).
+    public mutating func awaitNextRequest(now: Double, capIdle: (Double) -> Double = { $0 }) {
         sawByte = false
         readingBody = false
         bodyEnd = .infinity
-        deadline = now + timeouts.keepalive
+        deadline = capIdle(now + timeouts.keepalive)
     }
 
     /// Lowers the deadline of a connection that has no request under way (a drain caps
@@ -88,6 +89,22 @@ public struct RequestIntake: Sendable {
         readingBody = true
         bodyEnd = now + timeouts.bodyTotal
         deadline = min(now + timeouts.body, bodyEnd)
+    }
+
+    /// The next request head in `input`, or nil with `.needMore`'s deadline set. What is
+    /// left of a body nobody read (and the end of a bodiless message) is skipped here,
+    /// so no driver decides it.
+    public mutating func nextHead(_ input: ArraySlice<UInt8>, now: Double) throws(HTTPParseError) -> (consumed: Int, head: HTTPRequestHead?) {
+        var consumed = 0
+        while true {
+            let step = try next(input[(input.startIndex + consumed)...], now: now)
+            consumed += step.consumed
+            switch step.event {
+            case .head(let head): return (consumed, head)
+            case .needMore: return (consumed, nil)
+            case .body, .end: continue
+            }
+        }
     }
 
     /// Parses what `input` holds (the bytes read and not yet consumed): the driver drops

@@ -41,13 +41,11 @@ extension FileDescriptor {
         if !followLinks && !openat2Works.load(ordering: .relaxed) { return .walk }
         let fd = followLinks ? open(path, O_RDONLY | gw_O_CLOEXEC | gw_O_NONBLOCK | O_NOCTTY) : gw_open_no_symlinks(path)
         if fd >= 0 { return .opened(FileDescriptor(fd)) }
-        switch errno {
-        case ENOENT, ENOTDIR: return .missing
-        case ENOSYS, EPERM where !followLinks:  // EPERM: a seccomp filter that refuses openat2
-            openat2Works.store(false, ordering: .relaxed)
-            return .walk
-        default: return .walk
-        }
+        let e = errno
+        if e == ENOENT || e == ENOTDIR { return .missing }
+        // No openat2 here (an old kernel), or a seccomp filter that refuses it with EPERM.
+        if !followLinks && (e == ENOSYS || e == EPERM) { openat2Works.store(false, ordering: .relaxed) }
+        return .walk
     }
 
     /// fstat of an open fd: checked on the fd itself, so the file served is the one checked.

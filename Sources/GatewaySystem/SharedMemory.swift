@@ -3,7 +3,7 @@ import CGatewayShims
 
 /// A memory region shared by the master and its workers: an unlinked file mapped
 /// MAP_SHARED. The master creates it; a worker maps the fd it inherits. It holds
-/// plain integers, a robust process-shared mutex and a futex word (see Upstream's
+/// plain integers, a robust process-shared mutex and a futex word (see AppPool's
 /// SlotTable), so it must never hold pointers or Swift objects.
 ///
 /// @unchecked Sendable: every field is a `let`; the bytes behind `base` are shared by

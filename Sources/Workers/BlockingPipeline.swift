@@ -18,7 +18,7 @@ public struct BlockingPipeline {
 
     /// Serves requests on `conn` until the connection should close.
     public func serve(_ conn: ClientConnection) {
-        var intake = RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds())
+        var intake = RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds(), capIdle: ctx.idleDeadline)
         while let head = readHead(conn, &intake) {
             let keep = handle(head, conn, &intake.parser)
             ctx.requestFinished()
@@ -30,7 +30,7 @@ public struct BlockingPipeline {
                 conn.lingerOnClose = intake.parser.leftBodyUnread || ctx.closedByDrain(head)
                 return
             }
-            intake.awaitNextRequest(now: Host.monotonicSeconds())
+            intake.awaitNextRequest(now: Host.monotonicSeconds(), capIdle: ctx.idleDeadline)
         }
     }
 
@@ -44,19 +44,15 @@ public struct BlockingPipeline {
         while true {
             do {
                 if try conn.takeProxyHeader() {
-                    let step = try intake.next(conn.unconsumed, now: Host.monotonicSeconds())
+                    let step = try intake.nextHead(conn.unconsumed, now: Host.monotonicSeconds())
                     conn.consume(step.consumed)
-                    switch step.event {
-                    case .head(let h): return h
-                    case .body, .end: continue  // what is left of a body no one read
-                    case .needMore: break
-                    }
+                    if let head = step.head { return head }
                 }
             } catch {
                 answerBadRequest(conn, error, started: start)
                 return nil
             }
-            intake.capIdleDeadline(ctx.idleDeadline)  // a drain caps an idle wait
+            intake.capIdleDeadline(ctx.idleDeadline)  // a drain that began during the wait
             do {
                 guard try conn.fill(deadline: intake.deadline) else { return nil }
             } catch ClientError.timeout {

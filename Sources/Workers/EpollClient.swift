@@ -56,10 +56,10 @@ final class EpollClient: ReadsProxyHeader {
     var request: EpollRequest? = nil
     /// A response complete on our side, not yet all written: logged when it is.
     var sending: EpollRequest? = nil
-    init(fd: FileDescriptor, serial: UInt32, limits: HTTPLimits, timeouts: RequestIntake.Timeouts, now: Double) {
+    init(fd: FileDescriptor, serial: UInt32, intake: RequestIntake) {
         self.fd = fd
         self.serial = serial
-        intake = RequestIntake(limits: limits, timeouts: timeouts, now: now)
+        self.intake = intake
     }
 
     lazy var remote: (address: String, port: Int) = Socket.peerAddress(fd)

@@ -60,8 +60,7 @@ extension EpollWorker {
     func nextRequest(_ c: EpollClient) {
         c.phase = .head
         c.lingerOnClose = false
-        c.intake.awaitNextRequest(now: Host.monotonicSeconds())
-        c.intake.capIdleDeadline(ctx.idleDeadline)
+        c.intake.awaitNextRequest(now: Host.monotonicSeconds(), capIdle: ctx.idleDeadline)
         setDeadline(c, c.intake.deadline)
         if !c.unconsumed.isEmpty || c.readable { runnable.append(c) }
     }

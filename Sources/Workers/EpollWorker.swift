@@ -183,7 +183,8 @@ public final class EpollWorker {
     func adopt(_ fd: FileDescriptor, listener: Int) {
         Socket.setNoDelay(fd)
         nextSerial = (nextSerial + 1) & Self.serialMask
-        let c = EpollClient(fd: fd, serial: nextSerial, limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds())
+        let c = EpollClient(fd: fd, serial: nextSerial, intake: RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts,
+                                                                            now: Host.monotonicSeconds(), capIdle: ctx.idleDeadline))
         c.expectsProxyHeader = ctx.speaksProxyProtocol(listener: listener)
         let index = Int(fd.rawValue)
         if index >= clients.count { clients += Array(repeating: nil, count: max(index + 1 - clients.count, clients.count)) }
@@ -191,7 +192,6 @@ public final class EpollWorker {
         openClients += 1
         ctx.connectionsChanged(by: 1)
         do { try epoll.add(fd, Self.clientEvents, data: token(c)) } catch { return closeClient(c) }
-        c.intake.capIdleDeadline(ctx.idleDeadline)
         setDeadline(c, c.intake.deadline)
     }
 
@@ -252,16 +252,14 @@ public final class EpollWorker {
             switch c.phase {
             case .head:
                 do { guard try c.takeProxyHeader() else { return } } catch { return badRequest(c, error) }
-                let step: (consumed: Int, event: RequestIntake.Event)
-                do { step = try c.intake.next(c.unconsumed, now: Host.monotonicSeconds()) } catch { return badRequest(c, error) }
+                let step: (consumed: Int, head: HTTPRequestHead?)
+                do { step = try c.intake.nextHead(c.unconsumed, now: Host.monotonicSeconds()) } catch { return badRequest(c, error) }
                 c.consume(step.consumed)
-                switch step.event {
-                case .head(let h): startRequest(c, h)
-                case .body, .end: continue  // what is left of a body no one read
-                case .needMore:
+                guard let head = step.head else {
                     setDeadline(c, c.intake.deadline)
                     return
                 }
+                startRequest(c, head)
             case .body:
                 guard let r = c.request else { return closeClient(c) }
                 let step: (consumed: Int, event: RequestIntake.Event)

@@ -16,7 +16,9 @@ import Exchanges
 ///
 /// @unchecked Sendable: its mutable fields (`waiting`, `active`, `listening`, `stopping`)
 /// are read and written only under `state`; the rest are `let`s of types that lock
-/// themselves (WorkerContext's counters and its atomic `draining`, Epoll, Condition).
+/// themselves (WorkerContext's counters and its atomic `draining`, Epoll, Condition) or
+/// that the pool threads touch only through an atomic (WorkerProcess's heartbeat time;
+/// its signal handling and listeners belong to the main thread).
 public final class ThreadWorker: @unchecked Sendable {
     /// A client connection between requests (or serving one). Not Sendable and needs no
     /// lock: one thread at a time owns it, the one that took it out of `waiting` under
@@ -140,8 +142,7 @@ public final class ThreadWorker: @unchecked Sendable {
         Socket.setNoDelay(fd)
         let now = Host.monotonicSeconds()
         let c = Connection(conn: ClientConnection(fd: fd, heartbeat: { [process] in process.beat() }),
-                           intake: RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: now), now: now)
-        c.intake.capIdleDeadline(ctx.idleDeadline)
+                           intake: RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: now, capIdle: ctx.idleDeadline), now: now)
         c.conn.expectsProxyHeader = ctx.speaksProxyProtocol(listener: index)
         ctx.connectionsChanged(by: 1)
         state.withLock { waiting[fd.rawValue] = c }  // before it can report an event
@@ -212,8 +213,7 @@ public final class ThreadWorker: @unchecked Sendable {
             }
             let now = Host.monotonicSeconds()
             c.started = now
-            c.intake.awaitNextRequest(now: now)
-            c.intake.capIdleDeadline(ctx.idleDeadline)
+            c.intake.awaitNextRequest(now: now, capIdle: ctx.idleDeadline)
             if c.conn.unconsumed.isEmpty { return rearm(c) }
             // A pipelined request is already here: on to it.
         }
@@ -227,17 +227,9 @@ public final class ThreadWorker: @unchecked Sendable {
     func ready(_ c: Connection, now: Double) throws(HTTPParseError) -> HTTPRequestHead? {
         if c.head == nil, try c.conn.takeProxyHeader() {
             let sawByte = c.intake.sawByte
-            reading: while true {
-                let step = try c.intake.next(c.conn.unconsumed, now: now)
-                c.conn.consume(step.consumed)
-                switch step.event {
-                case .head(let h):
-                    c.head = h
-                    break reading
-                case .body, .end: continue  // what is left of a body no one read
-                case .needMore: break reading
-                }
-            }
+            let step = try c.intake.nextHead(c.conn.unconsumed, now: now)
+            c.conn.consume(step.consumed)
+            c.head = step.head
             if !sawByte && c.intake.sawByte { c.started = now }
         }
         guard var head = c.head else { return nil }

@@ -2,6 +2,7 @@ import GatewayConfig
 import GatewayLogging
 import GatewaySystem
 import Logging
+import Synchronization
 
 /// The parts of a worker process every class shares: the inherited fds, the heartbeat,
 /// signals (TERM: finish and stop; INT/QUIT: stop now; USR1: reopen logs; USR2: give
@@ -12,7 +13,10 @@ public final class WorkerProcess {
     public let heartbeat: FileDescriptor
     public let signalPipe: FileDescriptor
     let masterPID: Int32
-    var lastBeat = 0.0
+    /// When the heartbeat was last touched (a Double's bits): the thread worker's pool
+    /// threads all beat, so it is an atomic. The other mutable field, `listenersClosed`,
+    /// is used by the thread that handles signals only.
+    private let lastBeat = Atomic<UInt64>(0)
     private var listenersClosed = false
 
     /// `masterPID`: the pid of the master that spawned us. If it is no longer our parent
@@ -54,9 +58,10 @@ public final class WorkerProcess {
     /// Proves the worker is alive (at most every 0.5 s).
     public func beat() {
         let now = Host.monotonicSeconds()
-        guard now - lastBeat >= 0.5 else { return }
+        let last = lastBeat.load(ordering: .relaxed)
+        guard now - Double(bitPattern: last) >= 0.5,
+              lastBeat.compareExchange(expected: last, desired: now.bitPattern, ordering: .relaxed).exchanged else { return }
         heartbeat.touch()
-        lastBeat = now
         // Checked with the heartbeat, not on every call (a getppid per wait was three
         // system calls per request): PDEATHSIG normally ends us first anyway.
         if Processes.parentPID != masterPID {

@@ -76,6 +76,21 @@ struct RequestIntakeTests {
         #expect(try Self.feed(&intake, &buffer, Array(two.utf8), now: 0) == ["head GET /1", "head GET /2"])
     }
 
+    @Test("nextHead skips what is left of a body nobody read, and a drain's cap lowers only an idle deadline")
+    func nextHeadAndCap() throws {
+        var intake = RequestIntake(limits: HTTPLimits(), timeouts: Self.timeouts, now: 0, capIdle: { min($0, 4) })
+        #expect(intake.deadline == 4, "a new connection during a drain")
+        let bytes = Array("POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\nHost: h\r\n\r\n".utf8)
+        let first = try intake.nextHead(bytes[...], now: 1)
+        #expect(first.head?.target == "/a")
+        let second = try intake.nextHead(bytes[first.consumed...], now: 1)
+        #expect(second.head?.target == "/b" && first.consumed + second.consumed == bytes.count)
+        intake.awaitNextRequest(now: 10, capIdle: { min($0, 11) })
+        #expect(intake.deadline == 11)
+        let none = try intake.nextHead(bytes[bytes.count...], now: 10)
+        #expect(none.head == nil && none.consumed == 0 && intake.deadline == 11 && intake.expiry == .close)
+    }
+
     @Test("a body: progress every `body`, whole within `bodyTotal`, chunked or not, whole or byte by byte")
     func body() throws {
         for chunked in [false, true] {
