@@ -121,8 +121,8 @@ public struct BlockingPipeline {
                                 keep: keepAlive && bodyless)
             case .staticFile(let file):
                 return sendStatic(file, head, conn, keepAlive: keepAlive && bodyless, outcome: &outcome)
-            case .app(let app, _, let match):
-                let exchange = FastCGIExchange(ctx: ctx, head: head, target: target, match: match, app: app, requestID: rid)
+            case .app(let app, let index, let match):
+                let exchange = FastCGIExchange(ctx: ctx, head: head, target: target, match: match, app: app, appIndex: index, requestID: rid)
                 result = exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome)
                 // An app may redirect before it read the whole body: then the connection closes.
                 if case .localRedirect = result { keepAlive = keepAlive && bodyless }

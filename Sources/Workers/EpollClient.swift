@@ -120,33 +120,18 @@ final class EpollRequest {
     var app: AppConfig? = nil
     var appIndex = 0
     var match: RouteMatch? = nil
-    var tries = 0
+    /// The FastCGI exchange (the engine), from the body's end to the response's.
+    var exchange: AppExchange? = nil
     var ticket: Int64? = nil
     var lease: AppDispatcher.Lease? = nil
     var upstreamStart = 0.0
     /// When the request asked for a slot (queue wait metrics).
     var queueStart = 0.0
-    var connectDeadline = 0.0
     var backend: FileDescriptor? = nil
-    var backendReused = false
     var connecting = false
+    /// Edge-triggered readiness of the app connection, as last seen.
     var backendReadable = false
     var backendWritable = false
-    /// The request as FastCGI records (BEGIN_REQUEST, PARAMS, an in-memory body, end of
-    /// STDIN), made once and sent again as is on a retry.
-    var records: [UInt8] = []
-    /// The CGI variables: `records` are made from them for each slot the request tries.
-    var params: [(name: String, value: String)] = []
-    /// What is left to send on this connection: records[recordsSent...], then the
-    /// spooled body, a chunk of STDIN records at a time.
-    var recordsSent = 0
-    var chunk: [UInt8] = []
-    var chunkSent = 0
-    var spoolSent = 0
-    var spoolDone = false
-    /// Writing to the app failed: it closed its side; what it sent may still be read.
-    var writeFailed = false
-    var relay: ResponseRelay? = nil
     /// A CGI route: the program, and its run once it has a place.
     var cgi: CGIScript? = nil
     var cgiRun: EpollCGIRun? = nil
@@ -161,7 +146,6 @@ final class EpollRequest {
 
     var hasBody: Bool { head.framing != .none && head.framing != .contentLength(0) }
     var redirected: Bool { target != head.target }
-    var idempotent: Bool { head.method == "GET" || head.method == "HEAD" || head.method == "OPTIONS" }
 
     func closeSpool() {
         body.close()

@@ -26,8 +26,8 @@ extension EpollWorker {
                     cgiReadStdout(e)
                     cgiCheckDone(e)
                 }
-            } else if let r = c.request, r.backendReadable {
-                readBackend(c, r)  // it was paused for us
+            } else if let r = c.request, r.backendReadable, r.exchange != nil {
+                driveApp(c, r)  // it was paused for us
             }
         default:
             break

@@ -40,7 +40,6 @@ extension EpollWorker {
             r.app = app
             r.appIndex = index
             r.match = match
-            r.tries = 0
             readBodyThen(c, r)
         }
     }
@@ -58,26 +57,18 @@ extension EpollWorker {
         }
     }
 
-    /// The request is in hand: make its CGI variables and ask for a slot.
+    /// The request is in hand: its CGI variables, then the engine takes it from there.
     func requestBodyRead(_ c: EpollClient, _ r: EpollRequest) {
         if r.cgi != nil { return startCGI(c, r) }
         guard let app = r.app, let match = r.match else { return respondError(c, r, 500) }
-        let spec = FastCGIExchange(ctx: ctx, head: r.head, target: r.target, match: match, app: app, requestID: r.requestID)
         let length: UInt64? = r.redirected || r.head.framing == .none ? nil : r.bodyLength
-        r.params = CGIEnvironment.build(head: spec.redirectedHead(), context: spec.cgiContext(remote: c.remote, local: c.local, contentLength: length))
-        acquireSlot(c, r)
-    }
-
-    /// The request as FastCGI records, once the slot's connection and so the request id are known.
-    /// Made again for each slot a retry goes to (its connection's id), so the variables
-    /// and an in-memory body stay with the request until it ends.
-    func makeRecords(_ r: EpollRequest, keepConnection: Bool, id: UInt16) {
-        var records = FastCGIRequestWriter.begin(requestID: id, params: r.params, keepConnection: keepConnection)
-        if !r.redirected && r.spool == nil && !r.body.memory.isEmpty {
-            records += FastCGIRequestWriter.stdin(requestID: id, r.body.memory[...])
-        }
-        if r.redirected || r.spool == nil { records += FastCGIRequestWriter.endOfStdin(requestID: id) }
-        r.records = records
+        let params = ctx.fastCGIParams(head: r.head, target: r.target, match: match, app: app, appIndex: r.appIndex,
+                                       remote: c.remote, local: c.local, contentLength: length)
+        // The body is held whole (memory or a temporary file), so a retry can send it again.
+        let body: AppExchange.Body = r.redirected ? .none : r.spool != nil ? .pieces(replayable: true)
+            : r.body.memory.isEmpty ? .none : .memory(r.body.memory)
+        r.exchange = AppExchange(app: ctx.appExchanges[r.appIndex], request: r.head, params: params, body: body, keepAlive: r.keepAlive)
+        driveApp(c, r)
     }
 
     /// Answers with an error page. The connection stays open only if the request was

@@ -7,20 +7,26 @@ import Exchanges
 /// everything back when a client leaves. The slot table's rules are AppPool's; this is
 /// only the bookkeeping of which client waits for which ticket.
 extension EpollWorker {
-    func acquireSlot(_ c: EpollClient, _ r: EpollRequest) {
-        guard let app = r.app else { return respondError(c, r, 500) }
-        r.tries += 1
+    /// Takes a slot if one is free (true: the engine goes on), or queues for one.
+    func acquireSlot(_ c: EpollClient, _ r: EpollRequest) -> Bool {
+        guard let app = r.app else {
+            respondError(c, r, 500)
+            return false
+        }
         r.queueStart = Host.monotonicSeconds()
         switch ctx.dispatcher.tryAcquire(app: r.appIndex, notifyBySignal: true) {
         case .granted(let lease):
             startUpstream(c, r, lease)
+            return false  // startUpstream drove the engine on
         case .queued(let ticket):
             r.ticket = ticket
             queued[r.appIndex].append((ticket, c))  // tickets only grow: the list stays in order
             c.phase = .queued
             setDeadline(c, Host.monotonicSeconds() + app.queueTimeout)
+            return false
         case .queueFull:
-            upstreamFailed(c, r, .queueFull)
+            r.exchange?.noSlot(.queueFull)
+            return true
         }
     }
 
@@ -59,20 +65,21 @@ extension EpollWorker {
         if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: true) {
             return startUpstream(c, r, lease)  // granted at the last moment
         }
-        upstreamFailed(c, r, .queueTimedOut)
+        r.exchange?.noSlot(.queueTimedOut)
+        driveApp(c, r)
     }
 
     /// Gives the slot back. The connection is kept for the next request when it may be
     /// (keep_conn) and left registered in epoll while parked, its events ignored.
     func releaseSlot(_ c: EpollClient, _ r: EpollRequest, reusable: Bool, served: Bool, overloaded: Bool = false) {
         guard let lease = r.lease else { return }
+        let ok = reusable && !r.connecting
         let backend = detachBackend(r)
         r.lease = nil
         r.upstreamTime = Host.monotonicSeconds() - r.upstreamStart
-        let ok = reusable && !r.writeFailed && !r.connecting
         let (slow, handOff) = ctx.dispatcher.releaseHandingOff(lease, connection: backend, reusable: ok, served: served, overloaded: overloaded)
         if slow, let app = r.app {
-            ctx.logger.warning("app \(app.name): slow request: \(r.head.method) \(r.target) held slot \(lease.slot) for \(Int((r.upstreamTime ?? 0) * 1000)) ms", metadata: meta(r))
+            ctx.logger.warning("\(ctx.slowRequestMessage(app.name, r.head.method, r.target, slot: lease.slot, seconds: r.upstreamTime ?? 0))", metadata: meta(r))
         }
         if let (ticket, next) = handOff {
             // The slot went to our own oldest queued request: send it now, so the app
@@ -114,6 +121,14 @@ extension EpollWorker {
                 ctx.dispatcher.release(lease, connection: lease.keptConnection, reusable: true, served: false)
                 grantsMayWait = true
             }
+        }
+        if r.exchange != nil {
+            // The engine's own release (a finished response's connection may still be kept).
+            r.exchange!.clientGone()
+            while case .release(let reusable, let served, let overloaded) = r.exchange!.next() {
+                releaseSlot(c, r, reusable: reusable, served: served, overloaded: overloaded)
+            }
+            r.exchange = nil
         }
         if r.lease != nil { releaseSlot(c, r, reusable: false, served: false) }
     }

@@ -4,28 +4,87 @@ import Logging
 import AppPool
 import Exchanges
 
-/// The epoll worker's side of a FastCGI exchange, once it has a slot (EpollSlots.swift):
-/// connect without blocking, send the request records, relay the response. What follows
-/// a failure is UpstreamPolicy's decision, the same table the blocking exchange uses.
+/// The epoll worker's driver of a FastCGI exchange (AppExchange): each step the engine
+/// asks for is tried without blocking; a step that cannot go on waits for the app
+/// connection's next event (or a grant, or the connection's deadline), and the loop
+/// resumes the engine from there. The decisions are the engine's, the same the
+/// blocking workers' driver carries out.
 extension EpollWorker {
     func meta(_ r: EpollRequest) -> Logger.Metadata { ["request_id": "\(r.requestID)", "app": "\(r.app?.name ?? "-")"] }
 
+    /// Carries out the engine's steps until one has to wait.
+    func driveApp(_ c: EpollClient, _ r: EpollRequest) {
+        while c.request === r && !c.closed, r.exchange != nil {
+            let step = r.exchange!.next()
+            ctx.log(r.exchange!.takeNotes(), meta(r))
+            switch step {
+            case .acquireSlot:
+                guard acquireSlot(c, r) else { return }
+            case .connect:
+                guard openBackend(c, r) else { return }
+            case .discardConnection:
+                if let b = detachBackend(r) { try? b.close() }
+            case .write:
+                if writeApp(c, r) { continue }
+                // The app's socket is full: it may have answered early, so read if it can.
+                guard r.backendReadable, readApp(c, r) else { return }
+            case .supplyBody:
+                supplyBody(r)
+            case .read:
+                guard readApp(c, r) else { return }
+            case .release(let reusable, let served, let overloaded):
+                releaseSlot(c, r, reusable: reusable, served: served, overloaded: overloaded)
+            case .respond(let status, let retryAfter):
+                r.exchange = nil
+                return respondError(c, r, status, retryAfter.map { [("Retry-After", $0)] } ?? [])
+            case .redirect(let location):
+                r.exchange = nil
+                return followRedirect(c, r, location)
+            case .finished(let keep):
+                return endExchange(c, r, keep: keep)
+            case .closeClient:
+                return endExchange(c, r, keep: false)
+            }
+        }
+    }
+
+    func endExchange(_ c: EpollClient, _ r: EpollRequest, keep: Bool) {
+        r.status = r.exchange?.status ?? r.status  // the head that went out
+        r.exchange = nil
+        r.keepAlive = keep
+        finishRequest(c, r, keep: keep)
+    }
+
+    func followRedirect(_ c: EpollClient, _ r: EpollRequest, _ location: String) {
+        let (allowed, note) = r.redirects.follow(location)
+        ctx.log([note], meta(r))
+        guard allowed else { return respondError(c, r, 500) }
+        r.target = location
+        r.keepAlive = r.keepAlive && (!r.hasBody || r.bodyDone)
+        route(c, r)
+    }
+
     // MARK: - Connecting
 
+    /// A slot was granted (at once, from the queue, or handed off by a release).
     func startUpstream(_ c: EpollClient, _ r: EpollRequest, _ lease: AppDispatcher.Lease) {
         r.lease = lease
-        makeRecords(r, keepConnection: r.app?.keepConnection ?? false, id: lease.requestID)
-        r.upstreamStart = Host.monotonicSeconds()
-        ctx.recordQueueWait(app: r.appIndex, seconds: r.upstreamStart - r.queueStart)
-        r.connectDeadline = r.upstreamStart + timeouts.backendConnect
+        let now = Host.monotonicSeconds()
+        r.upstreamStart = now
+        ctx.recordQueueWait(app: r.appIndex, seconds: now - r.queueStart)
         c.phase = .connecting
-        setDeadline(c, r.connectDeadline)
-        if let kept = lease.keptConnection, !stirredWhileParked(kept) {
-            attachBackend(c, r, kept, reused: true, connecting: false)
-        } else {
-            if let kept = lease.keptConnection { try? kept.close() }
-            openBackend(c, r)
+        var kept = false
+        if let k = lease.keptConnection {
+            if stirredWhileParked(k) {
+                try? k.close()
+            } else {
+                kept = attachBackend(c, r, k, reused: true, connecting: false)
+            }
         }
+        r.exchange?.granted(slot: lease.slot, requestID: lease.requestID, kept: kept, now: now)
+        if kept { c.phase = .upstream }
+        setDeadline(c, r.exchange?.deadline ?? now)
+        driveApp(c, r)
     }
 
     /// Whether an event came on a parked connection (the app closed it, or wrote past its
@@ -38,91 +97,68 @@ extension EpollWorker {
         return parkedEvents[i]
     }
 
-    func openBackend(_ c: EpollClient, _ r: EpollRequest) {
-        guard let lease = r.lease else { return }
+    /// Starts a connect; true when the engine can go on at once (connected, or failed).
+    func openBackend(_ c: EpollClient, _ r: EpollRequest) -> Bool {
+        guard let lease = r.lease else { return true }
+        let now = Host.monotonicSeconds()
         do {
             switch try BackendConnector.startConnect(lease.address) {
-            case .connected(let fd): attachBackend(c, r, fd, reused: false, connecting: false)
-            case .inProgress(let fd): attachBackend(c, r, fd, reused: false, connecting: true)
-            case .busy: connectRetries.append(c)  // the deadline stays r.connectDeadline
+            case .connected(let fd):
+                guard attachBackend(c, r, fd, reused: false, connecting: false) else { return true }
+                c.phase = .upstream
+                r.exchange?.connected(now: now)
+                return true
+            case .inProgress(let fd):
+                c.phase = .connecting
+                guard attachBackend(c, r, fd, reused: false, connecting: true) else { return true }
+            case .busy:
+                c.phase = .connecting
+                connectRetries.append(c)
             }
         } catch {
-            unreachable(c, r, error)
+            r.exchange?.connectFailed(error, now: now)
+            return true
         }
+        setDeadline(c, r.exchange?.deadline ?? now)
+        return false
     }
 
-    func attachBackend(_ c: EpollClient, _ r: EpollRequest, _ fd: FileDescriptor, reused: Bool, connecting: Bool) {
+    /// Makes `fd` the request's app connection, registered in epoll (a kept one still is).
+    /// False when it cannot be registered: the engine has been told.
+    func attachBackend(_ c: EpollClient, _ r: EpollRequest, _ fd: FileDescriptor, reused: Bool, connecting: Bool) -> Bool {
         let index = Int(fd.rawValue)
         if index >= backendOwners.count { backendOwners += Array(repeating: nil, count: max(index + 1 - backendOwners.count, backendOwners.count)) }
         backendOwners[index] = c
         r.backend = fd
-        r.backendReused = reused
         r.connecting = connecting
         r.backendReadable = false
         r.backendWritable = !connecting
-        r.writeFailed = false
-        r.recordsSent = 0
-        r.chunk = []
-        r.chunkSent = 0
-        r.spoolSent = 0
-        r.spoolDone = r.spool == nil
-        r.relay = ResponseRelay(request: r.head, requestID: r.lease?.requestID ?? 1, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
         if index >= parkedEvents.count {
             let more = max(index + 1 - parkedEvents.count, parkedEvents.count)
             parkedEvents += Array(repeating: false, count: more)
             backendGenerations += Array(repeating: 0, count: more)
         }
-        if reused {
-            // Still registered from its first request (the token is its fd and
-            // registration generation, not the client): no system call. If something happened while it was parked, read first.
-            r.backendReadable = parkedEvents[index]
-        } else {
-            backendGenerations[index] = (backendGenerations[index] &+ 1) & Self.serialMask
-            let token = Self.backendTag | UInt64(backendGenerations[index]) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))
-            do { try epoll.add(fd, Self.clientEvents, data: token) } catch {
-                return unreachable(c, r, .connect("epoll: \(error)"))
-            }
-        }
         parkedEvents[index] = false
-        if !connecting { beginSending(c, r) }
-    }
-
-    func connectTimedOut(_ c: EpollClient, _ r: EpollRequest, _ now: Double) {
-        if r.backend == nil && now < r.connectDeadline { return openBackend(c, r) }  // a full backlog: try again
-        unreachable(c, r, .connect("\(r.lease.map { "\($0.address)" } ?? "?"): timed out after \(timeouts.backendConnect) s"))
-    }
-
-    func unreachable(_ c: EpollClient, _ r: EpollRequest, _ error: UpstreamError) {
-        upstreamFailed(c, r, .unreachable(error))
-    }
-
-    /// Every failure of an exchange goes through the one retry table (UpstreamPolicy).
-    func upstreamFailed(_ c: EpollClient, _ r: EpollRequest, _ failure: UpstreamFailure) {
-        guard let app = r.app else { return respondError(c, r, 500) }
-        // The epoll worker holds every body before it asks for a slot: always replayable.
-        let state = AttemptState(tries: r.tries, slot: r.lease?.slot ?? -1, reusedConnection: r.backendReused, replayable: true,
-                                 idempotent: r.idempotent, headSent: r.relay?.headSent ?? false)
-        let (decision, note) = UpstreamPolicy.decide(failure, state, app: app.name, slotCount: app.slotCount, queueTimeout: app.queueTimeout)
-        ctx.log([note], meta(r))
-        switch decision {
-        case .reconnect:
-            if let b = detachBackend(r) { try? b.close() }
-            c.phase = .connecting
-            openBackend(c, r)
-        case .anotherSlot(let overloaded):
-            releaseSlot(c, r, reusable: false, served: false, overloaded: overloaded)
-            acquireSlot(c, r)
-        case .respond(let status, let retryAfter):
-            releaseSlot(c, r, reusable: false, served: false, overloaded: failure == .overloaded)
-            r.relay = nil
-            respondError(c, r, status, retryAfter.map { [("Retry-After", $0)] } ?? [])
-        case .close:
-            releaseSlot(c, r, reusable: false, served: false)
-            r.status = r.relay?.status ?? r.status  // the head that went out, as the blocking exchange logs it
-            r.relay = nil
-            r.keepAlive = false
-            finishRequest(c, r, keep: false)
+        // A kept connection is still registered from its first request (the token is its
+        // fd and registration generation, not the client): no system call.
+        guard !reused else { return true }
+        backendGenerations[index] = (backendGenerations[index] &+ 1) & Self.serialMask
+        let token = Self.backendTag | UInt64(backendGenerations[index]) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))
+        do { try epoll.add(fd, Self.clientEvents, data: token) } catch {
+            r.exchange?.connectFailed(.connect("epoll: \(error)"), now: Host.monotonicSeconds())
+            return false
         }
+        return true
+    }
+
+    /// The connect deadline passed, or a full backlog's retry is due.
+    func connectTimedOut(_ c: EpollClient, _ r: EpollRequest, _ now: Double) {
+        if r.backend == nil && now < (r.exchange?.deadline ?? 0) {
+            guard openBackend(c, r) else { return }  // a full backlog: try again
+        } else {
+            r.exchange?.timedOut(now: now)
+        }
+        driveApp(c, r)
     }
 
     // MARK: - Talking to the app
@@ -132,124 +168,84 @@ extension EpollWorker {
         if r.connecting {
             guard !events.isDisjoint(with: [.writable, .error, .hangup]) else { return }
             let e = r.backend.map(Socket.pendingError) ?? 0
-            guard e == 0 else {
-                return unreachable(c, r, .connect("\(r.lease.map { "\($0.address)" } ?? "?"): \(SystemError(errno: e, "connect"))"))
+            let now = Host.monotonicSeconds()
+            if e == 0 {
+                r.connecting = false
+                r.backendWritable = true
+                c.phase = .upstream
+                r.exchange?.connected(now: now)
+            } else {
+                let address = r.lease.map { "\($0.address)" } ?? "?"
+                r.exchange?.connectFailed(.connect("\(address): \(SystemError(errno: e, "connect"))"), now: now)
             }
-            r.connecting = false
-            r.backendWritable = true
-            return beginSending(c, r)
+            return driveApp(c, r)
         }
         if !events.isDisjoint(with: [.readable, .peerClosed, .hangup, .error]) { r.backendReadable = true }
-        if !events.isDisjoint(with: [.writable, .hangup, .error]) {
-            r.backendWritable = true
-            sendRecords(c, r)
-        }
-        if c.request === r && r.backend != nil && r.backendReadable { readBackend(c, r) }
+        if !events.isDisjoint(with: [.writable, .hangup, .error]) { r.backendWritable = true }
+        driveApp(c, r)
     }
 
-    func beginSending(_ c: EpollClient, _ r: EpollRequest) {
-        c.phase = .upstream
-        setDeadline(c, Host.monotonicSeconds() + timeouts.backendRead)
-        sendRecords(c, r)
-        if c.request === r && r.backend != nil && r.backendReadable { readBackend(c, r) }
-    }
-
-    /// Writes the request records, then a spooled body as STDIN records, as the app takes them.
-    func sendRecords(_ c: EpollClient, _ r: EpollRequest) {
-        guard let backend = r.backend, !r.writeFailed else { return }
-        while r.backendWritable {
-            let sent: Int?
+    /// Writes what the engine has for the app; false when the socket is full.
+    func writeApp(_ c: EpollClient, _ r: EpollRequest) -> Bool {
+        guard let backend = r.backend, r.exchange != nil else { return true }
+        while r.backendWritable && r.exchange!.outgoingSent < r.exchange!.outgoing.count {
             do {
-                if r.recordsSent < r.records.count {
-                    sent = try backend.write(r.records, from: r.recordsSent)
-                    r.recordsSent += sent ?? 0
-                } else if r.chunkSent < r.chunk.count {
-                    sent = try backend.write(r.chunk, from: r.chunkSent)
-                    r.chunkSent += sent ?? 0
-                } else if !r.spoolDone, let spool = r.spool {
-                    // The next piece of the spooled body (a local file: a short blocking read),
-                    // through the loop's read buffer rather than a new 64 KiB one per piece.
-                    let n = (try? spool.pread(into: &scratch, at: r.spoolSent)) ?? 0
-                    r.spoolSent += n
-                    r.chunk = n > 0 ? FastCGIRequestWriter.stdin(requestID: r.lease?.requestID ?? 1, scratch[0..<n]) : FastCGIRequestWriter.endOfStdin(requestID: r.lease?.requestID ?? 1)
-                    r.chunkSent = 0
-                    if n == 0 { r.spoolDone = true }
-                    continue
-                } else {
-                    return  // all sent
-                }
-            } catch {
-                // The app closed its side: what it sent before (an early answer) may
-                // still be read; the read decides.
-                r.writeFailed = true
-                r.backendReadable = true
-                return
-            }
-            guard let n = sent, n > 0 else {
-                r.backendWritable = false
-                return
-            }
-            setDeadline(c, Host.monotonicSeconds() + timeouts.backendRead)
-        }
-    }
-
-    /// Reads the app's output into the client's buffer and writes it on, until the app
-    /// has nothing more for now or the client has `outputHighWater` bytes unsent (then the
-    /// client's next writable event resumes it).
-    func readBackend(_ c: EpollClient, _ r: EpollRequest) {
-        while r.backendReadable && c.outputPending < Self.outputHighWater {
-            guard let backend = r.backend, var relay = r.relay else { return }
-            let n: Int
-            do {
-                guard let got = try backend.read(into: &scratch, from: 0) else {
-                    r.backendReadable = false
+                guard let n = try backend.write(r.exchange!.outgoing, from: r.exchange!.outgoingSent), n > 0 else {
+                    r.backendWritable = false
                     break
                 }
-                n = got
+                r.exchange!.wrote(n, now: Host.monotonicSeconds())
             } catch {
-                n = 0  // a reset: like an early close
+                // The app closed its side: what it sent before (an early answer) may
+                // still be read; the engine reads next.
+                r.backendReadable = true
+                r.exchange!.writeFailed(now: Host.monotonicSeconds())
+                return true
             }
-            if n == 0 { return appClosed(c, r) }
-            if n < scratch.count { r.backendReadable = false }
-            let before = c.output.count
-            r.relay = nil  // so the relay's buffers are not copied on write
-            var notes: [ExchangeNote] = []
-            do {
-                try relay.receive(scratch[0..<n], into: &c.output, mayKeepAlive: ctx.mayKeepAlive, date: ctx.httpDate(), notes: &notes)
-                ctx.log(notes, meta(r))
-                r.relay = relay
-            } catch {
-                ctx.log(notes, meta(r))
-                r.relay = relay
-                return upstreamFailed(c, r, relay.failure(for: error))
-            }
-            r.bytesSent += c.output.count - before
-            if relay.ended { return upstreamDone(c, r, relay) }
-            guard writeOutput(c) else { return clientGone(c) }
-            setDeadline(c, Host.monotonicSeconds() + (c.outputPending > 0 ? timeouts.send : timeouts.backendRead))
         }
+        setDeadline(c, r.exchange!.deadline)
+        return r.exchange!.outgoingSent == r.exchange!.outgoing.count
     }
 
-    /// The app's response is complete.
-    func upstreamDone(_ c: EpollClient, _ r: EpollRequest, _ relay: ResponseRelay) {
-        releaseSlot(c, r, reusable: relay.reusable, served: true)
-        r.status = relay.status
-        r.relay = nil
-        if let location = relay.redirect {
-            let (allowed, note) = r.redirects.follow(location)
-            ctx.log([note], meta(r))
-            guard allowed else { return respondError(c, r, 500) }
-            r.target = location
-            r.keepAlive = r.keepAlive && (!r.hasBody || r.bodyDone)
-            return route(c, r)
-        }
-        r.keepAlive = relay.keepAlive
-        finishRequest(c, r, keep: relay.keepAlive)
+    /// The next piece of a body held in a temporary file (a local file: a short blocking
+    /// read), through the loop's read buffer.
+    func supplyBody(_ r: EpollRequest) {
+        guard let spool = r.spool else { return r.exchange!.bodyEnd() }
+        let n = (try? spool.pread(into: &scratch, at: Int(r.exchange!.bodyOffset))) ?? 0
+        if n > 0 { r.exchange!.bodyPiece(scratch[0..<n]) } else { r.exchange!.bodyEnd() }
     }
 
-    /// The app closed the connection (or reset it).
-    func appClosed(_ c: EpollClient, _ r: EpollRequest) {
-        upstreamFailed(c, r, r.relay?.failureOnClose ?? .broken(.closedEarly))
+    /// One read from the app into the client's output, written on at once. False when the
+    /// engine must wait: nothing to read, or the client has `outputHighWater` bytes
+    /// unsent (its next writable event resumes the engine).
+    func readApp(_ c: EpollClient, _ r: EpollRequest) -> Bool {
+        guard let backend = r.backend else {
+            r.exchange?.closed(now: Host.monotonicSeconds())
+            return true
+        }
+        if r.backendReadable && c.outputPending < Self.outputHighWater {
+            let n: Int?
+            do { n = try backend.read(into: &scratch, from: 0) } catch { n = 0 }  // a reset: like an early close
+            if let n {
+                let now = Host.monotonicSeconds()
+                if n == 0 {
+                    r.exchange!.closed(now: now)
+                    return true
+                }
+                if n < scratch.count { r.backendReadable = false }
+                let before = c.output.count
+                r.exchange!.received(scratch[0..<n], into: &c.output, mayKeepAlive: ctx.mayKeepAlive, date: ctx.httpDate(), now: now)
+                r.bytesSent += c.output.count - before
+                guard writeOutput(c) else {
+                    clientGone(c)
+                    return false
+                }
+                return true
+            }
+            r.backendReadable = false
+        }
+        setDeadline(c, c.outputPending > 0 ? Host.monotonicSeconds() + timeouts.send : r.exchange!.deadline)
+        return false
     }
 
     func upstreamTimedOut(_ c: EpollClient, _ r: EpollRequest) {
@@ -257,6 +253,7 @@ extension EpollWorker {
             ctx.logger.info("client took nothing for \(timeouts.send) s; closing", metadata: meta(r))
             return clientGone(c)
         }
-        upstreamFailed(c, r, .broken(.timeout))
+        r.exchange?.timedOut(now: Host.monotonicSeconds())
+        driveApp(c, r)
     }
 }

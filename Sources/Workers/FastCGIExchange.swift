@@ -1,4 +1,3 @@
-import CGIProtocol
 import GatewayConfig
 import GatewaySystem
 import HTTPWire
@@ -6,8 +5,10 @@ import Logging
 import AppPool
 import Exchanges
 
-/// One request forwarded to a FastCGI app with blocking I/O: params, the body streamed
-/// as STDIN (never held whole in memory), then STDOUT streamed to the client.
+/// The blocking workers' driver of a FastCGI exchange (AppExchange): each step the
+/// engine asks for is done with blocking calls on this thread. A body the thread worker
+/// read whole, or a chunked one, is held (memory, then a temporary file) and so can be
+/// sent again; a Content-Length body on the sync worker streams from the client as STDIN.
 struct FastCGIExchange {
     enum Result {
         case done
@@ -22,37 +23,38 @@ struct FastCGIExchange {
     let target: String
     let match: RouteMatch
     let app: AppConfig
+    let appIndex: Int
     let requestID: String
 
     var timeouts: TimeoutsConfig { ctx.config.timeouts }
     var meta: Logger.Metadata { ["request_id": "\(requestID)", "app": "\(app.name)"] }
 
     func run(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, keepAlive: inout Bool, outcome: inout Outcome) -> Result {
-        guard let appIndex = ctx.appIndex(app.name) else { return .failed(500, []) }
         let redirected = target != head.target
-        // A chunked body is buffered first (memory, then a temporary file): most apps
-        // (php-fpm) need CONTENT_LENGTH.
-        var spool: BufferedBody? = nil
-        defer { spool?.close() }
+        var held: BufferedBody? = nil
+        defer { held?.close() }
         var bodyLength: UInt64? = nil
+        var streamed = false
         if !redirected {
             switch head.framing {
             case .none: break
             case .contentLength(let n):
                 bodyLength = n
-                spool = conn.takePreread()  // read whole by the thread worker's loop: replayable
+                held = conn.takePreread()  // read whole by the thread worker's loop
+                streamed = held == nil && n > 0
             case .chunked:
+                // Held first (memory, then a temporary file): most apps (php-fpm) need CONTENT_LENGTH.
                 if head.expectContinue { try? conn.write(HTTPResponseWriter.continueHead, timeout: timeouts.send) }
                 do {
-                    let body = try spoolChunkedBody(conn, &parser)
-                    spool = body
+                    let body = try holdChunkedBody(conn, &parser)
+                    held = body
                     bodyLength = body.length
                 } catch let e as BodyError {
                     keepAlive = false
                     return .failed(e.status, [])
                 } catch {
                     keepAlive = false
-                    ctx.logger.error("cannot spool the request body: \(error)", metadata: meta)
+                    ctx.logger.error("cannot hold the request body: \(error)", metadata: meta)
                     return .failed(500, [])
                 }
             }
@@ -60,212 +62,26 @@ struct FastCGIExchange {
                 try? conn.write(HTTPResponseWriter.continueHead, timeout: timeouts.send)
             }
         }
-
-        let params = CGIEnvironment.build(head: redirectedHead(), context: cgiContext(remote: conn.remote, local: conn.local, contentLength: bodyLength))
-        // A body streamed from the client cannot be sent twice: such a request never
-        // rides on a kept connection and is never retried on another slot.
-        let replayable = redirected || spool != nil || bodyLength == nil || bodyLength == 0
-        let idempotent = ["GET", "HEAD", "OPTIONS"].contains(head.method)
-        var tries = 0
-        slots: while true {
-            tries += 1
-            let queueStart = Host.monotonicSeconds()
-            let lease: AppDispatcher.Lease
-            switch ctx.dispatcher.acquire(app: appIndex, deadline: queueStart + app.queueTimeout, onWait: ctx.onWait) {
-            case .success(let l):
-                lease = l
-                ctx.recordQueueWait(app: appIndex, seconds: Host.monotonicSeconds() - queueStart)
-            case .failure(let why):
-                let (decision, note) = UpstreamPolicy.decide(why == .queueFull ? .queueFull : .queueTimedOut, AttemptState(
-                    tries: tries, slot: -1, reusedConnection: false, replayable: replayable, idempotent: idempotent, headSent: false),
-                    app: app.name, slotCount: app.slotCount, queueTimeout: app.queueTimeout)
-                ctx.log([note], meta)
-                return answer(decision, &keepAlive)
-            }
-            var kept = lease.keptConnection
-            if !replayable, let k = kept {
-                // A streamed body cannot be sent twice, so it never rides on a kept connection.
-                try? k.close()
-                kept = nil
-            }
-            let upstreamStart = Host.monotonicSeconds()
-            while true {  // on this slot: once, or again on a new connection
-                let reused = kept != nil
-                let (attempt, backend) = send(kept, lease, conn, &parser, spool: spool, params: params, keepAlive: &keepAlive, outcome: &outcome)
-                kept = nil
-                outcome.upstreamTime = Host.monotonicSeconds() - upstreamStart
-                switch attempt {
-                case .finished(let result, let reusable):
-                    if ctx.dispatcher.release(lease, connection: backend, reusable: reusable, served: true) {
-                        ctx.logger.warning("app \(app.name): slow request: \(head.method) \(target) held slot \(lease.slot) for \(Int((outcome.upstreamTime ?? 0) * 1000)) ms", metadata: meta)
-                    }
-                    return result
-                case .failed(let failure, let headSent):
-                    let (decision, note) = UpstreamPolicy.decide(failure, AttemptState(
-                        tries: tries, slot: lease.slot, reusedConnection: reused, replayable: replayable, idempotent: idempotent,
-                        headSent: headSent), app: app.name, slotCount: app.slotCount, queueTimeout: app.queueTimeout)
-                    ctx.log([note], meta)
-                    if decision == .reconnect {
-                        try? backend?.close()
-                        continue
-                    }
-                    if case .anotherSlot(let overloaded) = decision {
-                        ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false, overloaded: overloaded)
-                        continue slots
-                    }
-                    ctx.dispatcher.release(lease, connection: backend, reusable: false, served: false, overloaded: failure == .overloaded)
-                    return answer(decision, &keepAlive)
-                }
-            }
-        }
-    }
-
-    /// A final decision as the exchange's result.
-    func answer(_ decision: UpstreamDecision, _ keepAlive: inout Bool) -> Result {
-        switch decision {
-        case .respond(let status, let retryAfter): return .failed(status, retryAfter.map { [("Retry-After", $0)] } ?? [])
-        case .close, .reconnect, .anotherSlot:
-            keepAlive = false
-            return .done
-        }
-    }
-
-    /// One attempt on `kept`, or on a new connection to the lease's slot. Returns the
-    /// connection for release().
-    func send(_ kept: FileDescriptor?, _ lease: AppDispatcher.Lease, _ conn: ClientConnection, _ parser: inout HTTPRequestParser,
-              spool: BufferedBody?, params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> (Attempt, FileDescriptor?) {
-        let backend: FileDescriptor
-        if let k = kept {
-            backend = k
+        let params = ctx.fastCGIParams(head: head, target: target, match: match, app: app, appIndex: appIndex, remote: conn.remote, local: conn.local,
+                                       contentLength: bodyLength)
+        let body: AppExchange.Body
+        if streamed {
+            body = .pieces(replayable: false)
+        } else if let h = held, h.spool != nil {
+            body = .pieces(replayable: true)
         } else {
-            do {
-                backend = try BackendConnector.connect(lease.address, timeout: timeouts.backendConnect)
-            } catch {
-                return (.failed(.unreachable(error), headSent: false), nil)
-            }
+            body = held.map { $0.memory.isEmpty ? .none : .memory($0.memory) } ?? .none
         }
-        return (exchange(backend, id: lease.requestID, conn, &parser, spool: spool, params: params, keepAlive: &keepAlive, outcome: &outcome), backend)
+        var x = AppExchange(app: ctx.appExchanges[appIndex], request: head, params: params, body: body, keepAlive: keepAlive)
+        var driver = Driver(ctx: ctx, appIndex: appIndex, meta: meta, head: head, target: target)
+        defer { driver.abandon(&x) }
+        let result = driver.drive(&x, conn, &parser, held: held, keepAlive: &keepAlive, outcome: &outcome)
+        if x.status != 0 { outcome.status = x.status }
+        return result
     }
 
-    enum Attempt {
-        /// The attempt failed; UpstreamPolicy decides what follows.
-        case failed(UpstreamFailure, headSent: Bool)
-        case finished(Result, reusable: Bool)
-    }
-
-    /// Sends the request on `backend` and relays the response.
-    func exchange(_ backend: FileDescriptor, id: UInt16, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, spool: BufferedBody?,
-                  params: [(name: String, value: String)], keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
-        do {
-            var opening = FastCGIRequestWriter.begin(requestID: id, params: params, keepConnection: app.keepConnection)
-            let streamsBody = target == head.target && (spool != nil || head.framing != .none && head.framing != .contentLength(0))
-            if !streamsBody {
-                // One write for the whole request: an app that answers before reading the
-                // empty STDIN record would otherwise find it on the kept connection later
-                // and close it (libfcgi does).
-                opening += FastCGIRequestWriter.endOfStdin(requestID: id)
-                try send(backend, opening)
-                return relayResponse(backend, id: id, conn, keepAlive: &keepAlive, outcome: &outcome)
-            }
-            try send(backend, opening)
-            if target == head.target {
-                if let spool {
-                    try sendSpooled(spool, to: backend, id: id)
-                } else if case .contentLength(let n) = head.framing, n > 0 {
-                    try ClientBody.read(conn, &parser, timeout: timeouts.body, total: timeouts.bodyTotal) { piece in
-                        try send(backend, FastCGIRequestWriter.stdin(requestID: id, piece))
-                    }
-                }
-            }
-            try send(backend, FastCGIRequestWriter.endOfStdin(requestID: id))
-        } catch let e as BodyError {
-            keepAlive = false
-            return .finished(.failed(e.status, []), reusable: false)
-        } catch {
-            // The app went away while we were writing: nothing was sent to the client yet.
-            return .failed(.closedBeforeAnswer, headSent: false)
-        }
-        return relayResponse(backend, id: id, conn, keepAlive: &keepAlive, outcome: &outcome)
-    }
-
-    /// Reads the app's output and streams it to the client.
-    func relayResponse(_ backend: FileDescriptor, id: UInt16, _ conn: ClientConnection, keepAlive: inout Bool, outcome: inout Outcome) -> Attempt {
-        var relay = ResponseRelay(request: head, requestID: id, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: keepAlive)
-        var buffer = [UInt8].readBuffer(65536)
-        // What one read from the app produced (head, body, last chunk) goes to the
-        // client in one write: three writes per small response cost the client side
-        // three wake-ups, and showed as a third of the worker's time.
-        var pending: [UInt8] = []
-        pending.reserveCapacity(4096)
-        defer { outcome.status = relay.status }
-
-        func failed(_ failure: UpstreamFailure) -> Attempt {
-            if case .broken = failure { keepAlive = false }
-            return .failed(failure, headSent: relay.headSent)
-        }
-
-        while true {
-            // Wait for output, a second at a time (the worker's heartbeat stays fresh).
-            let deadline = Host.monotonicSeconds() + timeouts.backendRead
-            var ready = false
-            while !ready {
-                let left = deadline - Host.monotonicSeconds()
-                if left <= 0 { return failed(.broken(.timeout)) }
-                ctx.onWait()
-                ready = (try? backend.waitReadable(timeoutMilliseconds: Int32(min(left, 1) * 1000) + 1)) ?? true
-            }
-            // A read error is a reset: the same as a close. nil: a wake-up with nothing to read.
-            let got: Int?
-            do { got = try backend.read(into: &buffer, from: 0) } catch { got = 0 }
-            guard let n = got else { continue }
-            if n == 0 { return failed(relay.failureOnClose) }
-            var notes: [ExchangeNote] = []
-            defer { ctx.log(notes, meta) }
-            do { try relay.receive(buffer[0..<n], into: &pending, mayKeepAlive: ctx.mayKeepAlive, date: ctx.httpDate(), notes: &notes) } catch {
-                return failed(relay.failure(for: error))
-            }
-            keepAlive = relay.keepAlive
-            if relay.ended {
-                if let location = relay.redirect { return .finished(.localRedirect(location), reusable: relay.reusable) }
-                guard pending.isEmpty || write(pending, conn, &outcome) else { return .finished(.done, reusable: false) }
-                return .finished(.done, reusable: relay.reusable)
-            }
-            if !pending.isEmpty {
-                guard write(pending, conn, &outcome) else { return .finished(.done, reusable: false) }
-                pending.removeAll(keepingCapacity: true)
-            }
-        }
-    }
-
-    func write(_ bytes: [UInt8], _ conn: ClientConnection, _ outcome: inout Outcome) -> Bool {
-        do {
-            try conn.write(bytes, timeout: timeouts.send)
-            outcome.bytesSent += bytes.count
-            return true
-        } catch {
-            ctx.logger.info("client went away: \(error)", metadata: meta)
-            outcome.clientGone = true
-            return false
-        }
-    }
-
-    // MARK: - Request body
-
-    func send(_ backend: FileDescriptor, _ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            if let n = try backend.write(bytes, from: offset), n > 0 {
-                offset += n
-                continue
-            }
-            // The socket is full (the app reads slowly): wait for room.
-            guard try backend.waitWritable(timeoutMilliseconds: Int32(timeouts.backendRead * 1000)) else { throw UpstreamError.timeout }
-            ctx.onWait()
-        }
-    }
-
-    /// Reads a whole chunked body into an unlinked temporary file; returns it and its length.
-    func spoolChunkedBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser) throws -> BufferedBody {
+    /// A chunked body, held whole (memory, then an unlinked temporary file).
+    func holdChunkedBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser) throws -> BufferedBody {
         if let ready = conn.takePreread() { return ready }
         var body = BufferedBody()
         do {
@@ -276,28 +92,187 @@ struct FastCGIExchange {
         }
         return body
     }
-
-    func sendSpooled(_ body: BufferedBody, to backend: FileDescriptor, id: UInt16) throws {
-        try body.forEachPiece { piece in try send(backend, FastCGIRequestWriter.stdin(requestID: id, piece)) }
-    }
-
-    // MARK: - Meta-variables
-
-    /// For a local redirect the app sees a GET of the new target, without a body.
-    func redirectedHead() -> HTTPRequestHead { CGIRunSetup.requestHead(head, target: target) }
-
-    func cgiContext(remote: (address: String, port: Int), local: (address: String, port: Int), contentLength: UInt64?) -> CGIRequestContext {
-        let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
-        let root = app.root
-        let client = ctx.clientPeer(remote, head: head)
-        let filename = match.scriptFilename ?? root.map { CGIEnvironment.joinPath($0, match.scriptName) }
-        return CGIRequestContext(
-            scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: root, scriptFilename: filename,
-            contentLength: contentLength, remoteAddress: client.address.isEmpty ? "127.0.0.1" : client.address,
-            remotePort: client.port, serverName: ctx.config.server.serverName ?? (host.isEmpty ? "localhost" : host),
-            serverPort: local.port, serverAddress: local.address.isEmpty ? nil : local.address,
-            https: client.https, serverSoftware: WorkerContext.software,
-            extra: match.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } + app.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
-    }
 }
 
+/// The lease, the app connection and the buffers of one blocking exchange.
+private struct Driver {
+    let ctx: WorkerContext
+    let appIndex: Int
+    let meta: Logger.Metadata
+    let head: HTTPRequestHead
+    let target: String
+    var lease: AppDispatcher.Lease? = nil
+    var backend: FileDescriptor? = nil
+    var buffer = [UInt8].readBuffer(65536)
+    /// What one read from the app produced (head, body, last chunk) goes to the client in
+    /// one write: three writes per small response cost the client three wake-ups.
+    var pending: [UInt8] = []
+
+    init(ctx: WorkerContext, appIndex: Int, meta: Logger.Metadata, head: HTTPRequestHead, target: String) {
+        self.ctx = ctx
+        self.appIndex = appIndex
+        self.meta = meta
+        self.head = head
+        self.target = target
+        pending.reserveCapacity(4096)
+    }
+
+    var timeouts: TimeoutsConfig { ctx.config.timeouts }
+
+    mutating func drive(_ x: inout AppExchange, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, held: BufferedBody?,
+                        keepAlive: inout Bool, outcome: inout Outcome) -> FastCGIExchange.Result {
+        while true {
+            let step = x.next()
+            ctx.log(x.takeNotes(), meta)
+            switch step {
+            case .acquireSlot:
+                let start = Host.monotonicSeconds()
+                switch ctx.dispatcher.acquire(app: appIndex, deadline: start + x.app.queueTimeout, onWait: ctx.onWait) {
+                case .success(let l):
+                    let now = Host.monotonicSeconds()
+                    ctx.recordQueueWait(app: appIndex, seconds: now - start)
+                    lease = l
+                    backend = l.keptConnection
+                    x.granted(slot: l.slot, requestID: l.requestID, kept: l.keptConnection != nil, now: now)
+                case .failure(let why):
+                    x.noSlot(why == .queueFull ? .queueFull : .queueTimedOut)
+                }
+            case .connect:
+                guard let l = lease else { return .failed(500, []) }
+                do {
+                    backend = try BackendConnector.connect(l.address, timeout: timeouts.backendConnect)
+                    x.connected(now: Host.monotonicSeconds())
+                } catch {
+                    x.connectFailed(error, now: Host.monotonicSeconds())
+                }
+            case .discardConnection:
+                try? backend?.close()
+                backend = nil
+            case .write:
+                writeOutgoing(&x)
+            case .supplyBody:
+                supplyBody(&x, conn, &parser, held: held)
+            case .read:
+                if !readApp(&x) { continue }
+                guard pending.isEmpty || writeClient(conn, &outcome) else {
+                    x.clientGone()
+                    continue
+                }
+            case .release(let reusable, let served, let overloaded):
+                release(reusable: reusable, served: served, overloaded: overloaded, &x, &outcome)
+            case .respond(let status, let retryAfter):
+                return .failed(status, retryAfter.map { [("Retry-After", $0)] } ?? [])
+            case .redirect(let location):
+                return .localRedirect(location)
+            case .finished(let keep):
+                keepAlive = keep
+                return .done
+            case .closeClient:
+                keepAlive = false
+                return .done
+            }
+        }
+    }
+
+    /// Writes all of `outgoing`, waiting for room when the app reads slowly.
+    mutating func writeOutgoing(_ x: inout AppExchange) {
+        guard let b = backend else { return x.writeFailed(now: Host.monotonicSeconds()) }
+        while x.outgoingSent < x.outgoing.count {
+            do {
+                if let n = try b.write(x.outgoing, from: x.outgoingSent), n > 0 {
+                    x.wrote(n, now: Host.monotonicSeconds())
+                    continue
+                }
+                guard try b.waitWritable(timeoutMilliseconds: Int32(timeouts.backendRead * 1000)) else {
+                    return x.timedOut(now: Host.monotonicSeconds())
+                }
+                ctx.onWait()
+            } catch {
+                return x.writeFailed(now: Host.monotonicSeconds())
+            }
+        }
+    }
+
+    /// The body as STDIN records: from the held file, or streamed from the client.
+    mutating func supplyBody(_ x: inout AppExchange, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, held: BufferedBody?) {
+        if let spool = held?.spool {
+            let n = (try? spool.pread(into: &buffer, at: Int(x.bodyOffset))) ?? 0
+            if n > 0 { x.bodyPiece(buffer[0..<n]) } else { x.bodyEnd() }
+            return
+        }
+        guard case .contentLength = head.framing, target == head.target else { return x.bodyEnd() }
+        do {
+            try ClientBody.read(conn, &parser, timeout: timeouts.body, total: timeouts.bodyTotal) { piece in
+                x.bodyPiece(piece)
+                writeOutgoing(&x)
+                if !x.wantsBody { throw UpstreamError.closedEarly }  // the app went away or timed out
+            }
+            x.bodyEnd()
+        } catch let e as BodyError {
+            x.bodyFailed(status: e.status)
+        } catch {
+            x.writeFailed(now: Host.monotonicSeconds())
+        }
+    }
+
+    /// One read from the app, waiting up to the engine's deadline a second at a time (the
+    /// worker's heartbeat stays fresh). False when nothing came (the engine decides).
+    mutating func readApp(_ x: inout AppExchange) -> Bool {
+        guard let b = backend else {
+            x.closed(now: Host.monotonicSeconds())
+            return false
+        }
+        while true {
+            let left = x.deadline - Host.monotonicSeconds()
+            if left <= 0 {
+                x.timedOut(now: Host.monotonicSeconds())
+                return false
+            }
+            ctx.onWait()
+            if (try? b.waitReadable(timeoutMilliseconds: Int32(min(left, 1) * 1000) + 1)) ?? true { break }
+        }
+        // A read error is a reset: the same as a close. nil: a wake-up with nothing to read.
+        let got: Int?
+        do { got = try b.read(into: &buffer, from: 0) } catch { got = 0 }
+        guard let n = got else { return false }
+        if n == 0 {
+            x.closed(now: Host.monotonicSeconds())
+            return false
+        }
+        x.received(buffer[0..<n], into: &pending, mayKeepAlive: ctx.mayKeepAlive, date: ctx.httpDate(), now: Host.monotonicSeconds())
+        return true
+    }
+
+    mutating func writeClient(_ conn: ClientConnection, _ outcome: inout Outcome) -> Bool {
+        defer { pending.removeAll(keepingCapacity: true) }
+        do {
+            try conn.write(pending, timeout: timeouts.send)
+            outcome.bytesSent += pending.count
+            return true
+        } catch {
+            ctx.logger.info("client went away: \(error)", metadata: meta)
+            outcome.clientGone = true
+            return false
+        }
+    }
+
+    mutating func release(reusable: Bool, served: Bool, overloaded: Bool, _ x: inout AppExchange, _ outcome: inout Outcome) {
+        guard let l = lease else { return }
+        let connection = backend
+        lease = nil
+        backend = nil
+        outcome.upstreamTime = Host.monotonicSeconds() - x.grantedAt
+        if ctx.dispatcher.release(l, connection: connection, reusable: reusable, served: served, overloaded: overloaded) {
+            ctx.logger.warning("\(ctx.slowRequestMessage(x.app.name, head.method, target, slot: l.slot, seconds: outcome.upstreamTime ?? 0))",
+                               metadata: meta)
+        }
+    }
+
+    /// Whatever the exchange still holds goes back (a step the loop returned before).
+    mutating func abandon(_ x: inout AppExchange) {
+        guard let l = lease else { return }
+        ctx.dispatcher.release(l, connection: backend, reusable: false, served: x.answered)
+        lease = nil
+        backend = nil
+    }
+}

@@ -69,6 +69,9 @@ public final class WorkerContext {
     public private(set) var openConnections = 0
     /// Guards the counters and the Date cache: the thread worker's pool shares them.
     let counters = Condition()
+    /// Each app's settings for the FastCGI engine, and its env sorted once, by app index.
+    let appExchanges: [AppExchange.App]
+    let appEnvironments: [[(String, String)]]
     /// Called while waiting (each second at most): heartbeat and signal checks.
     public var onWait: () -> Void = {}
 
@@ -80,6 +83,8 @@ public final class WorkerContext {
         self.router = Router(routes: config.routes)
         intakeTimeouts = RequestIntake.Timeouts(header: config.timeouts.header, keepalive: config.server.keepalive,
                                                 body: config.timeouts.body, bodyTotal: config.timeouts.bodyTotal)
+        appExchanges = Self.appExchanges(config)
+        appEnvironments = config.apps.map { $0.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
         cgiScripts = CGIScripts(config: config, searchPath: Host.environmentValue("PATH") ?? "/usr/local/bin:/usr/bin:/bin")
         cgiGate = CGIGate(places: config.cgi.maxProcesses)
         var trees: [String: DocumentTree] = [:]
