@@ -78,3 +78,84 @@ public enum CGINotes {
         ExchangeNote(.error, "CGI program sent \(sent) body bytes but Content-Length \(declared)")
     }
 }
+
+/// The output side of one CGI run, for both drivers: the program's stdout relayed to the
+/// client, the end of its body (once), what went wrong, and so how the run ended
+/// (CGIPolicy's table). The driver reads the pipes, writes to the client and signals
+/// the program; what that means is decided here.
+public struct CGIOutput: Sendable {
+    public private(set) var relay: CGIResponseRelay
+    /// The body has ended (stdout reached EOF, or was given up).
+    public private(set) var stdoutDone = false
+    public private(set) var timedOut = false
+    public private(set) var failure: String? = nil
+    public private(set) var clientGone = false
+    var notes: [ExchangeNote] = []
+
+    public init(relay: CGIResponseRelay) { self.relay = relay }
+
+    /// Whether stdout is still worth reading and relaying.
+    public var relaying: Bool { !stdoutDone && failure == nil && !clientGone }
+    public var status: Int { relay.status }
+
+    /// Bytes from the program's stdout; what the client should get is appended to `out`.
+    public mutating func stdout(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], date: @autoclosure () -> String, draining: Bool) {
+        guard relaying else { return }
+        do { try relay.receive(bytes, into: &out, date: date(), draining: draining) } catch { failure = error.description }
+    }
+
+    /// Stdout is at its end: the body's end (the last chunk) goes to `out`.
+    public mutating func stdoutEnded(into out: inout [UInt8]) {
+        guard !stdoutDone else { return }
+        stdoutDone = true
+        guard failure == nil else { return }
+        do {
+            if let short = try relay.finish(into: &out) {
+                notes.append(CGINotes.bodyLength(sent: short.sent, declared: short.declared))
+                relay.keepAlive = false
+            }
+        } catch {
+            failure = error.description
+        }
+    }
+
+    /// The program exited, yet its stdout stays open: a process it started holds it. The
+    /// driver ends that process group; the response ends with what came.
+    public mutating func exitedHoldingStdout(into out: inout [UInt8]) {
+        notes.append(CGINotes.leftoverHoldsStdout)
+        stdoutEnded(into: &out)
+    }
+
+    /// cgi.timeout passed: the driver sends SIGTERM.
+    public mutating func timeout(after seconds: Double) {
+        guard !timedOut else { return }
+        timedOut = true
+        notes.append(CGINotes.timedOut(seconds))
+    }
+
+    /// The client went away (or stopped taking output): the driver ends the program.
+    public mutating func leave() {
+        guard !clientGone else { return }
+        clientGone = true
+        notes.append(CGINotes.clientGone)
+    }
+
+    /// The driver could not go on with the run (a pipe it could not watch).
+    public mutating func fail(_ why: String) {
+        if failure == nil { failure = why }
+    }
+
+    /// How the run ended, once the program has exited (or was given up).
+    public mutating func end(abnormalExit: String?, script: String) -> CGIDecision {
+        let end = CGIEnd(abnormalExit: abnormalExit, clientGone: clientGone, timedOut: timedOut, stdoutDone: stdoutDone, failure: failure)
+        let (decision, more) = CGIPolicy.finish(end, relay: relay, script: script)
+        notes += more
+        return decision
+    }
+
+    /// The log lines of what happened since the last call.
+    public mutating func takeNotes() -> [ExchangeNote] {
+        defer { notes = [] }
+        return notes
+    }
+}

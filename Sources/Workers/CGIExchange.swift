@@ -57,52 +57,52 @@ struct CGIExchange {
         let started = Host.monotonicSeconds()
         defer { outcome.upstreamTime = Host.monotonicSeconds() - started }
         var loop = Loop(exchange: self, run: run, conn: conn,
-                        relay: CGIResponseRelay(request: request, nph: script.nph, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: keepAlive))
+                        output: CGIOutput(relay: CGIResponseRelay(request: request, nph: script.nph, maxHeadSize: ctx.config.limits.maxResponseHead,
+                                                                  keepAlive: keepAlive)))
         loop.drive(until: started + cgi.timeout)
-        outcome.status = loop.relay.status
+        outcome.status = loop.output.status
         outcome.bytesSent += loop.bytesSent
         return loop.result(keepAlive: &keepAlive, outcome: &outcome)
     }
 
-    /// The poll loop over one run, and how it ended.
+    /// The poll loop over one run; CGIOutput says what its output means.
     struct Loop {
         let exchange: CGIExchange
         let run: CGIRun
         let conn: ClientConnection
-        var relay: CGIResponseRelay
+        var output: CGIOutput
         var buffer = [UInt8].readBuffer(65536)
         var pending: [UInt8] = []
         var bytesSent = 0
-        var stdoutDone = false
-        var timedOut = false
-        var clientGone = false
-        var failure: String? = nil
 
         var ctx: WorkerContext { exchange.ctx }
 
         mutating func drive(until deadline: Double) {
             let grace = ctx.config.cgi.killGrace
-            defer { run.finish() }
+            defer {
+                run.finish()
+                ctx.log(output.takeNotes(), exchange.meta)
+            }
             while true {
+                ctx.log(output.takeNotes(), exchange.meta)
                 let now = Host.monotonicSeconds()
-                if !timedOut && now >= deadline {
-                    timedOut = true
-                    ctx.log([CGINotes.timedOut(ctx.config.cgi.timeout)], exchange.meta)
+                if !output.timedOut && now >= deadline {
+                    output.timeout(after: ctx.config.cgi.timeout)
                     run.terminate(now: now)
                 }
                 run.escalate(now: now, grace: grace)
-                if stdoutDone && run.exited { return }
-                if run.exited && failure == nil {
+                if output.stdoutDone && run.exited { return }
+                if run.exited && output.failure == nil {
                     // What the program wrote before it exited is in the pipe now.
                     pumpStdout()
-                    if !stdoutDone && failure == nil && !clientGone {
-                        ctx.log([CGINotes.leftoverHoldsStdout], exchange.meta)
+                    if output.relaying {
                         run.endLeftovers()
-                        finishResponse()
+                        output.exitedHoldingStdout(into: &pending)
+                        flush()
                     }
                     return
                 }
-                if failure != nil || clientGone {
+                if output.failure != nil || output.clientGone {
                     run.terminate(now: now)
                     waitForExit(seconds: grace)
                     return
@@ -124,8 +124,7 @@ struct CGIExchange {
             guard let ready = try? Poll.wait(watched, timeoutMilliseconds: ms) else { return }
             for (i, (fd, _)) in watched.enumerated() where ready[i] != 0 {
                 if fd == conn.fd {
-                    ctx.log([CGINotes.clientGone], exchange.meta)
-                    clientGone = true
+                    output.leave()
                 } else if fd == run.stdin {
                     run.feedStdin()
                 } else if fd == run.stdout {
@@ -140,44 +139,20 @@ struct CGIExchange {
 
         /// Reads stdout until it would block, relaying what it says.
         mutating func pumpStdout() {
-            while failure == nil && !clientGone {
+            while output.relaying {
                 switch run.readStdout(into: &buffer) {
                 case .wouldBlock:
                     return
                 case .end:
-                    finishResponse()
+                    output.stdoutEnded(into: &pending)
+                    flush()
                     return
                 case .bytes(let n):
-                    let context = ctx, bytes = buffer[0..<n]
-                    var out = pending
-                    pending = []
-                    do {
-                        try relay.receive(bytes, into: &out, date: context.httpDate(), draining: !context.mayKeepAlive)
-                    } catch {
-                        failure = error.description
-                        return
-                    }
-                    pending = out
+                    let context = ctx  // (not self inside the call that modifies self.output)
+                    output.stdout(buffer[0..<n], into: &pending, date: context.httpDate(), draining: !context.mayKeepAlive)
                     flush()
                 }
             }
-        }
-
-        mutating func finishResponse() {
-            guard !stdoutDone else { return }
-            stdoutDone = true
-            var out = pending
-            pending = []
-            do {
-                if let short = try relay.finish(into: &out) {
-                    ctx.log([CGINotes.bodyLength(sent: short.sent, declared: short.declared)], exchange.meta)
-                    relay.keepAlive = false
-                }
-            } catch {
-                failure = error.description
-            }
-            pending = out
-            flush()
         }
 
         mutating func flush() {
@@ -186,8 +161,7 @@ struct CGIExchange {
                 try conn.write(pending, timeout: ctx.config.timeouts.send)
                 bytesSent += pending.count
             } catch {
-                ctx.logger.info("client went away: \(error); ending the CGI program", metadata: exchange.meta)
-                clientGone = true
+                output.leave()
             }
             pending.removeAll(keepingCapacity: true)
         }
@@ -203,10 +177,9 @@ struct CGIExchange {
             }
         }
 
-        func result(keepAlive: inout Bool, outcome: inout Outcome) -> FastCGIExchange.Result {
-            let end = CGIEnd(abnormalExit: run.abnormalExit, clientGone: clientGone, timedOut: timedOut, stdoutDone: stdoutDone, failure: failure)
-            let (decision, notes) = CGIPolicy.finish(end, relay: relay, script: exchange.script.scriptName)
-            ctx.log(notes, exchange.meta)
+        mutating func result(keepAlive: inout Bool, outcome: inout Outcome) -> FastCGIExchange.Result {
+            let decision = output.end(abnormalExit: run.abnormalExit, script: exchange.script.scriptName)
+            ctx.log(output.takeNotes(), exchange.meta)
             switch decision {
             case .done(let keep):
                 keepAlive = keep
@@ -228,7 +201,6 @@ struct CGIExchange {
     }
 }
 
-/// What the blocking and the epoll CGI runners share before a program starts.
 enum CGIRunSetup {
     /// For a local redirect the program sees a GET of the new target, without a body.
     static func requestHead(_ head: HTTPRequestHead, target: String) -> HTTPRequestHead {

@@ -9,23 +9,19 @@ final class EpollCGIRun {
     let run: CGIRun
     /// The client it answers; nil once the client has gone (the program is being ended).
     var client: EpollClient?
-    var relay: CGIResponseRelay
+    /// What its output means (the same CGIOutput the blocking runner keeps).
+    var output: CGIOutput
     let deadline: Double
     /// Its registered fds (pipes and pidfd), to forget them at the end.
     var fds: [Int32] = []
     var stdoutReadable = false
-    var relayFinished = false
-    var timedOut = false
-    var failure: String? = nil
 
     init(run: CGIRun, client: EpollClient, relay: CGIResponseRelay, deadline: Double) {
         self.run = run
         self.client = client
-        self.relay = relay
+        self.output = CGIOutput(relay: relay)
         self.deadline = deadline
     }
-
-    var stdoutDone: Bool { run.stdout == nil }
 }
 
 /// The epoll worker's CGI runner: the program's pipes are non-blocking and registered
@@ -77,13 +73,13 @@ extension EpollWorker {
             guard let fd else { continue }
             nextCGIGeneration = (nextCGIGeneration &+ 1) & Self.serialMask
             do { try epoll.add(fd, events, data: Self.cgiTag | UInt64(nextCGIGeneration) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))) } catch {
-                e.failure = "epoll: \(error)"
+                e.output.fail("epoll: \(error)")
                 break
             }
             cgiRuns[fd.rawValue] = (e, nextCGIGeneration)
             e.fds.append(fd.rawValue)
         }
-        if e.failure != nil { cgiCheckDone(e) }
+        if e.output.failure != nil { cgiCheckDone(e) }
     }
 
     func cgiMeta(_ r: EpollRequest) -> Logger.Metadata { ["request_id": "\(r.requestID)", "cgi": "\(r.cgi?.scriptName ?? "-")"] }
@@ -117,60 +113,42 @@ extension EpollWorker {
             while case .bytes = e.run.readStdout(into: &scratch) {}
             return
         }
-        while e.stdoutReadable && !e.stdoutDone && e.failure == nil && c.outputPending < Self.outputHighWater {
+        while e.stdoutReadable && e.output.relaying && c.outputPending < Self.outputHighWater {
+            let before = c.output.count
             switch e.run.readStdout(into: &scratch) {
             case .wouldBlock:
                 e.stdoutReadable = false
                 if e.run.exited {
-                    ctx.log([CGINotes.leftoverHoldsStdout], cgiMeta(r))
                     e.run.endLeftovers()
-                    cgiStdoutEnded(e, c, r)
+                    e.output.exitedHoldingStdout(into: &c.output)
+                    e.run.finishStdout()
                 }
             case .end:
-                cgiStdoutEnded(e, c, r)
+                e.output.stdoutEnded(into: &c.output)
+                e.run.finishStdout()
+                e.stdoutReadable = false
             case .bytes(let n):
-                let before = c.output.count
-                do {
-                    try e.relay.receive(scratch[0..<n], into: &c.output, date: ctx.httpDate(), draining: !ctx.mayKeepAlive)
-                } catch {
-                    e.failure = error.description
-                }
-                r.bytesSent += c.output.count - before
+                e.output.stdout(scratch[0..<n], into: &c.output, date: ctx.httpDate(), draining: !ctx.mayKeepAlive)
             }
+            r.bytesSent += c.output.count - before
+            ctx.log(e.output.takeNotes(), cgiMeta(r))
             guard writeOutput(c) else {
-                ctx.log([CGINotes.clientGone], cgiMeta(r))
+                e.output.leave()
+                ctx.log(e.output.takeNotes(), cgiMeta(r))
                 return clientGone(c)
             }
             if c.outputPending > 0 { setDeadline(c, min(e.deadline, Host.monotonicSeconds() + timeouts.send)) }
         }
     }
 
-    /// Ends the response body (once: the chunked end is written here).
-    func cgiStdoutEnded(_ e: EpollCGIRun, _ c: EpollClient, _ r: EpollRequest) {
-        guard !e.relayFinished else { return }
-        e.relayFinished = true
-        e.run.finishStdout()
-        e.stdoutReadable = false
-        let before = c.output.count
-        do {
-            if let short = try e.relay.finish(into: &c.output) {
-                ctx.log([CGINotes.bodyLength(sent: short.sent, declared: short.declared)], cgiMeta(r))
-                e.relay.keepAlive = false
-            }
-        } catch {
-            e.failure = error.description
-        }
-        r.bytesSent += c.output.count - before
-    }
-
     /// The program is over when it has exited and its stdout has ended (or it failed).
     func cgiCheckDone(_ e: EpollCGIRun) {
         guard let c = e.client, let r = c.request else { return }
-        if e.failure != nil && !e.run.exited {
+        if e.output.failure != nil && !e.run.exited {
             e.run.terminate(now: Host.monotonicSeconds())
             return abandonCGI(e)  // it is ended in the background; the client gets its answer now
         }
-        guard e.failure != nil || (e.stdoutDone && e.run.exited) else { return }
+        guard e.output.failure != nil || (e.output.stdoutDone && e.run.exited) else { return }
         forgetCGI(e)
         e.run.finish()
         ctx.cgiGate.release()
@@ -181,10 +159,9 @@ extension EpollWorker {
     func finishCGIRequest(_ e: EpollCGIRun, _ c: EpollClient, _ r: EpollRequest) {
         r.cgiRun = nil
         r.upstreamTime = Host.monotonicSeconds() - r.upstreamStart
-        r.status = e.relay.status
-        let end = CGIEnd(abnormalExit: e.run.abnormalExit, clientGone: false, timedOut: e.timedOut, stdoutDone: e.stdoutDone, failure: e.failure)
-        let (decision, notes) = CGIPolicy.finish(end, relay: e.relay, script: r.cgi?.scriptName ?? "CGI")
-        ctx.log(notes, cgiMeta(r))
+        r.status = e.output.status
+        let decision = e.output.end(abnormalExit: e.run.abnormalExit, script: r.cgi?.scriptName ?? "CGI")
+        ctx.log(e.output.takeNotes(), cgiMeta(r))
         switch decision {
         case .done(let keep): finishRequest(c, r, keep: keep && r.keepAlive)
         case .respond(let status): respondError(c, r, status, keep: false)
@@ -255,9 +232,9 @@ extension EpollWorker {
             ctx.logger.info("client took no output for \(timeouts.send) s; ending the CGI program", metadata: cgiMeta(r))
             return clientGone(c)
         }
-        if !e.timedOut {
-            e.timedOut = true
-            ctx.log([CGINotes.timedOut(cgi.timeout)], cgiMeta(r))
+        if !e.output.timedOut {
+            e.output.timeout(after: cgi.timeout)
+            ctx.log(e.output.takeNotes(), cgiMeta(r))
             e.run.terminate(now: now)
             setDeadline(c, now + cgi.killGrace)
         } else {
