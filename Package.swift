@@ -4,6 +4,7 @@
 // Modules point downwards only (see docs/ARCHITECTURE.md and ../shared/design.md §2):
 //   gatewayd -> Arbiter (master, AppSupervisor: hosted app processes) -> AppPool -> GatewayConfig
 //            -> Workers (drivers: system calls, logs, metrics)
+//                 -> Observability (access log, status page, /metrics) -> AppPool, Exchanges
 //                 -> Exchanges (sans-IO request engine) -> CGIProtocol -> HTTPWire
 //                                                       -> FastCGIWire
 //                 -> AppPool (slot table, FIFO queue, kept connections), GatewayLogging,
@@ -48,15 +49,18 @@ let package = Package(
         // The app pool: the shared slot table (slots, FIFO queue, every slot transition)
         // and each worker's side of it (AppDispatcher: leases, kept connections).
         .target(name: "AppPool", dependencies: ["GatewayConfig", "GatewaySystem"]),
+        // What operators read: the access log (thread-safe, checked Sendable), the status
+        // page and /metrics, from the configuration and the shared slot table.
+        .target(name: "Observability", dependencies: ["AppPool", "Exchanges", "GatewayConfig", "GatewayLogging", "GatewaySystem"]),
         // The worker classes: drivers that turn the engine's decisions into system calls.
-        .target(name: "Workers", dependencies: ["Exchanges", "AppPool", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem",
+        .target(name: "Workers", dependencies: ["Exchanges", "AppPool", "Observability", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem",
                                                 "GatewayLogging", .product(name: "Logging", package: "swift-log")]),
         // The master: listeners, worker processes, signals, reload, and the process
         // manager of hosted apps (AppSupervisor), which only the master runs.
         .target(name: "Arbiter", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem", "GatewayLogging",
                                                 .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "gatewayd", dependencies: [
-            "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers", "AppPool",
+            "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers", "AppPool", "Observability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -70,6 +74,7 @@ let package = Package(
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
         .testTarget(name: "AppPoolTests", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem"]),
         .testTarget(name: "ExchangesTests", dependencies: ["Exchanges", "HTTPWire", "CGIProtocol", "FastCGIWire"]),
+        .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "Exchanges", "GatewayConfig", "GatewaySystem", "HTTPWire", "CGIProtocol"]),
         // Runs real peers: the gatewayd binary, libfcgi / flup / php-cgi apps.
         .testTarget(name: "IntegrationTests", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "GatewaySystem"], exclude: ["Apps"]),

@@ -2,6 +2,7 @@ import CGIProtocol
 import GatewayConfig
 import GatewaySystem
 import HTTPWire
+import Observability
 import Logging
 import AppPool
 import Exchanges
@@ -115,9 +116,10 @@ public struct BlockingPipeline {
             case .refuse(let status, let headers):
                 return fail(status, headers)
             case .metrics:
-                return sendPage(200, Metrics.response(ctx, method: head.method, keepAlive: keepAlive && bodyless), keep: keepAlive && bodyless)
+                return sendPage(200, Metrics.response(ctx.view, method: head.method, keepAlive: keepAlive && bodyless, date: ctx.httpDate()), keep: keepAlive && bodyless)
             case .statusPage:
-                return sendPage(200, StatusPage.response(ctx, target: target, method: head.method, keepAlive: keepAlive && bodyless),
+                return sendPage(200, StatusPage.response(ctx.view, query: WorkerContext.query(target) ?? "", method: head.method,
+                                                   keepAlive: keepAlive && bodyless, date: ctx.httpDate()),
                                 keep: keepAlive && bodyless)
             case .staticFile(let file):
                 return sendStatic(file, head, conn, keepAlive: keepAlive && bodyless, outcome: &outcome)
@@ -165,7 +167,7 @@ public struct BlockingPipeline {
     }
 
     func logAccess(_ conn: ClientConnection, method: String, target: String, version: String, status: Int, bytes: Int,
-                   started: Double, upstream: Double?, rid: String, head: HTTPRequestHead?) {
+                   started: Double, upstream: Double?, rid: RequestID, head: HTTPRequestHead?) {
         ctx.logAccess(remote: conn.remote.address, method: method, target: target, version: version, status: status,
                       bytes: bytes, started: started, upstream: upstream, rid: rid, head: head)
     }

@@ -15,7 +15,7 @@ struct CGIExchange {
     let head: HTTPRequestHead
     let target: String
     let script: CGIScript
-    let requestID: String
+    let requestID: RequestID
 
     var cgi: CGIConfig { ctx.config.cgi }
     var meta: Logger.Metadata { ["request_id": "\(requestID)", "cgi": "\(script.scriptName)"] }

@@ -95,7 +95,7 @@ final class EpollClient: ReadsProxyHeader {
 /// One request of the epoll worker, from its head to the end of its response.
 final class EpollRequest {
     let head: HTTPRequestHead
-    let requestID: String
+    let requestID: RequestID
     let started: Double
     /// The target being served: the request's own, or a local redirect's.
     var target: String
@@ -136,7 +136,7 @@ final class EpollRequest {
     var cgi: CGIScript? = nil
     var cgiRun: EpollCGIRun? = nil
 
-    init(head: HTTPRequestHead, requestID: String, started: Double, keepAlive: Bool) {
+    init(head: HTTPRequestHead, requestID: RequestID, started: Double, keepAlive: Bool) {
         self.head = head
         self.requestID = requestID
         self.started = started

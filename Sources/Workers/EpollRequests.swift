@@ -1,6 +1,7 @@
 import CGIProtocol
 import GatewaySystem
 import HTTPWire
+import Observability
 import Exchanges
 
 /// The epoll worker's requests from head to response: route, read the body, hand it to
@@ -22,13 +23,13 @@ extension EpollWorker {
             respondError(c, r, status, headers)
         case .statusPage:
             let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
-            let page = StatusPage.response(ctx, target: r.target, method: r.head.method, keepAlive: keep)
+            let page = StatusPage.response(ctx.view, query: WorkerContext.query(r.target) ?? "", method: r.head.method, keepAlive: keep, date: ctx.httpDate())
             r.status = 200
             finishRequest(c, r, appending: page, keep: keep)
         case .metrics:
             let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
             r.status = 200
-            finishRequest(c, r, appending: Metrics.response(ctx, method: r.head.method, keepAlive: keep), keep: keep)
+            finishRequest(c, r, appending: Metrics.response(ctx.view, method: r.head.method, keepAlive: keep, date: ctx.httpDate()), keep: keep)
         case .staticFile(let file):
             sendStatic(c, r, file)
         case .cgi(let script):

@@ -24,7 +24,7 @@ struct FastCGIExchange {
     let match: RouteMatch
     let app: AppConfig
     let appIndex: Int
-    let requestID: String
+    let requestID: RequestID
 
     var timeouts: TimeoutsConfig { ctx.config.timeouts }
     var meta: Logger.Metadata { ["request_id": "\(requestID)", "app": "\(app.name)"] }

@@ -3,6 +3,7 @@ import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Logging
+import Observability
 
 /// Where a request goes, decided the same way by every worker class.
 enum Destination {
@@ -48,12 +49,12 @@ extension WorkerContext {
         case .deny:
             return .refuse(403, [])
         case .app(let name):
-            guard let app = config.app(named: name), let index = appIndex(name) else { return .refuse(500, []) }
+            guard let (app, index) = routeApps[match.index], app.name == name else { return .refuse(500, []) }
             if match.route.php { return phpDestination(method: method, path: path, target: target, app: app, index: index, match: match) }
             // An extension route with a root runs only a script that exists: php-cgi's
             // cgi.fix_pathinfo would otherwise run "/uploads/a.jpg" for "/uploads/a.jpg/x.php".
             if case .extension = match.route.match, let root = app.root {
-                guard let tree = documentTree(for: match.route), case .file(let file) = tree.walk(Substring(match.scriptName)) else {
+                guard let tree = documentTree(route: match.index), case .file(let file) = tree.walk(Substring(match.scriptName)) else {
                     logger.info("\(path): \(match.scriptName) is not a file under \(root); answering 404")
                     return .refuse(404, [])
                 }
@@ -75,7 +76,7 @@ extension WorkerContext {
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
             var mount = "/"
             if case .path(let p) = match.route.match { mount = p }
-            guard let tree = documentTree(for: match.route), let split = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(404, []) }
+            guard let tree = documentTree(route: match.index), let split = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(404, []) }
             return staticDestination(tree.lookup(Substring(split.pathInfo), index: match.route.index), path: path, target: target)
         }
     }
@@ -109,10 +110,10 @@ extension WorkerContext {
     func phpDestination(method: String, path: String, target: String, app: AppConfig, index: Int, match: RouteMatch) -> Destination {
         var mount = "/"
         if case .path(let p) = match.route.match { mount = p }
-        guard let tree = documentTree(for: match.route), let (prefix, rel) = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(500, []) }
+        guard let tree = documentTree(route: match.index), let (prefix, rel) = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(500, []) }
         let route = match.route
         func run(_ script: String, _ pathInfo: String, _ file: String) -> Destination {
-            .app(app, index: index, match: RouteMatch(route: route, scriptName: prefix + script, pathInfo: pathInfo, scriptFilename: file))
+            .app(app, index: index, match: RouteMatch(route: route, index: match.index, scriptName: prefix + script, pathInfo: pathInfo, scriptFilename: file))
         }
         func serve(_ file: String) -> Destination {
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
@@ -191,7 +192,7 @@ extension WorkerContext {
 
     /// One access-log line.
     func logAccess(remote: String, method: String, target: String, version: String, status: Int, bytes: Int,
-                   started: Double, upstream: Double?, rid: String, head: HTTPRequestHead?) {
+                   started: Double, upstream: Double?, rid: RequestID, head: HTTPRequestHead?) {
         let elapsed = Host.monotonicSeconds() - started
         recordMetrics(target: target, status: status, seconds: elapsed)
         guard let accessLog else { return }
@@ -200,6 +201,6 @@ extension WorkerContext {
             remote: client.isEmpty ? "unix:" : client, method: method, target: target,
             version: version, status: status, bytesSent: bytes, referer: head?.headers.first("Referer"),
             userAgent: head?.headers.first("User-Agent"), requestTime: elapsed,
-            upstreamTime: upstream, requestID: rid))
+            upstreamTime: upstream, requestID: rid.description))
     }
 }

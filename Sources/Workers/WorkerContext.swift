@@ -3,6 +3,7 @@ import GatewayLogging
 import GatewaySystem
 import HTTPWire
 import Logging
+import Observability
 import Synchronization
 import AppPool
 import Exchanges
@@ -61,14 +62,18 @@ public final class WorkerContext {
     /// CGI programs by request path, and the places this worker may run them in.
     let cgiScripts: CGIScripts
     let cgiGate: CGIGate
-    /// The directories static and PHP routes serve, by root and symlink rule.
-    let documentTrees: [String: DocumentTree]
+    /// By route index, resolved at boot: the route's directory, and its app with the
+    /// app's index in the slot table.
+    let routeTrees: [DocumentTree?]
+    let routeApps: [(app: AppConfig, index: Int)?]
     /// Metric entries in the shared region, by route label (found once per label).
     var metricEntries: [String: Int] = [:]
     /// Open client connections, for the status page.
     public private(set) var openConnections = 0
     /// Guards the counters and the Date cache: the thread worker's pool shares them.
     let counters = Condition()
+    /// What the status page and /metrics read.
+    var view: ServerView { ServerView(config: config, table: dispatcher.table) }
     /// Each app's settings for the FastCGI engine, and its env sorted once, by app index.
     let appExchanges: [AppExchange.App]
     let appEnvironments: [[(String, String)]]
@@ -92,7 +97,11 @@ public final class WorkerContext {
             guard let root = Self.documentRoot(of: r, config) else { continue }
             trees[Self.treeKey(root, r.allowSymlinks)] = DocumentTree(root: root, allowSymlinks: r.allowSymlinks)
         }
-        documentTrees = trees
+        routeTrees = config.routes.map { r in Self.documentRoot(of: r, config).flatMap { trees[Self.treeKey($0, r.allowSymlinks)] } }
+        routeApps = config.routes.map { r in
+            guard case .app(let name) = r.target, let i = config.apps.firstIndex(where: { $0.name == name }) else { return nil }
+            return (config.apps[i], i)
+        }
         for (ext, found) in cgiScripts.interpreters where found == nil {
             logger.error("cgi.interpreters: \(config.cgi.interpreters[ext] ?? "?") (for \(ext) files) is not in PATH; such scripts answer 502")
         }
@@ -118,12 +127,12 @@ public final class WorkerContext {
     }
 
     /// A short id that ties a request's access-log line to its error-log lines.
-    func nextRequestID() -> String {
+    func nextRequestID() -> RequestID {
         let n = counters.withLock {
             requestCounter += 1
             return requestCounter
         }
-        return requestIDPrefix + String(n, radix: 16)
+        return RequestID(prefix: requestIDPrefix, number: n)
     }
 
     func requestFinished() {
@@ -187,9 +196,8 @@ public final class WorkerContext {
 
     static func treeKey(_ root: String, _ allowSymlinks: Bool) -> String { root + (allowSymlinks ? "\u{0}links" : "") }
 
-    func documentTree(for route: RouteConfig) -> DocumentTree? {
-        Self.documentRoot(of: route, config).flatMap { documentTrees[Self.treeKey($0, route.allowSymlinks)] }
-    }
+    /// The directory route `i` serves (static, php and extension routes with a root).
+    func documentTree(route i: Int) -> DocumentTree? { routeTrees[i] }
 
     /// Whether the i-th listener (they come in `bind` order) speaks the PROXY protocol.
     func speaksProxyProtocol(listener i: Int) -> Bool {
@@ -197,8 +205,6 @@ public final class WorkerContext {
         return i < s.bind.count && s.proxyProtocol.contains(s.bind[i])
     }
 
-    /// The index of an app in the configuration (and in the slot table).
-    func appIndex(_ name: String) -> Int? { config.apps.firstIndex { $0.name == name } }
 }
 
 extension WorkerContext {
@@ -216,4 +222,12 @@ extension WorkerContext {
             }
         }
     }
+}
+
+/// A request's id in the logs, "<worker pid in hex>-<its counter in hex>": made into text
+/// only when a log line names it (most requests are never named).
+struct RequestID: CustomStringConvertible, Sendable {
+    let prefix: String
+    let number: UInt64
+    var description: String { prefix + String(number, radix: 16) }
 }

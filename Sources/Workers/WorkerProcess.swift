@@ -3,6 +3,7 @@ import GatewayLogging
 import GatewaySystem
 import Logging
 import Synchronization
+import Observability
 
 /// The parts of a worker process every class shares: the inherited fds, the heartbeat,
 /// signals (TERM: finish and stop; INT/QUIT: stop now; USR1: reopen logs; USR2: give
@@ -96,8 +97,4 @@ public final class WorkerProcess {
             }
         }
     }
-}
-
-extension AccessLog {
-    public func reopen() { sink.reopen() }
 }

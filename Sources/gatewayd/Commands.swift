@@ -6,6 +6,7 @@ import GatewaySystem
 import Logging
 import AppPool
 import Workers
+import Observability
 
 /// `gatewayd [-c FILE]`: start the master, which starts the workers.
 struct Run: ParsableCommand {

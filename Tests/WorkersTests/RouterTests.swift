@@ -66,11 +66,4 @@ struct RouterTests {
     func requestPath(target: String, path: String?) {
         #expect(WorkerContext.requestPath(target) == path)
     }
-
-    @Test func accessLogEscapesAndFormats() {
-        #expect(AccessLog.seconds(0.0042) == "0.004")
-        #expect(AccessLog.seconds(12.3456) == "12.346")
-        #expect(AccessLog.escape("a\"b\nc") == "a\\\"b\\x0ac")
-        #expect(AccessLog.json("a\"b\u{1}") == "\"a\\\"b\\u0001\"")
-    }
 }

@@ -7,7 +7,7 @@ import Exchanges
 /// The status page (`server.status_path`), like php-fpm's pm.status_path: per app its
 /// processes, slots, queue and counters; per worker its connections and requests.
 /// Plain text by default, `?json` or `?html` (or `format=json|html|text`).
-struct StatusPage {
+public struct StatusPage {
     struct AppRow {
         var name: String
         var kind: String
@@ -47,9 +47,9 @@ struct StatusPage {
     }
 
     /// Reads the shared table (each app under its lock, so its numbers agree).
-    static func collect(_ ctx: WorkerContext) -> (apps: [AppRow], workers: [WorkerRow]) {
+    static func collect(_ ctx: ServerView) -> (apps: [AppRow], workers: [WorkerRow]) {
         let now = Host.monotonicSeconds()
-        let table = ctx.dispatcher.table
+        let table = ctx.table
         var apps: [AppRow] = []
         for (i, app) in ctx.config.apps.enumerated() {
             var kind = "connect", mode = "-"
@@ -88,7 +88,7 @@ struct StatusPage {
         return (apps, workers.sorted { $0.id < $1.id })
     }
 
-    static func render(_ ctx: WorkerContext, _ format: Format) -> (contentType: String, body: [UInt8]) {
+    static func render(_ ctx: ServerView, _ format: Format) -> (contentType: String, body: [UInt8]) {
         let (apps, workers) = collect(ctx)
         switch format {
         case .text: return ("text/plain; charset=utf-8", Array(text(ctx, apps, workers).utf8))
@@ -97,8 +97,8 @@ struct StatusPage {
         }
     }
 
-    static func text(_ ctx: WorkerContext, _ apps: [AppRow], _ workers: [WorkerRow]) -> String {
-        var out = "gatewayd \(WorkerContext.software) worker_class \(ctx.config.server.workerClass.rawValue)\n"
+    static func text(_ ctx: ServerView, _ apps: [AppRow], _ workers: [WorkerRow]) -> String {
+        var out = "gatewayd \(ServerIdentity.software) worker_class \(ctx.config.server.workerClass.rawValue)\n"
         for a in apps {
             out += "\napp:                  \(a.name)\n"
             out += "kind:                 \(a.kind)\n"
@@ -117,7 +117,7 @@ struct StatusPage {
         return out
     }
 
-    static func json(_ ctx: WorkerContext, _ apps: [AppRow], _ workers: [WorkerRow]) -> String {
+    static func json(_ ctx: ServerView, _ apps: [AppRow], _ workers: [WorkerRow]) -> String {
         func s(_ v: String) -> String { AccessLog.json(v) }
         let appItems = apps.map { a in
             let procs = a.processList.map { p in
@@ -131,11 +131,11 @@ struct StatusPage {
         let workerItems = workers.map {
             "{\"id\":\($0.id),\"pid\":\($0.pid),\"connections\":\($0.connections),\"requests\":\($0.requests),\"seconds\":\(Int($0.seconds))}"
         }.joined(separator: ",")
-        return "{\"server\":\(s(WorkerContext.software)),\"worker_class\":\(s(ctx.config.server.workerClass.rawValue)),"
+        return "{\"server\":\(s(ServerIdentity.software)),\"worker_class\":\(s(ctx.config.server.workerClass.rawValue)),"
             + "\"apps\":[\(appItems)],\"workers\":[\(workerItems)]}\n"
     }
 
-    static func html(_ ctx: WorkerContext, _ apps: [AppRow], _ workers: [WorkerRow]) -> String {
+    static func html(_ ctx: ServerView, _ apps: [AppRow], _ workers: [WorkerRow]) -> String {
         func e(_ v: String) -> String {
             var o = ""
             for c in v {
@@ -156,7 +156,7 @@ struct StatusPage {
         th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
         .busy{color:#b45309}.idle{color:#15803d}h2{margin-top:1.5em}
         </style></head><body>
-        <h1>gatewayd status</h1><p>\(e(WorkerContext.software)), worker_class \(e(ctx.config.server.workerClass.rawValue)); refreshes every 5 s.</p>
+        <h1>gatewayd status</h1><p>\(e(ServerIdentity.software)), worker_class \(e(ctx.config.server.workerClass.rawValue)); refreshes every 5 s.</p>
         <h2>Apps</h2><table><tr><th>app</th><th>kind</th><th>pm</th><th>slots</th><th>processes</th><th>idle</th><th>busy</th>
         <th>queue</th><th>max queue</th><th>accepted</th><th>rejected</th><th>restarts</th><th>slow</th></tr>
         """
@@ -182,8 +182,9 @@ struct StatusPage {
     }
 
     /// The whole response.
-    static func response(_ ctx: WorkerContext, target: String, method: String, keepAlive: Bool) -> [UInt8] {
-        let (type, body) = render(ctx, format(query: WorkerContext.query(target) ?? ""))
-        return ResponseHead.page(type: type, body: body, method: method, keepAlive: keepAlive, date: ctx.httpDate())
+    /// `query`: the request target's query part ("json", "format=html", ...).
+    public static func response(_ ctx: ServerView, query: Substring, method: String, keepAlive: Bool, date: String) -> [UInt8] {
+        let (type, body) = render(ctx, format(query: query))
+        return ResponseHead.page(type: type, body: body, method: method, keepAlive: keepAlive, date: date)
     }
 }

@@ -30,7 +30,25 @@ public final class AccessLog: Sendable {
         public var requestTime: Double
         public var upstreamTime: Double?
         public var requestID: String
+
+        public init(remote: String, method: String, target: String, version: String, status: Int, bytesSent: Int,
+                    referer: String?, userAgent: String?, requestTime: Double, upstreamTime: Double?, requestID: String) {
+            self.remote = remote
+            self.method = method
+            self.target = target
+            self.version = version
+            self.status = status
+            self.bytesSent = bytesSent
+            self.referer = referer
+            self.userAgent = userAgent
+            self.requestTime = requestTime
+            self.upstreamTime = upstreamTime
+            self.requestID = requestID
+        }
     }
+
+    /// USR1: the log file is opened again (after logrotate moved it).
+    public func reopen() { sink.reopen() }
 
     public func write(_ e: Entry) {
         let now = Host.epochSeconds()

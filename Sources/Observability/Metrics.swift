@@ -7,15 +7,15 @@ import Exchanges
 /// route and status, request latency by route, and per app its slots, processes, queue,
 /// queue waits, restarts and rejections. The counters live in the shared region, so
 /// every worker answers with the totals of all workers.
-enum Metrics {
+public enum Metrics {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
-    static func response(_ ctx: WorkerContext, method: String, keepAlive: Bool) -> [UInt8] {
-        ResponseHead.page(type: contentType, body: Array(render(ctx).utf8), method: method, keepAlive: keepAlive, date: ctx.httpDate())
+    public static func response(_ ctx: ServerView, method: String, keepAlive: Bool, date: String) -> [UInt8] {
+        ResponseHead.page(type: contentType, body: Array(render(ctx).utf8), method: method, keepAlive: keepAlive, date: date)
     }
 
-    static func render(_ ctx: WorkerContext) -> String {
-        let area = ctx.dispatcher.table.metrics
+    static func render(_ ctx: ServerView) -> String {
+        let area = ctx.table.metrics
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -81,40 +81,5 @@ enum Metrics {
 
     static func number(_ d: Double) -> String {
         d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d)
-    }
-}
-
-extension WorkerContext {
-    /// The route label of a target, for metrics: the route's path or extension, or
-    /// "status", "metrics", "unrouted" (no route: 404) and "invalid" (no usable path).
-    func routeLabel(_ target: String) -> String {
-        guard let path = Self.requestPath(target) else { return "invalid" }
-        if path == config.server.statusPath { return "status" }
-        if path == config.server.metricsPath { return "metrics" }
-        guard let match = router.match(path) else { return "unrouted" }
-        switch match.route.match {
-        case .path(let p): return p
-        case .extension(let e): return e
-        }
-    }
-
-    /// Adds a finished request to the shared counters (when /metrics is on).
-    func recordMetrics(target: String, status: Int, seconds: Double) {
-        guard config.server.metricsPath != nil, status > 0 else { return }
-        let label = routeLabel(target)
-        let area = dispatcher.table.metrics
-        let entry: Int? = counters.withLock {
-            if let e = metricEntries[label] { return e }
-            let e = area.routeEntry(for: label)
-            if let e { metricEntries[label] = e }
-            return e
-        }
-        guard let entry else { return }
-        area.recordRequest(entry: entry, status: status, seconds: seconds)
-    }
-
-    func recordQueueWait(app: Int, seconds: Double) {
-        guard config.server.metricsPath != nil else { return }
-        dispatcher.table.metrics.recordQueueWait(app: app, seconds: seconds)
     }
 }
