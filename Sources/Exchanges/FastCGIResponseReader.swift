@@ -38,8 +38,9 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct FastCGIResponseReader: Sendable {
     public enum Output: Sendable {
         case head(CGIResponseHead)
-        case body([UInt8])
-        case stderr([UInt8])
+        /// A slice of the bytes fed in (or of the held head): no copy per STDOUT record.
+        case body(ArraySlice<UInt8>)
+        case stderr(ArraySlice<UInt8>)
         case end(appStatus: UInt32)
     }
 
@@ -84,7 +85,7 @@ public struct FastCGIResponseReader: Sendable {
             case .stdout(let r):
                 try stdout(rest[(base + r.lowerBound)..<(base + r.upperBound)], into: &out)
             case .stderr(let r):
-                out.append(.stderr(Array(rest[(base + r.lowerBound)..<(base + r.upperBound)])))
+                out.append(.stderr(rest[(base + r.lowerBound)..<(base + r.upperBound)]))
             case .endRequest(let appStatus, let protocolStatus):
                 switch protocolStatus {
                 case .requestComplete: break
@@ -116,7 +117,7 @@ public struct FastCGIResponseReader: Sendable {
 
     private mutating func stdout(_ bytes: ArraySlice<UInt8>, into out: inout [Output]) throws(UpstreamError) {
         if headDone {
-            out.append(.body(Array(bytes)))
+            out.append(.body(bytes))
             return
         }
         headBuffer += bytes
@@ -125,7 +126,7 @@ public struct FastCGIResponseReader: Sendable {
         guard let head = result.head else { return }
         headDone = true
         out.append(.head(head))
-        if result.consumed < headBuffer.count { out.append(.body(Array(headBuffer[result.consumed...]))) }
+        if result.consumed < headBuffer.count { out.append(.body(headBuffer[result.consumed...])) }
         headBuffer = []
     }
 }

@@ -70,7 +70,7 @@ public struct ResponseRelay: Sendable {
                 out += head
             case .body(let bytes):
                 guard redirect == nil else { continue }
-                body?.append(bytes[...], into: &out)
+                body?.append(bytes, into: &out)
             case .stderr(let text):
                 stderrLines.append(text, notes: &notes)
             case .end(let appStatus):

@@ -33,6 +33,15 @@ struct RouterTests {
         }
         #expect(m.scriptName == scriptName)
         #expect(m.pathInfo == pathInfo)
+        // The index is the route's place in the configuration (what was resolved at boot).
+        let numbered = router.prefixRoutes + router.extensionRoutes
+        #expect(numbered.first { $0.index == m.index }?.route == m.route)
+    }
+
+    @Test func aMatchCarriesItsRoutesPlaceInTheConfiguration() {
+        #expect(router.match("/api/v2/x")?.index == 2)
+        #expect(router.match("/a.php")?.index == 3)
+        #expect(router.match("/x")?.index == 0)
     }
 
     @Test("deny and allow cover every path below their prefix, whichever route serves it")
