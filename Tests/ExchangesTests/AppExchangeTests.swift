@@ -224,12 +224,7 @@ struct AppExchangeTests {
 
     @Test func anEarlyAnswerWhileTheBodyIsSentIsRelayedAndTheConnectionNotKept() {
         var x = Self.exchange("POST", body: .pieces(replayable: true))
-        _ = x.next()
-        x.granted(slot: 0, requestID: 1, kept: false, now: 0)
-        _ = x.next()
-        x.connected(now: 0)
-        x.wrote(x.outgoing.count, now: 0)
-        #expect(x.next() == .supplyBody)
+        Self.connectAndSendHead(&x)
         var out: [UInt8] = []
         x.received(Self.answer(id: 1, "Status: 413 Too Big\r\nContent-Length: 0\r\n\r\n")[...], into: &out, mayKeepAlive: true, date: "D", now: 1)
         #expect(x.next() == .release(reusable: false, served: true, overloaded: false))
