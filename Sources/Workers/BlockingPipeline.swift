@@ -2,7 +2,6 @@ import CGIProtocol
 import GatewayConfig
 import GatewaySystem
 import HTTPWire
-import Observability
 import Logging
 import AppPool
 import Exchanges
@@ -112,15 +111,15 @@ public struct BlockingPipeline {
         var redirects = LocalRedirects()
         while true {
             let result: FastCGIExchange.Result
-            switch ctx.destination(method: head.method, target: target, client: client) {
+            let destination = ctx.destination(method: head.method, target: target, client: client)
+            if let page = ctx.page(destination, method: head.method, target: target, keepAlive: keepAlive && bodyless) {
+                return sendPage(200, page, keep: keepAlive && bodyless)
+            }
+            switch destination {
             case .refuse(let status, let headers):
                 return fail(status, headers)
-            case .metrics:
-                return sendPage(200, Metrics.response(ctx.view, method: head.method, keepAlive: keepAlive && bodyless, date: ctx.httpDate()), keep: keepAlive && bodyless)
-            case .statusPage:
-                return sendPage(200, StatusPage.response(ctx.view, query: WorkerContext.query(target) ?? "", method: head.method,
-                                                   keepAlive: keepAlive && bodyless, date: ctx.httpDate()),
-                                keep: keepAlive && bodyless)
+            case .metrics, .statusPage:
+                return fail(500)  // (made above)
             case .staticFile(let file):
                 return sendStatic(file, head, conn, keepAlive: keepAlive && bodyless, outcome: &outcome)
             case .app(let app, let index, let match):

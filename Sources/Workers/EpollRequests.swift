@@ -1,7 +1,6 @@
 import CGIProtocol
 import GatewaySystem
 import HTTPWire
-import Observability
 import Exchanges
 
 /// The epoll worker's requests from head to response: route, read the body, hand it to
@@ -18,18 +17,17 @@ extension EpollWorker {
 
     /// Sends the request where it goes (again after a local redirect).
     func route(_ c: EpollClient, _ r: EpollRequest) {
-        switch ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(c.remote, head: r.head).address) {
+        let destination = ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(c.remote, head: r.head).address)
+        let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
+        if let page = ctx.page(destination, method: r.head.method, target: r.target, keepAlive: keep) {
+            r.status = 200
+            return finishRequest(c, r, appending: page, keep: keep)
+        }
+        switch destination {
         case .refuse(let status, let headers):
             respondError(c, r, status, headers)
-        case .statusPage:
-            let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
-            let page = StatusPage.response(ctx.view, query: WorkerContext.query(r.target) ?? "", method: r.head.method, keepAlive: keep, date: ctx.httpDate())
-            r.status = 200
-            finishRequest(c, r, appending: page, keep: keep)
-        case .metrics:
-            let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
-            r.status = 200
-            finishRequest(c, r, appending: Metrics.response(ctx.view, method: r.head.method, keepAlive: keep, date: ctx.httpDate()), keep: keep)
+        case .metrics, .statusPage:
+            respondError(c, r, 500)  // (made above)
         case .staticFile(let file):
             sendStatic(c, r, file)
         case .cgi(let script):

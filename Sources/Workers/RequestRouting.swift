@@ -81,6 +81,19 @@ extension WorkerContext {
         }
     }
 
+    /// The page exchange: the status page and /metrics, made whole (200 and its bytes);
+    /// nil for any other destination. Both families send what this gives.
+    func page(_ d: Destination, method: String, target: String, keepAlive: Bool) -> [UInt8]? {
+        switch d {
+        case .statusPage:
+            return StatusPage.response(view, query: Self.query(target) ?? "", method: method, keepAlive: keepAlive, date: httpDate())
+        case .metrics:
+            return Metrics.response(view, method: method, keepAlive: keepAlive, date: httpDate())
+        default:
+            return nil
+        }
+    }
+
     /// 403 when the route's `deny` or `allow` refuses this client; nil when it may pass.
     func accessRefusal(_ path: String, _ r: RouteConfig, _ client: String) -> Destination? {
         if r.deny { return .refuse(403, []) }
