@@ -76,8 +76,14 @@ public struct BlockingPipeline {
 
     // MARK: - One request
 
-    /// Handles one request; returns whether the connection may carry another.
+    /// Handles one request; returns whether the connection may carry another. A body
+    /// left partly unread (an app that answered an upload early) ends the connection:
+    /// what follows in the socket is the rest of the body, not a next request.
     func handle(_ head: HTTPRequestHead, _ conn: ClientConnection, _ parser: inout HTTPRequestParser) -> Bool {
+        serveRequest(head, conn, &parser) && !parser.leftBodyUnread
+    }
+
+    func serveRequest(_ head: HTTPRequestHead, _ conn: ClientConnection, _ parser: inout HTTPRequestParser) -> Bool {
         let started = Host.monotonicSeconds()
         let rid = ctx.nextRequestID()
         var keepAlive = head.keepAlive && ctx.config.server.keepalive > 0 && ctx.mayKeepAlive

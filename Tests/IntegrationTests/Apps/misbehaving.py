@@ -6,6 +6,8 @@ its connections. By PATH_INFO:
   /after      answers "first", then, after its END_REQUEST, writes a second whole
               response ("CROSSED") on the same connection: bytes nobody asked for
   /stderr     ?bytes=N: N bytes of STDERR (lines with control bytes), then "logged"
+  /early      answers 413 as soon as its PARAMS are in, without reading the body, and
+              closes the connection (an app that refuses an upload early)
   anything    "ok PATH"
 
 Listens on the unix socket given as argv[1].
@@ -57,6 +59,10 @@ def serve(conn):
                     keep = bool(content[2] & 1)
                 elif kind == 4:
                     params += content
+                    if length == 0 and pairs(params).get("PATH_INFO", "") == "/early":
+                        refusal = b"Status: 413 Too Large\r\nContent-Type: text/plain\r\n\r\nrefused\n"
+                        conn.sendall(record(6, rid, refusal) + record(6, rid) + end(rid))
+                        return
                 elif kind == 5 and length == 0:
                     break
             env = pairs(params)
