@@ -89,9 +89,11 @@ public struct BlockingPipeline {
         var keepAlive = head.keepAlive && ctx.config.server.keepalive > 0 && ctx.mayKeepAlive
         let bodyless = head.framing == .none || head.framing == .contentLength(0)
         var outcome = Outcome(status: 0, bytesSent: 0, upstreamTime: nil)
+        var label: String? = nil  // the first routing's, for /metrics
         defer {
             logAccess(conn, method: head.method, target: head.target, version: head.version.description,
-                      status: outcome.loggedStatus, bytes: outcome.bytesSent, started: started, upstream: outcome.upstreamTime, rid: rid, head: head)
+                      status: outcome.loggedStatus, bytes: outcome.bytesSent, started: started, upstream: outcome.upstreamTime, rid: rid,
+                      head: head, label: label)
         }
 
         /// Sends a whole response made here; returns whether the connection may go on.
@@ -117,7 +119,9 @@ public struct BlockingPipeline {
         var redirects = LocalRedirects()
         while true {
             let result: FastCGIExchange.Result
-            let destination = ctx.destination(method: head.method, target: target, client: client)
+            var routeLabel = ""
+            let destination = ctx.destination(method: head.method, target: target, client: client, label: &routeLabel)
+            if label == nil { label = routeLabel }
             if let page = ctx.page(destination, method: head.method, target: target, keepAlive: keepAlive && bodyless) {
                 return sendPage(200, page, keep: keepAlive && bodyless)
             }
@@ -172,9 +176,9 @@ public struct BlockingPipeline {
     }
 
     func logAccess(_ conn: ClientConnection, method: String, target: String, version: String, status: Int, bytes: Int,
-                   started: Double, upstream: Double?, rid: RequestID, head: HTTPRequestHead?) {
+                   started: Double, upstream: Double?, rid: RequestID, head: HTTPRequestHead?, label: String? = nil) {
         ctx.logAccess(remote: conn.remote.address, method: method, target: target, version: version, status: status,
-                      bytes: bytes, started: started, upstream: upstream, rid: rid, head: head)
+                      bytes: bytes, started: started, upstream: upstream, rid: rid, head: head, label: label)
     }
 }
 

@@ -106,6 +106,8 @@ final class EpollRequest {
     var status = 0
     var bytesSent = 0
     var upstreamTime: Double? = nil
+    /// The route label /metrics counts it under, from its first routing.
+    var metricsLabel: String? = nil
 
     // The body, read whole before a slot is taken (as nginx does by default): a slow
     // upload never holds an app process.

@@ -17,7 +17,10 @@ extension EpollWorker {
 
     /// Sends the request where it goes (again after a local redirect).
     func route(_ c: EpollClient, _ r: EpollRequest) {
-        let destination = ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(c.remote, head: r.head).address)
+        var label = ""
+        let destination = ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(c.remote, head: r.head).address,
+                                          label: &label)
+        if r.metricsLabel == nil { r.metricsLabel = label }  // the first routing's, as the blocking pipeline
         let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
         if let page = ctx.page(destination, method: r.head.method, target: r.target, keepAlive: keep) {
             r.status = 200
@@ -107,6 +110,6 @@ extension EpollWorker {
         guard ctx.accessLog != nil || ctx.config.server.metricsPath != nil else { return }
         ctx.logAccess(remote: c.remote.address, method: r.head.method, target: r.head.target,
                       version: r.logVersion ?? r.head.version.description, status: r.status, bytes: r.bytesSent,
-                      started: r.started, upstream: r.upstreamTime, rid: r.requestID, head: r.head)
+                      started: r.started, upstream: r.upstreamTime, rid: r.requestID, head: r.head, label: r.metricsLabel)
     }
 }

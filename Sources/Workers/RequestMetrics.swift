@@ -11,16 +11,20 @@ extension WorkerContext {
         if path == config.server.statusPath { return "status" }
         if path == config.server.metricsPath { return "metrics" }
         guard let match = router.match(path) else { return "unrouted" }
-        switch match.route.match {
+        return Self.label(of: match.route)
+    }
+
+    static func label(of route: RouteConfig) -> String {
+        switch route.match {
         case .path(let p): return p
         case .extension(let e): return e
         }
     }
 
     /// Adds a finished request to the shared counters (when /metrics is on).
-    func recordMetrics(target: String, status: Int, seconds: Double) {
+    func recordMetrics(label: @autoclosure () -> String, status: Int, seconds: Double) {
         guard config.server.metricsPath != nil, status > 0 else { return }
-        let label = routeLabel(target)
+        let label = label()
         let area = dispatcher.table.metrics
         let entry: Int? = counters.withLock {
             if let e = metricEntries[label] { return e }

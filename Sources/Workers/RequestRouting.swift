@@ -28,11 +28,21 @@ extension WorkerContext {
     /// Routes `target` (the request's own target, or a local redirect's) for a client at
     /// `client` (the address the access log shows: after PROXY and trusted proxies).
     func destination(method: String, target: String, client: String) -> Destination {
+        var label = ""
+        return destination(method: method, target: target, client: client, label: &label)
+    }
+
+    /// As `destination`, and the route label /metrics counts the request under (the
+    /// route's path or extension, "status", "metrics", "unrouted" or "invalid"), from the
+    /// same routing: the access log does not route the request a second time.
+    func destination(method: String, target: String, client: String, label: inout String) -> Destination {
+        label = "invalid"
         if target == "*" {  // the parser lets the asterisk-form through for OPTIONS only
             return .refuse(200, [("Allow", Self.serverMethods)])
         }
         guard let path = Self.requestPath(target) else { return .refuse(400, []) }
         if path == config.server.statusPath || path == config.server.metricsPath {
+            label = path == config.server.statusPath ? "status" : "metrics"
             guard isAllowed(client, config.server.statusAllow) else {
                 logger.info("\(path) refused to \(client): not in server.status_allow; answering 403")
                 return .refuse(403, [])
@@ -42,8 +52,10 @@ extension WorkerContext {
         }
         // deny/allow of every path route above this path, then of the route itself (an
         // extension route has its own). No allocation when no route has either.
+        let found = router.match(path)
+        label = found.map { Self.label(of: $0.route) } ?? "unrouted"
         for r in router.accessRules(path) { if let refused = accessRefusal(path, r, client) { return refused } }
-        guard let match = router.match(path) else { return .refuse(404, []) }
+        guard let match = found else { return .refuse(404, []) }
         if let refused = accessRefusal(path, match.route, client) { return refused }
         switch match.route.target {
         case .deny:
@@ -204,10 +216,11 @@ extension WorkerContext {
     }
 
     /// One access-log line.
+    /// `label`: the request's route label from its routing (nil: found from `target`).
     func logAccess(remote: String, method: String, target: String, version: String, status: Int, bytes: Int,
-                   started: Double, upstream: Double?, rid: RequestID, head: HTTPRequestHead?) {
+                   started: Double, upstream: Double?, rid: RequestID, head: HTTPRequestHead?, label: String? = nil) {
         let elapsed = Host.monotonicSeconds() - started
-        recordMetrics(target: target, status: status, seconds: elapsed)
+        recordMetrics(label: label ?? routeLabel(target), status: status, seconds: elapsed)
         guard let accessLog else { return }
         let client = config.server.forwardedAllowIPs.isEmpty ? remote : clientPeer((remote, 0), head: head).address
         accessLog.write(AccessLog.Entry(
