@@ -122,14 +122,11 @@ public struct BlockingPipeline {
             var routeLabel = ""
             let destination = ctx.destination(method: head.method, target: target, client: client, label: &routeLabel)
             if label == nil { label = routeLabel }
-            if let page = ctx.page(destination, method: head.method, target: target, keepAlive: keepAlive && bodyless) {
-                return sendPage(200, page, keep: keepAlive && bodyless)
-            }
             switch destination {
             case .refuse(let status, let headers):
                 return fail(status, headers)
-            case .metrics, .statusPage:
-                return fail(500)  // (made above)
+            case .page(let p):
+                return sendPage(200, ctx.page(p, method: head.method, target: target, keepAlive: keepAlive && bodyless), keep: keepAlive && bodyless)
             case .staticFile(let file):
                 return sendStatic(file, head, conn, keepAlive: keepAlive && bodyless, outcome: &outcome)
             case .app(let app, let index, let match):

@@ -166,12 +166,7 @@ extension EpollWorker {
         case .done(let keep): finishRequest(c, r, keep: keep && r.keepAlive)
         case .respond(let status): respondError(c, r, status, keep: false)
         case .close, .clientGone: finishRequest(c, r, keep: false)
-        case .localRedirect(let location):
-            let (allowed, note) = r.redirects.follow(location)
-            ctx.log([note], cgiMeta(r))
-            guard allowed else { return respondError(c, r, 500) }
-            r.target = location
-            route(c, r)
+        case .localRedirect(let location): followRedirect(c, r, location)
         }
     }
 

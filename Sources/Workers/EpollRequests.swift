@@ -21,16 +21,13 @@ extension EpollWorker {
         let destination = ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(c.remote, head: r.head).address,
                                           label: &label)
         if r.metricsLabel == nil { r.metricsLabel = label }  // the first routing's, as the blocking pipeline
-        let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
-        if let page = ctx.page(destination, method: r.head.method, target: r.target, keepAlive: keep) {
-            r.status = 200
-            return finishRequest(c, r, appending: page, keep: keep)
-        }
         switch destination {
         case .refuse(let status, let headers):
             respondError(c, r, status, headers)
-        case .metrics, .statusPage:
-            respondError(c, r, 500)  // (made above)
+        case .page(let p):
+            let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
+            r.status = 200
+            finishRequest(c, r, appending: ctx.page(p, method: r.head.method, target: r.target, keepAlive: keep), keep: keep)
         case .staticFile(let file):
             sendStatic(c, r, file)
         case .cgi(let script):

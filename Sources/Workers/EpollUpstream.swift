@@ -55,9 +55,10 @@ extension EpollWorker {
         finishRequest(c, r, keep: keep)
     }
 
+    /// A local redirect from an app or a CGI program: routed again, up to the cap.
     func followRedirect(_ c: EpollClient, _ r: EpollRequest, _ location: String) {
         let (allowed, note) = r.redirects.follow(location)
-        ctx.log([note], meta(r))
+        ctx.log([note], r.cgi != nil ? cgiMeta(r) : meta(r))
         guard allowed else { return respondError(c, r, 500) }
         r.target = location
         r.keepAlive = r.keepAlive && (!r.hasBody || r.bodyDone)

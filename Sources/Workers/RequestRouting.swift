@@ -7,10 +7,8 @@ import Observability
 
 /// Where a request goes, decided the same way by every worker class.
 enum Destination {
-    /// The status page (server.status_path).
-    case statusPage
-    /// Prometheus metrics (server.metrics_path).
-    case metrics
+    /// The status page (server.status_path) or Prometheus metrics (server.metrics_path).
+    case page(Page)
     /// A FastCGI app, by its configuration and its index in the slot table.
     case app(AppConfig, index: Int, match: RouteMatch)
     /// A CGI program to run.
@@ -19,6 +17,8 @@ enum Destination {
     case staticFile(StaticFile)
     /// Answer with this status (and headers) without going anywhere.
     case refuse(Int, [(String, String)])
+
+    enum Page { case status, metrics }
 }
 
 extension WorkerContext {
@@ -27,14 +27,9 @@ extension WorkerContext {
 
     /// Routes `target` (the request's own target, or a local redirect's) for a client at
     /// `client` (the address the access log shows: after PROXY and trusted proxies).
-    func destination(method: String, target: String, client: String) -> Destination {
-        var label = ""
-        return destination(method: method, target: target, client: client, label: &label)
-    }
-
-    /// As `destination`, and the route label /metrics counts the request under (the
-    /// route's path or extension, "status", "metrics", "unrouted" or "invalid"), from the
-    /// same routing: the access log does not route the request a second time.
+    /// `label` gets the route label /metrics counts the request under (the route's path or
+    /// extension, "status", "metrics", "unrouted" or "invalid"), from this same routing:
+    /// the access log does not route the request a second time.
     func destination(method: String, target: String, client: String, label: inout String) -> Destination {
         label = "invalid"
         if target == "*" {  // the parser lets the asterisk-form through for OPTIONS only
@@ -48,7 +43,7 @@ extension WorkerContext {
                 return .refuse(403, [])
             }
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }
-            return path == config.server.statusPath ? .statusPage : .metrics
+            return .page(path == config.server.statusPath ? .status : .metrics)
         }
         // deny/allow of every path route above this path, then of the route itself (an
         // extension route has its own). No allocation when no route has either.
@@ -93,16 +88,14 @@ extension WorkerContext {
         }
     }
 
-    /// The page exchange: the status page and /metrics, made whole (200 and its bytes);
-    /// nil for any other destination. Both families send what this gives.
-    func page(_ d: Destination, method: String, target: String, keepAlive: Bool) -> [UInt8]? {
-        switch d {
-        case .statusPage:
+    /// The page exchange: the status page or /metrics, made whole (its status is 200).
+    /// Both families send what this gives.
+    func page(_ p: Destination.Page, method: String, target: String, keepAlive: Bool) -> [UInt8] {
+        switch p {
+        case .status:
             return StatusPage.response(view, query: Self.query(target) ?? "", method: method, keepAlive: keepAlive, date: httpDate())
         case .metrics:
             return Metrics.response(view, method: method, keepAlive: keepAlive, date: httpDate())
-        default:
-            return nil
         }
     }
 
