@@ -1,14 +1,14 @@
-import CGIProtocol
 import GatewayConfig
 import GatewaySystem
 import HTTPWire
 import Logging
-import AppPool
 import Exchanges
 
-/// The request pipeline for blocking workers: read a request, route it, forward it to
-/// its FastCGI app, stream the response back. The sync worker runs it inline; the
-/// thread worker reads heads in its loop and runs `handle` on pool threads. Failure semantics follow design.md §4.
+/// The blocking workers' driver of a client connection's session (ClientSession): each
+/// step is carried out with blocking calls on this thread. The sync worker runs it for
+/// one connection at a time; the thread worker's threads run it whenever a connection
+/// has input, and stop at the first read that would wait (the connection is re-armed).
+/// The decisions are the session's, the same the epoll worker carries out.
 public struct BlockingPipeline {
     let ctx: WorkerContext
 
@@ -16,223 +16,140 @@ public struct BlockingPipeline {
 
     var timeouts: TimeoutsConfig { ctx.config.timeouts }
 
-    /// Serves requests on `conn` until the connection should close.
+    enum Pause {
+        /// The connection is over: close it (it lingers if the session said so).
+        case closed
+        /// The session waits for bytes that have not arrived (thread worker: re-arm).
+        case needsInput
+    }
+
+    /// A new connection's session (the thread worker's loop and the sync worker alike).
+    func session(listener: Int) -> ClientSession {
+        ClientSession(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds(),
+                      proxyHeader: ctx.speaksProxyProtocol(listener: listener), capIdle: ctx.idleDeadline)
+    }
+
+    /// Serves requests on `conn` until the connection should close (sync worker).
     public func serve(_ conn: ClientConnection) {
-        var intake = RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds(), capIdle: ctx.idleDeadline)
-        while let head = readHead(conn, &intake) {
-            let keep = handle(head, conn, &intake.parser)
-            ctx.requestFinished()
-            // A connection that said keep-alive stays, even while draining (see
-            // WorkerContext.idleDeadline); one we end after a Connection: close is shut
-            // for writing first and read until the client closes, so a request it sent
-            // behind the response is never answered with a reset.
-            if !keep {
-                conn.lingerOnClose = intake.parser.leftBodyUnread || ctx.closedByDrain(head)
-                return
-            }
-            intake.awaitNextRequest(now: Host.monotonicSeconds(), capIdle: ctx.idleDeadline)
-        }
+        _ = drive(conn, waitForInput: true)
     }
 
-    // MARK: - Reading the head
-
-    /// The next request head, or nil when the connection should close (EOF, idle
-    /// keep-alive timeout, a bad request already answered, 408 already sent). The
-    /// deadlines are the intake's, as in the thread and epoll workers.
-    func readHead(_ conn: ClientConnection, _ intake: inout RequestIntake) -> HTTPRequestHead? {
-        let start = Host.monotonicSeconds()
+    /// Carries out the session's steps. With `waitForInput` a read waits (up to the
+    /// session's deadline); without, the first read that would wait returns `.needsInput`.
+    func drive(_ conn: ClientConnection, waitForInput: Bool) -> Pause {
         while true {
-            do {
-                if try conn.takeProxyHeader() {
-                    let step = try intake.nextHead(conn.unconsumed, now: Host.monotonicSeconds())
-                    conn.consume(step.consumed)
-                    if let head = step.head { return head }
+            let now = Host.monotonicSeconds()
+            let step = conn.session.next(ctx, now: now)
+            if !conn.session.notes.isEmpty { ctx.log(conn.session.takeNotes(), meta(conn)) }
+            switch step {
+            case .read:
+                guard read(conn, wait: waitForInput) else { return .needsInput }
+            case .proxied(let address, let port):
+                conn.remote = (address, port)
+            case .begin(let head):
+                conn.session.begin(RequestRecord(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head)))
+            case .route(let r):
+                route(r, conn)
+            case .holdBody(let piece):
+                do { try conn.body.append(piece) } catch {
+                    ctx.logger.error("cannot buffer the request body: \(error)", metadata: meta(conn))
+                    conn.session.bodyHoldFailed(ctx)
                 }
-            } catch {
-                answerBadRequest(conn, error, started: start)
-                return nil
+            case .exchange(let r):
+                conn.session.exchangeEnded(exchange(r, conn), ctx)
+            case .send(let bytes):
+                do { try conn.write(bytes, timeout: timeouts.send) } catch { conn.session.clientGone(unsent: bytes.count) }
+            case .flush:
+                conn.session.flushed()  // (every write above was whole)
+            case .finished(let r):
+                conn.endRequest()
+                ctx.logAccess(r, remote: conn.remote.address)
+                ctx.requestFinished()
+            case .close(let linger):
+                conn.lingerOnClose = linger
+                return .closed
             }
-            intake.capIdleDeadline(ctx.idleDeadline)  // a drain that began during the wait
+        }
+    }
+
+    /// One read for the session; false when it would wait and `wait` is off.
+    func read(_ conn: ClientConnection, wait: Bool) -> Bool {
+        do {
+            if wait {
+                conn.session.capIdle(ctx.idleDeadline)  // a drain that began during the wait
+                if try !conn.fill(deadline: conn.session.deadline) { conn.session.clientClosed() }
+            } else {
+                guard let more = try conn.readAvailable() else { return false }
+                if !more { conn.session.clientClosed() }
+            }
+        } catch ClientError.timeout {
+            conn.session.timedOut(ctx, now: Host.monotonicSeconds())
+        } catch {
+            conn.session.clientClosed()
+        }
+        return true
+    }
+
+    func meta(_ conn: ClientConnection) -> Logger.Metadata {
+        guard let r = conn.session.record else { return ["client": "\(conn.remote.address)"] }
+        return ["request_id": "\(r.id)"]
+    }
+
+    // MARK: - Routing
+
+    /// Sends the request where it goes (again after a local redirect).
+    func route(_ r: RequestRecord, _ conn: ClientConnection) {
+        var label = ""
+        let destination = ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(conn.remote, head: r.head).address,
+                                          label: &label)
+        if r.label == nil { r.label = label }
+        switch destination {
+        case .refuse(let status, let headers):
+            conn.session.refuse(status, headers, ctx)
+        case .page(let p):
+            let page = ctx.page(p, method: r.head.method, target: r.target, keepAlive: r.responseKeepAlive)
             do {
-                guard try conn.fill(deadline: intake.deadline) else { return nil }
-            } catch ClientError.timeout {
-                if intake.expiry == .respond408 {
-                    try? conn.write(ResponseHead.error(408, keepAlive: false, date: ctx.httpDate()), timeout: 1)
-                }
-                return nil
+                try conn.write(page, timeout: timeouts.send)
+                conn.session.answered(status: 200, bytes: page.count)
             } catch {
-                return nil
+                r.status = 200
+                conn.session.clientGone(unsent: 0)
             }
+        case .staticFile(let file):
+            sendStatic(file, r, conn)
+        case .app, .cgi:
+            conn.destination = destination
+            conn.session.forward(now: Host.monotonicSeconds())
         }
     }
 
-    /// A request that cannot be parsed: its status, a log line, and the connection closes.
-    func answerBadRequest(_ conn: ClientConnection, _ error: HTTPParseError, started: Double) {
-        ctx.logger.info("bad request from \(conn.remote.address): \(error.message)")
-        conn.lingerOnClose = true  // what follows the bad bytes is still coming
-        try? conn.write(ResponseHead.error(error.status, keepAlive: false, date: ctx.httpDate()), timeout: timeouts.send)
-        logAccess(conn, method: "-", target: "-", version: "-", status: error.status, bytes: 0, started: started, upstream: nil, rid: ctx.nextRequestID(), head: nil)
-    }
-
-    // MARK: - One request
-
-    /// Handles one request; returns whether the connection may carry another. A body
-    /// left partly unread (an app that answered an upload early) ends the connection:
-    /// what follows in the socket is the rest of the body, not a next request.
-    func handle(_ head: HTTPRequestHead, _ conn: ClientConnection, _ parser: inout HTTPRequestParser) -> Bool {
-        serveRequest(head, conn, &parser) && !parser.leftBodyUnread
-    }
-
-    func serveRequest(_ head: HTTPRequestHead, _ conn: ClientConnection, _ parser: inout HTTPRequestParser) -> Bool {
-        let started = Host.monotonicSeconds()
-        let rid = ctx.nextRequestID()
-        var keepAlive = head.keepAlive && ctx.config.server.keepalive > 0 && ctx.mayKeepAlive
-        let bodyless = head.framing == .none || head.framing == .contentLength(0)
-        var outcome = Outcome(status: 0, bytesSent: 0, upstreamTime: nil)
-        var label: String? = nil  // the first routing's, for /metrics
-        defer {
-            logAccess(conn, method: head.method, target: head.target, version: head.version.description,
-                      status: outcome.loggedStatus, bytes: outcome.bytesSent, started: started, upstream: outcome.upstreamTime, rid: rid,
-                      head: head, label: label)
-        }
-
-        /// Sends a whole response made here; returns whether the connection may go on.
-        func sendPage(_ status: Int, _ page: [UInt8], keep: Bool) -> Bool {
-            outcome.status = status
-            outcome.bytesSent = page.count
-            do { try conn.write(page, timeout: timeouts.send) } catch {
-                outcome.clientGone = true
-                return false
-            }
-            return keep
-        }
-
-        /// Answers with an error page; the connection stays open only if no body is left unread.
-        func fail(_ status: Int, _ headers: [(String, String)] = []) -> Bool {
-            let keep = keepAlive && bodyless
-            return sendPage(status, ResponseHead.error(status, keepAlive: keep, date: ctx.httpDate(), extraHeaders: headers,
-                                                       isHead: head.method == "HEAD"), keep: keep)
-        }
-
-        var target = head.target
-        let client = ctx.clientPeer(conn.remote, head: head).address
-        var redirects = LocalRedirects()
-        while true {
-            let result: FastCGIExchange.Result
-            var routeLabel = ""
-            let destination = ctx.destination(method: head.method, target: target, client: client, label: &routeLabel)
-            if label == nil { label = routeLabel }
-            switch destination {
-            case .refuse(let status, let headers):
-                return fail(status, headers)
-            case .page(let p):
-                return sendPage(200, ctx.page(p, method: head.method, target: target, keepAlive: keepAlive && bodyless), keep: keepAlive && bodyless)
-            case .staticFile(let file):
-                return sendStatic(file, head, conn, keepAlive: keepAlive && bodyless, outcome: &outcome)
-            case .app(let app, let index, let match):
-                let exchange = FastCGIExchange(ctx: ctx, head: head, target: target, match: match, app: app, appIndex: index, requestID: rid)
-                result = exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome)
-                // An app may redirect before it read the whole body: then the connection closes.
-                if case .localRedirect = result { keepAlive = keepAlive && bodyless }
-            case .cgi(let script):
-                let exchange = CGIExchange(ctx: ctx, head: head, target: target, script: script, requestID: rid)
-                result = exchange.run(conn, &parser, keepAlive: &keepAlive, outcome: &outcome)
-            }
-            switch result {
-            case .done:
-                return keepAlive
-            case .failed(let status, let headers):
-                return fail(status, headers)
-            case .localRedirect(let location):
-                let (allowed, note) = redirects.follow(location)
-                ctx.log([note], ["request_id": "\(rid)"])
-                guard allowed else { return fail(500) }
-                target = location
-            }
-        }
-    }
-
-    /// A static file: its head, then its bytes by sendfile. Returns whether the connection may go on.
-    func sendStatic(_ file: StaticFile, _ head: HTTPRequestHead, _ conn: ClientConnection, keepAlive: Bool, outcome: inout Outcome) -> Bool {
+    /// A static file: its head, then its bytes by sendfile.
+    func sendStatic(_ file: StaticFile, _ r: RequestRecord, _ conn: ClientConnection) {
         defer { try? file.fd.close() }
-        let reply = StaticResponse.make(request: head, file: file, keepAlive: keepAlive, date: ctx.httpDate())
-        outcome.status = reply.status
+        let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: ctx.httpDate())
+        var sent: UInt64 = 0
         do {
             try conn.write(reply.head, timeout: timeouts.send, more: reply.body != nil)
-            outcome.bytesSent = reply.head.count
             if let body = reply.body {
-                var sent: UInt64 = 0
-                defer { outcome.bytesSent += Int(sent) }
                 try conn.sendFile(file.fd, offset: body.offset, length: body.length, timeout: timeouts.send, sent: &sent)
             }
+            conn.session.answered(status: reply.status, bytes: reply.head.count + Int(sent))
         } catch {
-            outcome.clientGone = true
-            return false
-        }
-        return keepAlive
-    }
-
-    func logAccess(_ conn: ClientConnection, method: String, target: String, version: String, status: Int, bytes: Int,
-                   started: Double, upstream: Double?, rid: RequestID, head: HTTPRequestHead?, label: String? = nil) {
-        ctx.logAccess(remote: conn.remote.address, method: method, target: target, version: version, status: status,
-                      bytes: bytes, started: started, upstream: upstream, rid: rid, head: head, label: label)
-    }
-}
-
-/// What a request produced, for the access log.
-struct Outcome {
-    var status: Int
-    var bytesSent: Int
-    var upstreamTime: Double?
-    /// The client went away before its response was complete.
-    var clientGone = false
-    /// What the access log and the metrics say: 499 (nginx's "client closed request")
-    /// for a response the client did not take whole, whatever it had started as. The
-    /// epoll worker follows the same rule (EpollWorker.clientGone).
-    var loggedStatus: Int { clientGone ? 499 : status }
-}
-
-/// The client broke off or sent a bad body: answer with this status (nothing was sent yet).
-struct BodyError: Error { let status: Int }
-
-/// Reading a request body with blocking I/O, for the FastCGI and CGI exchanges.
-enum ClientBody {
-    /// The client broke off or sent a bad body: answer with this status (nothing was sent yet).
-
-    /// Reads the request body through the parser, handing each piece to `sink` as it
-    /// arrives (the body is never held whole). `timeout` bounds each wait, `total` the
-    /// whole body (timeouts.body_total): one byte every few seconds cannot hold a sync
-    /// worker for ever. Client trouble throws BodyError (408 past either); errors from
-    /// `sink` pass through. (A body the thread worker's loop already read is taken from
-    /// `conn.preread` by the exchanges instead.)
-    static func read(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, timeout: Double, total: Double,
-                     into sink: (ArraySlice<UInt8>) throws -> Void) throws {
-        let end = Host.monotonicSeconds() + total
-        while true {
-            let step: HTTPParseStep
-            do { step = try parser.parse(conn.unconsumed) } catch { throw BodyError(status: error.status) }
-            switch step.event {
-            case .body(let r):
-                let base = conn.unconsumed.startIndex
-                try sink(conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)])
-                conn.consume(step.consumed)
-            case .end:
-                conn.consume(step.consumed)
-                return
-            default:
-                conn.consume(step.consumed)
-                guard step.consumed == 0 else { continue }
-                let more: Bool
-                do {
-                    more = try conn.fill(deadline: min(Host.monotonicSeconds() + timeout, end))
-                } catch ClientError.timeout {
-                    throw BodyError(status: 408)
-                } catch {
-                    throw BodyError(status: 400)
-                }
-                guard more else { throw BodyError(status: 400) }
-            }
+            r.status = reply.status
+            r.bytesSent += Int(sent)
+            conn.session.clientGone(unsent: 0)
         }
     }
 
+    /// Runs the request's FastCGI or CGI exchange on this thread; its body is whole.
+    func exchange(_ r: RequestRecord, _ conn: ClientConnection) -> ExchangeEnd {
+        switch conn.destination {
+        case .app(let app, let index, let match):
+            return FastCGIExchange(ctx: ctx, record: r, match: match, app: app, appIndex: index).run(conn)
+        case .cgi(let script):
+            return CGIExchange(ctx: ctx, record: r, script: script).run(conn)
+        default:
+            return .failed(500, [])
+        }
+    }
 }

@@ -12,57 +12,37 @@ import Exchanges
 /// and enforces cgi.timeout.
 struct CGIExchange {
     let ctx: WorkerContext
-    let head: HTTPRequestHead
-    let target: String
+    let record: RequestRecord
     let script: CGIScript
-    let requestID: RequestID
 
     var cgi: CGIConfig { ctx.config.cgi }
-    var meta: Logger.Metadata { ["request_id": "\(requestID)", "cgi": "\(script.scriptName)"] }
-    var redirected: Bool { target != head.target }
+    var meta: Logger.Metadata { ["request_id": "\(record.id)", "cgi": "\(script.scriptName)"] }
 
-    func run(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, keepAlive: inout Bool,
-             outcome: inout Outcome) -> FastCGIExchange.Result {
-        var body = BufferedBody()
-        defer { body.close() }
-        if !redirected, let ready = conn.takePreread() {
-            body = ready
-        } else if !redirected && head.framing != .none && head.framing != .contentLength(0) {
-            if head.expectContinue { try? conn.write(HTTPResponseWriter.continueHead, timeout: ctx.config.timeouts.send) }
-            do {
-                try ClientBody.read(conn, &parser, timeout: ctx.config.timeouts.body, total: ctx.config.timeouts.bodyTotal) { piece in try body.append(piece) }
-            } catch let e as BodyError {
-                keepAlive = false
-                return .failed(e.status, [])
-            } catch {
-                keepAlive = false
-                ctx.logger.error("cannot buffer the request body: \(error)", metadata: meta)
-                return .failed(500, [])
-            }
-        }
+    func run(_ conn: ClientConnection) -> ExchangeEnd {
+        let r = record
         guard ctx.cgiGate.acquire(deadline: Host.monotonicSeconds() + cgi.queueTimeout, onWait: ctx.onWait) else {
             ctx.log([CGINotes.placesBusy(cgi.maxProcesses, queueTimeout: cgi.queueTimeout)], meta)
             return .failed(503, [("Retry-After", UpstreamPolicy.retryAfter(cgi.queueTimeout))])
         }
         defer { ctx.cgiGate.release() }
-
-        let request = CGIRunSetup.requestHead(head, target: target)
-        let length: UInt64? = redirected || head.framing == .none ? nil : body.length
-        let env = CGIRunSetup.environment(ctx: ctx, script: script, head: request, remote: conn.remote, local: conn.local, contentLength: length)
+        let body = r.redirected ? BufferedBody() : conn.body
+        let request = CGIRunSetup.requestHead(r.head, target: r.target)
+        let env = CGIRunSetup.environment(ctx: ctx, script: script, head: request, remote: conn.remote, local: conn.local,
+                                          contentLength: r.bodyLengthKnown ? body.length : nil)
         let run: CGIRun
         do { run = try CGIRun.start(script, environment: env, body: body) } catch {
             ctx.log([CGINotes.cannotStart(script.program, error)], meta)
             return .failed(502, [])
         }
         let started = Host.monotonicSeconds()
-        defer { outcome.upstreamTime = Host.monotonicSeconds() - started }
+        defer { r.upstreamTime = Host.monotonicSeconds() - started }
         var loop = Loop(exchange: self, run: run, conn: conn,
                         output: CGIOutput(relay: CGIResponseRelay(request: request, nph: script.nph, maxHeadSize: ctx.config.limits.maxResponseHead,
-                                                                  keepAlive: keepAlive)))
+                                                                  keepAlive: r.keepAlive)))
         loop.drive(until: started + cgi.timeout)
-        outcome.status = loop.output.status
-        outcome.bytesSent += loop.bytesSent
-        return loop.result(keepAlive: &keepAlive, outcome: &outcome)
+        r.status = loop.output.status
+        r.bytesSent += loop.bytesSent
+        return loop.result()
     }
 
     /// The poll loop over one run; CGIOutput says what its output means.
@@ -177,25 +157,17 @@ struct CGIExchange {
             }
         }
 
-        mutating func result(keepAlive: inout Bool, outcome: inout Outcome) -> FastCGIExchange.Result {
+        mutating func result() -> ExchangeEnd {
             let decision = output.end(abnormalExit: run.abnormalExit, script: exchange.script.scriptName)
             ctx.log(output.takeNotes(), exchange.meta)
             switch decision {
-            case .done(let keep):
-                keepAlive = keep
-                return .done
+            case .done(let keep): return .done(keepAlive: keep)
             case .respond(let status):
-                keepAlive = false
+                exchange.record.keepAlive = false
                 return .failed(status, [])
-            case .close:
-                keepAlive = false
-                return .done
-            case .clientGone:
-                keepAlive = false
-                outcome.clientGone = true
-                return .done
-            case .localRedirect(let location):
-                return .localRedirect(location)
+            case .close: return .done(keepAlive: false)
+            case .clientGone: return .clientGone
+            case .localRedirect(let location): return .redirect(location)
             }
         }
     }

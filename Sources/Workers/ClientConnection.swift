@@ -1,5 +1,6 @@
 import GatewaySystem
 import HTTPWire
+import Exchanges
 
 /// Why a client connection ended early.
 public enum ClientError: Error {
@@ -14,16 +15,16 @@ public enum ClientError: Error {
 /// request to switch modes, were a third of its system calls). Waits are bounded by
 /// deadlines, so a slow client holds a worker only as long as the configured timeouts
 /// allow, and they keep the worker's heartbeat fresh.
-public final class ClientConnection: ReadsProxyHeader {
+public final class ClientConnection {
     public let fd: FileDescriptor
     /// The socket's peer, or the source a PROXY protocol header named.
     public var remote: (address: String, port: Int)
-    /// The listener speaks the PROXY protocol: a header comes before the first request.
-    public var expectsProxyHeader = false
     public let local: (address: String, port: Int)
-    /// Unconsumed bytes are buffer[start...].
-    public var buffer: [UInt8] = []
-    public var start = 0
+    /// The connection's requests, sans-IO: its input buffer and every decision about it.
+    var session: ClientSession
+    /// The current request's body (memory, then a temporary file), and where it goes.
+    var body = BufferedBody()
+    var destination: Destination? = nil
     /// Reads land here first, so a read costs a copy of what arrived, not a 64 KiB fill.
     private var scratch = [UInt8].readBuffer(65536)
     let heartbeat: () -> Void
@@ -31,33 +32,20 @@ public final class ClientConnection: ReadsProxyHeader {
     /// handles the signal that made it readable).
     let wake: FileDescriptor?
 
-    public init(fd: FileDescriptor, wake: FileDescriptor? = nil, heartbeat: @escaping () -> Void) {
+    init(fd: FileDescriptor, session: ClientSession, wake: FileDescriptor? = nil, heartbeat: @escaping () -> Void) {
         self.fd = fd
+        self.session = session
         self.wake = wake
         self.heartbeat = heartbeat
         remote = Socket.peerAddress(fd)
         local = Socket.localAddress(fd)
-        buffer.reserveCapacity(16384)
     }
 
-    public var unconsumed: ArraySlice<UInt8> { buffer[start...] }
-
-    /// The current request's body, already read whole by the thread worker's loop
-    /// (de-chunked, in memory or a temporary file); the exchanges take it from here.
-    var preread: BufferedBody? = nil
-
-    func takePreread() -> BufferedBody? {
-        defer { preread = nil }
-        return preread
-    }
-
-
-    public func consume(_ n: Int) {
-        start += n
-        if start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
-        }
+    /// The request is over: its body goes.
+    func endRequest() {
+        body.close()
+        body = BufferedBody()
+        destination = nil
     }
 
     /// Reads more bytes, waiting until `deadline` (monotonic seconds). False at EOF.
@@ -70,10 +58,6 @@ public final class ClientConnection: ReadsProxyHeader {
 
     /// Reads what has arrived without waiting. nil: nothing yet; false: end of stream.
     public func readAvailable() throws(ClientError) -> Bool? {
-        if start > 0 && start > buffer.count / 2 {
-            buffer.removeFirst(start)
-            start = 0
-        }
         let n: Int?
         do {
             n = try fd.read(into: &scratch, from: 0)
@@ -82,7 +66,7 @@ public final class ClientConnection: ReadsProxyHeader {
             throw .io(error)
         }
         guard let n else { return nil }
-        buffer.append(contentsOf: scratch[0..<n])
+        if n > 0 { session.received(scratch[0..<n]) }
         return n > 0
     }
 
@@ -127,8 +111,7 @@ public final class ClientConnection: ReadsProxyHeader {
     static let lingerSeconds = 2.0
 
     public func close() {
-        preread?.close()
-        preread = nil
+        endRequest()
         if lingerOnClose { linger() }
         try? fd.close()
     }

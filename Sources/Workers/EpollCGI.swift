@@ -36,7 +36,7 @@ extension EpollWorker {
 
     /// The request (body read) asks for a place to run its program.
     func startCGI(_ c: EpollClient, _ r: EpollRequest) {
-        guard r.cgi != nil else { return respondError(c, r, 500) }
+        guard r.cgi != nil else { return exchangeEnded(c, .failed(500, [])) }
         guard ctx.cgiGate.tryAcquire() else {
             cgiQueue.append(c)
             c.phase = .queued
@@ -47,18 +47,18 @@ extension EpollWorker {
     }
 
     func runCGI(_ c: EpollClient, _ r: EpollRequest) {
-        guard let script = r.cgi else { return respondError(c, r, 500) }
+        guard let script = r.cgi else { return exchangeEnded(c, .failed(500, [])) }
         let now = Host.monotonicSeconds()
         let request = CGIRunSetup.requestHead(r.head, target: r.target)
-        let length: UInt64? = r.redirected || r.head.framing == .none ? nil : r.bodyLength
-        let env = CGIRunSetup.environment(ctx: ctx, script: script, head: request, remote: c.remote, local: c.local, contentLength: length)
+        let env = CGIRunSetup.environment(ctx: ctx, script: script, head: request, remote: c.remote, local: c.local,
+                                          contentLength: r.bodyLengthKnown ? r.body.length : nil)
         let body = r.redirected ? BufferedBody() : r.body
         let run: CGIRun
         do { run = try CGIRun.start(script, environment: env, body: body) } catch {
             ctx.cgiGate.release()
             startQueuedCGI()
             ctx.log([CGINotes.cannotStart(script.program, error)], cgiMeta(r))
-            return respondError(c, r, 502)
+            return exchangeEnded(c, .failed(502, []))
         }
         let relay = CGIResponseRelay(request: request, nph: script.nph, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
         let e = EpollCGIRun(run: run, client: c, relay: relay, deadline: now + cgi.timeout)
@@ -82,7 +82,7 @@ extension EpollWorker {
         if e.output.failure != nil { cgiCheckDone(e) }
     }
 
-    func cgiMeta(_ r: EpollRequest) -> Logger.Metadata { ["request_id": "\(r.requestID)", "cgi": "\(r.cgi?.scriptName ?? "-")"] }
+    func cgiMeta(_ r: EpollRequest) -> Logger.Metadata { ["request_id": "\(r.id)", "cgi": "\(r.cgi?.scriptName ?? "-")"] }
 
     /// An event on a program's pipe or pidfd.
     func cgiEvent(_ data: UInt64) {
@@ -163,10 +163,13 @@ extension EpollWorker {
         let decision = e.output.end(abnormalExit: e.run.abnormalExit, script: r.cgi?.scriptName ?? "CGI")
         ctx.log(e.output.takeNotes(), cgiMeta(r))
         switch decision {
-        case .done(let keep): finishRequest(c, r, keep: keep && r.keepAlive)
-        case .respond(let status): respondError(c, r, status, keep: false)
-        case .close, .clientGone: finishRequest(c, r, keep: false)
-        case .localRedirect(let location): followRedirect(c, r, location)
+        case .done(let keep): exchangeEnded(c, .done(keepAlive: keep && r.keepAlive))
+        case .respond(let status):
+            r.keepAlive = false
+            exchangeEnded(c, .failed(status, []))
+        case .close: exchangeEnded(c, .done(keepAlive: false))
+        case .clientGone: exchangeEnded(c, .clientGone)
+        case .localRedirect(let location): exchangeEnded(c, .redirect(location))
         }
     }
 
@@ -241,7 +244,7 @@ extension EpollWorker {
     func cgiQueueTimedOut(_ c: EpollClient, _ r: EpollRequest) {
         cgiQueue.removeAll { $0 === c }
         ctx.log([CGINotes.placesBusy(cgi.maxProcesses, queueTimeout: cgi.queueTimeout)], cgiMeta(r))
-        respondError(c, r, 503, [("Retry-After", UpstreamPolicy.retryAfter(cgi.queueTimeout))])
+        exchangeEnded(c, .failed(503, [("Retry-After", UpstreamPolicy.retryAfter(cgi.queueTimeout))]))
     }
 
     /// The worker is exiting: no program outlives it.

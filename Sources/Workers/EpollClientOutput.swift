@@ -1,25 +1,21 @@
 import GatewaySystem
 import HTTPWire
 
-/// The epoll worker's side of writing to clients: queued output written as the socket
-/// takes it, then the next request (keep-alive), a lingering close, or the end.
+/// The epoll worker's side of writing to clients: queued output and static files
+/// written as the socket takes them, lingering closes, and the end of a connection.
 extension EpollWorker {
     func queueOutput(_ c: EpollClient, _ bytes: ArraySlice<UInt8>, flush: Bool = true) {
         c.output += bytes
         if flush { flushClient(c) }
     }
 
-    /// Writes what is pending; when all is out, moves the connection on.
+    /// Writes what is pending; when all is out, what waited for it goes on.
     func flushClient(_ c: EpollClient) {
         guard writeOutput(c) else { return clientGone(c) }
         guard c.outputPending == 0 else { return }
         switch c.phase {
-        case .flushing:
-            if let r = c.sending {
-                c.sending = nil
-                logAccess(c, r)
-            }
-            if c.keepAfterFlush { nextRequest(c) } else { closeAfterResponse(c) }
+        case .session:
+            drive(c)  // a flush step waits for this
         case .upstream:
             if let e = c.request?.cgiRun {
                 if e.stdoutReadable {  // it was paused for us
@@ -45,7 +41,7 @@ extension EpollWorker {
                 break
             }
             c.outputStart += n
-            if c.phase == .flushing { setDeadline(c, Host.monotonicSeconds() + timeouts.send) }
+            if c.phase == .session { c.deadline = Host.monotonicSeconds() + timeouts.send }
         }
         if c.output.count == c.outputStart {
             c.output = []
@@ -55,60 +51,84 @@ extension EpollWorker {
         return true
     }
 
-    /// Keep-alive: back to waiting for a head. A request already buffered (pipelined)
-    /// is served from the loop, after the current events.
-    func nextRequest(_ c: EpollClient) {
-        c.phase = .head
-        c.lingerOnClose = false
-        c.intake.awaitNextRequest(now: Host.monotonicSeconds(), capIdle: ctx.idleDeadline)
-        setDeadline(c, c.intake.deadline)
-        if !c.unconsumed.isEmpty || c.readable { runnable.append(c) }
+    /// Sends the pending static file bytes, up to `fileBytesPerTurn` this turn.
+    func writeFile(_ c: EpollClient) -> Bool {
+        guard let file = c.file else { return true }
+        var budget = Self.fileBytesPerTurn
+        while c.fileOffset < c.fileEnd && c.writable {
+            if budget <= 0 {
+                flushReady.append(c)
+                return true
+            }
+            let n: Int?
+            do { n = try c.fd.sendfile(from: file, offset: &c.fileOffset, count: min(c.fileEnd - c.fileOffset, budget)) } catch { return false }
+            guard let n else {
+                c.writable = false
+                break
+            }
+            if n == 0 {  // the file shrank under us: the promised length cannot be kept
+                ctx.logger.warning("a static file shrank while it was sent; closing the connection")
+                return false
+            }
+            budget -= n
+            c.deadline = Host.monotonicSeconds() + timeouts.send
+        }
+        if c.fileOffset >= c.fileEnd { c.closeFile() }
+        return true
     }
 
+    /// Connections still writable after their share of a static file last turn.
+    func flushFiles() {
+        guard !flushReady.isEmpty else { return }
+        let ready = flushReady
+        flushReady = []
+        for c in ready where !c.closed && c.writable && c.outputPending > 0 { flushClient(c) }
+    }
+
+    /// Connections with pipelined requests left over from their last turn.
     func runReady() {
         while !runnable.isEmpty {
             let ready = runnable
             runnable = []
-            for c in ready where !c.closed && c.phase == .head {
-                if !c.unconsumed.isEmpty { advance(c) }
-                if !c.closed && c.readable { readClient(c) }
-            }
+            for c in ready where !c.closed && c.phase == .session { drive(c) }
         }
     }
 
-    func closeAfterResponse(_ c: EpollClient) {
-        guard c.lingerOnClose else { return closeClient(c) }
+    func startLingering(_ c: EpollClient) {
         Socket.shutdownWrite(c.fd)
         c.phase = .lingering
-        c.input = []
-        c.inputStart = 0
-        setDeadline(c, Host.monotonicSeconds() + Self.lingerSeconds)
-        readClient(c)
+        c.deadline = Host.monotonicSeconds() + Self.lingerSeconds
+        drainLingering(c)
+    }
+
+    /// Reads and drops what a lingering client still sends, until it closes.
+    func drainLingering(_ c: EpollClient) {
+        while c.readable && !c.closed {
+            let n: Int?
+            do { n = try c.fd.read(into: &scratch, from: 0) } catch { return closeClient(c) }
+            guard let n else {
+                c.readable = false
+                return
+            }
+            if n == 0 { return closeClient(c) }
+        }
     }
 
     /// The client reset the connection or stopped taking output while a request was in
-    /// flight: the app's work is abandoned and its slot freed. Logged 499 (nginx's
-    /// "client closed request"), as the blocking workers do (Outcome.loggedStatus).
+    /// flight: the app's work is abandoned and its slot freed; the session logs it 499
+    /// (nginx's "client closed request"), as in every worker class.
     func clientGone(_ c: EpollClient) {
-        if let r = c.request {
-            abandonUpstream(c, r)
-            r.status = 499
-            r.bytesSent -= c.outputPending
-            logAccess(c, r)
-            ctx.requestFinished()
-        }
-        closeClient(c)
+        if let r = c.request { abandonUpstream(c, r) }
+        c.phase = .session
+        c.session.clientGone(unsent: c.outputPending)
+        c.output = []
+        c.outputStart = 0
+        c.closeFile()
+        drive(c)
     }
 
     func closeClient(_ c: EpollClient) {
         guard !c.closed else { return }
-        if let r = c.sending {
-            // The response was whole on our side but the client did not take it all.
-            c.sending = nil
-            r.status = 499
-            r.bytesSent -= c.outputPending
-            logAccess(c, r)
-        }
         c.closed = true
         c.closeFile()
         if let r = c.request {
@@ -125,9 +145,9 @@ extension EpollWorker {
     /// While draining: a connection with no request in progress ends at its keep-alive
     /// deadline, or sooner (WorkerContext.idleDeadline); the sweep closes it.
     func shortenIdleDeadlines() {
-        for case let c? in clients where c.phase == .head && !c.intake.sawByte && c.unconsumed.isEmpty {
-            c.intake.capIdleDeadline(ctx.idleDeadline)
-            setDeadline(c, c.intake.deadline)
+        for case let c? in clients where c.phase == .session && c.session.isIdle {
+            c.session.capIdle(ctx.idleDeadline)
+            c.deadline = c.session.deadline
         }
     }
 }

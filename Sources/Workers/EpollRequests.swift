@@ -3,66 +3,53 @@ import GatewaySystem
 import HTTPWire
 import Exchanges
 
-/// The epoll worker's requests from head to response: route, read the body, hand it to
-/// an exchange (static, FastCGI, CGI, pages), answer errors, and hand the finished
-/// response to the output side (EpollClientOutput).
+/// The epoll worker's side of a request the session routes: a page or a static file
+/// answered here, or an exchange (FastCGI, CGI) started, whose end goes back to the session.
 extension EpollWorker {
-    func startRequest(_ c: EpollClient, _ head: HTTPRequestHead) {
-        let now = Host.monotonicSeconds()
-        let keep = head.keepAlive && ctx.config.server.keepalive > 0 && ctx.mayKeepAlive
-        let r = EpollRequest(head: head, requestID: ctx.nextRequestID(), started: now, keepAlive: keep)
-        c.request = r
-        route(c, r)
-    }
-
     /// Sends the request where it goes (again after a local redirect).
     func route(_ c: EpollClient, _ r: EpollRequest) {
         var label = ""
         let destination = ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(c.remote, head: r.head).address,
                                           label: &label)
-        if r.metricsLabel == nil { r.metricsLabel = label }  // the first routing's, as the blocking pipeline
+        if r.label == nil { r.label = label }
         switch destination {
         case .refuse(let status, let headers):
-            respondError(c, r, status, headers)
+            c.session.refuse(status, headers, ctx)
         case .page(let p):
-            let keep = r.keepAlive && (!r.hasBody || r.bodyDone)
-            r.status = 200
-            finishRequest(c, r, appending: ctx.page(p, method: r.head.method, target: r.target, keepAlive: keep), keep: keep)
+            let page = ctx.page(p, method: r.head.method, target: r.target, keepAlive: r.responseKeepAlive)
+            queueOutput(c, page[...], flush: false)
+            c.session.answered(status: 200, bytes: page.count)
         case .staticFile(let file):
-            sendStatic(c, r, file)
+            let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: ctx.httpDate())
+            queueOutput(c, reply.head[...], flush: false)
+            if let body = reply.body {
+                c.file = file.fd
+                c.fileOffset = Int(body.offset)
+                c.fileEnd = Int(body.offset + body.length)
+            } else {
+                try? file.fd.close()
+            }
+            c.session.answered(status: reply.status, bytes: reply.head.count + Int(reply.body?.length ?? 0))
         case .cgi(let script):
             r.cgi = script
             r.app = nil
-            readBodyThen(c, r)
+            c.session.forward(now: Host.monotonicSeconds())
         case .app(let app, let index, let match):
             r.cgi = nil
             r.app = app
             r.appIndex = index
             r.match = match
-            readBodyThen(c, r)
+            c.session.forward(now: Host.monotonicSeconds())
         }
     }
 
-    /// Reads the body (unless it is in hand), then goes on with `requestBodyRead`.
-    func readBodyThen(_ c: EpollClient, _ r: EpollRequest) {
-        if !r.redirected && r.hasBody && !r.bodyDone {
-            c.phase = .body
-            if r.head.expectContinue { queueOutput(c, HTTPResponseWriter.continueHead[...]) }
-            c.intake.startBody(now: Host.monotonicSeconds())
-            setDeadline(c, c.intake.deadline)
-            advance(c)
-        } else {
-            requestBodyRead(c, r)
-        }
-    }
-
-    /// The request is in hand: its CGI variables, then the engine takes it from there.
-    func requestBodyRead(_ c: EpollClient, _ r: EpollRequest) {
+    /// The request is in hand, its body whole: the exchange takes it from here.
+    func startExchange(_ c: EpollClient, _ r: EpollRequest) {
+        c.phase = .upstream  // until the exchange ends (`exchangeEnded`)
         if r.cgi != nil { return startCGI(c, r) }
-        guard let app = r.app, let match = r.match else { return respondError(c, r, 500) }
-        let length: UInt64? = r.redirected || r.head.framing == .none ? nil : r.bodyLength
+        guard let app = r.app, let match = r.match else { return exchangeEnded(c, .failed(500, [])) }
         let params = ctx.fastCGIParams(head: r.head, target: r.target, match: match, app: app, appIndex: r.appIndex,
-                                       remote: c.remote, local: c.local, contentLength: length)
+                                       remote: c.remote, local: c.local, contentLength: r.bodyLengthKnown ? r.body.length : nil)
         // The body is held whole (memory or a temporary file), so a retry can send it again.
         let body: AppExchange.Body = r.redirected ? .none : r.spool != nil ? .pieces(replayable: true)
             : r.body.memory.isEmpty ? .none : .memory(r.body.memory)
@@ -70,43 +57,11 @@ extension EpollWorker {
         driveApp(c, r)
     }
 
-    /// Answers with an error page. The connection stays open only if the request was
-    /// read whole.
-    func respondError(_ c: EpollClient, _ r: EpollRequest, _ status: Int, _ headers: [(String, String)] = [],
-                      keep: Bool = true, logVersion: String? = nil) {
-        let whole = !r.hasBody || r.bodyDone
-        if !whole { c.lingerOnClose = true }
-        let k = keep && r.keepAlive && whole
-        let page = ResponseHead.error(status, keepAlive: k, date: ctx.httpDate(), extraHeaders: headers, isHead: r.head.method == "HEAD")
-        r.status = status
-        finishRequest(c, r, appending: page, keep: k, logVersion: logVersion)
-    }
-
-    /// The request is over (its response is queued, maybe not yet written): log it,
-    /// count it, then flush and go on to the next request or close.
-    func finishRequest(_ c: EpollClient, _ r: EpollRequest, appending bytes: [UInt8] = [], keep: Bool, logVersion: String? = nil) {
-        if !bytes.isEmpty {
-            r.bytesSent += bytes.count
-            queueOutput(c, bytes[...], flush: false)
-        }
-        r.logVersion = logVersion
-        c.sending = r  // logged once the client has it all (or has gone: 499)
-        ctx.requestFinished()
-        r.closeSpool()
-        c.request = nil
-        // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
-        // One we end after Connection: close is shut first and read until the client closes.
-        c.keepAfterFlush = keep
-        if !keep && ctx.closedByDrain(r.head) { c.lingerOnClose = true }
-        c.phase = .flushing
-        setDeadline(c, Host.monotonicSeconds() + timeouts.send)
-        flushClient(c)
-    }
-
-    func logAccess(_ c: EpollClient, _ r: EpollRequest) {
-        guard ctx.accessLog != nil || ctx.config.server.metricsPath != nil else { return }
-        ctx.logAccess(remote: c.remote.address, method: r.head.method, target: r.head.target,
-                      version: r.logVersion ?? r.head.version.description, status: r.status, bytes: r.bytesSent,
-                      started: r.started, upstream: r.upstreamTime, rid: r.requestID, head: r.head, label: r.metricsLabel)
+    /// The exchange is over (its response queued, or not begun): the session goes on.
+    func exchangeEnded(_ c: EpollClient, _ end: ExchangeEnd) {
+        c.request?.exchange = nil
+        c.phase = .session
+        c.session.exchangeEnded(end, ctx)
+        drive(c)
     }
 }

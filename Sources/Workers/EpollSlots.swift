@@ -10,7 +10,7 @@ extension EpollWorker {
     /// Takes a slot if one is free (true: the engine goes on), or queues for one.
     func acquireSlot(_ c: EpollClient, _ r: EpollRequest) -> Bool {
         guard let app = r.app else {
-            respondError(c, r, 500)
+            exchangeEnded(c, .failed(500, []))
             return false
         }
         r.queueStart = Host.monotonicSeconds()
@@ -60,7 +60,7 @@ extension EpollWorker {
     }
 
     func queueTimedOut(_ c: EpollClient, _ r: EpollRequest) {
-        guard let ticket = r.ticket else { return respondError(c, r, 500) }
+        guard let ticket = r.ticket else { return exchangeEnded(c, .failed(500, [])) }
         unqueue(r, ticket)
         if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: true) {
             return startUpstream(c, r, lease)  // granted at the last moment

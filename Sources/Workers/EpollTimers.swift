@@ -32,21 +32,12 @@ extension EpollWorker {
 
     func timedOut(_ c: EpollClient, _ now: Double) {
         switch c.phase {
-        case .head:
-            if c.intake.expiry == .respond408 {
-                c.output = ResponseHead.error(408, keepAlive: false, date: ctx.httpDate())
-                c.outputStart = 0
-                c.lingerOnClose = true
-                c.keepAfterFlush = false
-                c.phase = .flushing
-                setDeadline(c, now + 1)
-                flushClient(c)
-            } else {
-                closeClient(c)  // an idle keep-alive connection
+        case .session:
+            guard c.session.wantsInput else {
+                return clientGone(c)  // the client took nothing for timeouts.send
             }
-        case .body:
-            guard let r = c.request else { return closeClient(c) }
-            respondError(c, r, 408, keep: false)
+            c.session.timedOut(ctx, now: now)  // 408, or an idle connection closed
+            drive(c)
         case .queued:
             guard let r = c.request else { return closeClient(c) }
             if r.cgi != nil { return cgiQueueTimedOut(c, r) }
@@ -58,7 +49,7 @@ extension EpollWorker {
             guard let r = c.request else { return closeClient(c) }
             if let e = r.cgiRun { return cgiTimedOut(c, r, e, now) }
             upstreamTimedOut(c, r)
-        case .flushing, .lingering:
+        case .lingering:
             closeClient(c)
         }
     }

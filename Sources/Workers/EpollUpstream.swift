@@ -10,7 +10,7 @@ import Exchanges
 /// resumes the engine from there. The decisions are the engine's, the same the
 /// blocking workers' driver carries out.
 extension EpollWorker {
-    func meta(_ r: EpollRequest) -> Logger.Metadata { ["request_id": "\(r.requestID)", "app": "\(r.app?.name ?? "-")"] }
+    func meta(_ r: EpollRequest) -> Logger.Metadata { ["request_id": "\(r.id)", "app": "\(r.app?.name ?? "-")"] }
 
     /// Carries out the engine's steps until one has to wait.
     func driveApp(_ c: EpollClient, _ r: EpollRequest) {
@@ -35,34 +35,17 @@ extension EpollWorker {
             case .release(let reusable, let served, let overloaded):
                 releaseSlot(c, r, reusable: reusable, served: served, overloaded: overloaded)
             case .respond(let status, let retryAfter):
-                r.exchange = nil
-                return respondError(c, r, status, retryAfter.map { [("Retry-After", $0)] } ?? [])
+                return exchangeEnded(c, .failed(status, retryAfter.map { [("Retry-After", $0)] } ?? []))
             case .redirect(let location):
-                r.exchange = nil
-                return followRedirect(c, r, location)
+                return exchangeEnded(c, .redirect(location))
             case .finished(let keep):
-                return endExchange(c, r, keep: keep)
+                r.status = r.exchange?.status ?? r.status  // the head that went out
+                return exchangeEnded(c, .done(keepAlive: keep))
             case .closeClient:
-                return endExchange(c, r, keep: false)
+                r.status = r.exchange?.status ?? r.status
+                return exchangeEnded(c, .done(keepAlive: false))
             }
         }
-    }
-
-    func endExchange(_ c: EpollClient, _ r: EpollRequest, keep: Bool) {
-        r.status = r.exchange?.status ?? r.status  // the head that went out
-        r.exchange = nil
-        r.keepAlive = keep
-        finishRequest(c, r, keep: keep)
-    }
-
-    /// A local redirect from an app or a CGI program: routed again, up to the cap.
-    func followRedirect(_ c: EpollClient, _ r: EpollRequest, _ location: String) {
-        let (allowed, note) = r.redirects.follow(location)
-        ctx.log([note], r.cgi != nil ? cgiMeta(r) : meta(r))
-        guard allowed else { return respondError(c, r, 500) }
-        r.target = location
-        r.keepAlive = r.keepAlive && (!r.hasBody || r.bodyDone)
-        route(c, r)
     }
 
     // MARK: - Connecting

@@ -33,6 +33,8 @@ public final class EpollWorker {
     static let fileBytesPerTurn = 1 << 20
     /// How long a closing connection may keep sending before we close anyway.
     static let lingerSeconds = 2.0
+    /// Pipelined requests served in a row before the connection waits for the next turn.
+    static let requestsPerTurn = 16
     /// How often a unix socket with a full backlog is tried again.
     static let connectRetrySeconds = 0.02
 
@@ -183,16 +185,16 @@ public final class EpollWorker {
     func adopt(_ fd: FileDescriptor, listener: Int) {
         Socket.setNoDelay(fd)
         nextSerial = (nextSerial + 1) & Self.serialMask
-        let c = EpollClient(fd: fd, serial: nextSerial, intake: RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts,
-                                                                            now: Host.monotonicSeconds(), capIdle: ctx.idleDeadline))
-        c.expectsProxyHeader = ctx.speaksProxyProtocol(listener: listener)
+        let session = ClientSession(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds(),
+                                    proxyHeader: ctx.speaksProxyProtocol(listener: listener), capIdle: ctx.idleDeadline)
+        let c = EpollClient(fd: fd, serial: nextSerial, session: session)
         let index = Int(fd.rawValue)
         if index >= clients.count { clients += Array(repeating: nil, count: max(index + 1 - clients.count, clients.count)) }
         clients[index] = c
         openClients += 1
         ctx.connectionsChanged(by: 1)
         do { try epoll.add(fd, Self.clientEvents, data: token(c)) } catch { return closeClient(c) }
-        setDeadline(c, c.intake.deadline)
+        c.deadline = c.session.deadline
     }
 
     func token(_ c: EpollClient) -> UInt64 { UInt64(c.serial) << 32 | UInt64(UInt32(bitPattern: c.fd.rawValue)) }
@@ -200,112 +202,111 @@ public final class EpollWorker {
     func clientEvent(_ c: EpollClient, _ events: Epoll.Events) {
         if !events.isDisjoint(with: [.readable, .peerClosed, .hangup, .error]) { c.readable = true }
         if !events.isDisjoint(with: [.writable, .hangup, .error]) { c.writable = true }
-        if !events.isDisjoint(with: [.hangup, .error]) {
-            // Reset or gone both ways: nobody is left to answer.
-            switch c.phase {
-            case .queued, .connecting, .upstream: return clientGone(c)
-            default: break
-            }
+        switch c.phase {
+        case .queued, .connecting, .upstream:
+            // Reset or gone both ways: nobody is left to answer. A client that closed its
+            // side while its request waits for a slot gives up its place (nothing has
+            // reached the app; once the app has it, it runs to the end); a CGI program is
+            // ended when its client leaves (its output would go nowhere).
+            if !events.isDisjoint(with: [.hangup, .error]) { return clientGone(c) }
+            if events.contains(.peerClosed) && (c.phase == .queued || c.request?.cgiRun != nil) { return clientGone(c) }
+        default:
+            break
         }
-        // The client closed its side while its request waits for a slot: nothing has
-        // reached the app yet, so give up its place (once the app has it, it runs to the end).
-        if events.contains(.peerClosed) && c.phase == .queued { return clientGone(c) }
-        // A CGI program is ended when its client leaves (its output would go nowhere).
-        if events.contains(.peerClosed) && c.phase == .upstream && c.request?.cgiRun != nil { return clientGone(c) }
         if c.writable && c.outputPending > 0 { flushClient(c) }
-        if !c.closed && c.readable { readClient(c) }
+        guard !c.closed && c.readable else { return }
+        if c.phase == .lingering { return drainLingering(c) }
+        if c.phase == .session && c.session.wantsInput { drive(c) }
     }
 
-    /// Reads while the connection is readable and its phase wants input.
-    func readClient(_ c: EpollClient) {
-        while c.readable && !c.closed {
-            switch c.phase {
-            case .head, .body, .lingering: break
-            default: return  // read later: what the client sends meanwhile waits in the socket
-            }
-            let n: Int?
-            do { n = try c.fd.read(into: &scratch, from: 0) } catch { return closeClient(c) }
-            guard let n else {
-                c.readable = false
-                return
-            }
-            if n < scratch.count { c.readable = false }
-            if n == 0 { return clientEOF(c) }
-            if c.phase == .lingering { continue }
-            c.append(scratch[0..<n])
-            advance(c)
-        }
-    }
-
-    func clientEOF(_ c: EpollClient) {
-        if c.phase == .body, let r = c.request {
-            ctx.logger.info("client closed the connection during the request body", metadata: ["request_id": "\(r.requestID)"])
-            r.status = 400
-            logAccess(c, r)
-        }
-        closeClient(c)
-    }
-
-    /// Parses what has arrived: a head starts a request; body bytes are buffered.
-    func advance(_ c: EpollClient) {
-        while !c.closed {
-            switch c.phase {
-            case .head:
-                do { guard try c.takeProxyHeader() else { return } } catch { return badRequest(c, error) }
-                let step: (consumed: Int, head: HTTPRequestHead?)
-                do { step = try c.intake.nextHead(c.unconsumed, now: Host.monotonicSeconds()) } catch { return badRequest(c, error) }
-                c.consume(step.consumed)
-                guard let head = step.head else {
-                    setDeadline(c, c.intake.deadline)
-                    return
-                }
-                startRequest(c, head)
-            case .body:
+    /// Carries out the session's steps until one has to wait: for client bytes, for the
+    /// client to take output, or for an exchange (which calls `drive` again at its end).
+    /// A call while `drive` is on the stack returns at once: the loop below goes on, so
+    /// a pipelined run of requests answered at once does not recurse.
+    func drive(_ c: EpollClient) {
+        guard !c.driving else { return }
+        c.driving = true
+        defer { c.driving = false }
+        var served = 0
+        while !c.closed && c.phase == .session {
+            let now = Host.monotonicSeconds()
+            let step = c.session.next(ctx, now: now)
+            if !c.session.notes.isEmpty { ctx.log(c.session.takeNotes(), clientMeta(c)) }
+            switch step {
+            case .read:
+                c.deadline = c.session.deadline
+                guard readClient(c) else { return }
+            case .proxied(let address, let port):
+                c.remote = (address, port)
+            case .begin(let head):
+                let r = EpollRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head))
+                c.request = r
+                c.session.begin(r)
+            case .route:
                 guard let r = c.request else { return closeClient(c) }
-                let step: (consumed: Int, event: RequestIntake.Event)
-                do { step = try c.intake.next(c.unconsumed, now: Host.monotonicSeconds()) } catch {
-                    ctx.logger.info("bad request body from \(c.remote.address): \(error.message)", metadata: ["request_id": "\(r.requestID)"])
-                    c.lingerOnClose = true
-                    return respondError(c, r, error.status, keep: false)
+                route(c, r)
+            case .holdBody(let piece):
+                holdBody(c, piece)
+            case .exchange:
+                guard let r = c.request else { return closeClient(c) }
+                startExchange(c, r)
+            case .send(let bytes):
+                queueOutput(c, bytes[...])
+            case .flush:
+                guard writeOutput(c) else {
+                    c.session.clientGone(unsent: c.outputPending)
+                    continue
                 }
-                switch step.event {
-                case .body(let range):
-                    let base = c.inputStart
-                    guard bufferBody(c, r, c.input[(base + range.lowerBound)..<(base + range.upperBound)]) else { return }
-                    c.consume(step.consumed)
-                case .end:
-                    c.consume(step.consumed)
-                    r.bodyDone = true
-                    requestBodyRead(c, r)
-                case .head, .needMore:  // (a head cannot come before the body's end)
-                    c.consume(step.consumed)
-                    setDeadline(c, c.intake.deadline)
+                guard c.outputPending == 0 else {
+                    c.deadline = now + timeouts.send
                     return
                 }
-            default:
-                return
+                c.session.flushed()
+            case .finished(let r):
+                c.request?.closeSpool()
+                c.request = nil
+                ctx.logAccess(r, remote: c.remote.address)
+                ctx.requestFinished()
+                served += 1
+                // A client with more pipelined requests waits for the next turn.
+                if served >= Self.requestsPerTurn && !c.session.unconsumed.isEmpty {
+                    runnable.append(c)
+                    return
+                }
+            case .close(let linger):
+                return linger ? startLingering(c) : closeClient(c)
             }
         }
     }
 
-    /// Keeps a piece of the body (BufferedBody: memory, then a temporary file).
-    func bufferBody(_ c: EpollClient, _ r: EpollRequest, _ piece: ArraySlice<UInt8>) -> Bool {
-        do { try r.body.append(piece) } catch {
-            ctx.logger.error("cannot buffer the request body: \(error)", metadata: ["request_id": "\(r.requestID)"])
-            c.lingerOnClose = true
-            respondError(c, r, 500, keep: false)
+    /// One read for the session; false when there is nothing to read now.
+    func readClient(_ c: EpollClient) -> Bool {
+        guard c.readable else { return false }
+        let n: Int?
+        do { n = try c.fd.read(into: &scratch, from: 0) } catch {
+            c.session.clientClosed()  // a reset
+            return true
+        }
+        guard let n else {
+            c.readable = false
             return false
         }
+        if n < scratch.count { c.readable = false }
+        if n == 0 { c.session.clientClosed() } else { c.session.received(scratch[0..<n]) }
         return true
     }
 
-    func badRequest(_ c: EpollClient, _ error: HTTPParseError) {
-        ctx.logger.info("bad request from \(c.remote.address): \(error.message)")
-        let r = EpollRequest(head: HTTPRequestHead(method: "-", target: "-", version: .http1_1, headers: HTTPHeaders(),
-                                                   keepAlive: false, expectContinue: false, framing: .none, host: nil),
-                             requestID: ctx.nextRequestID(), started: Host.monotonicSeconds(), keepAlive: false)
-        c.request = r
-        c.lingerOnClose = true
-        respondError(c, r, error.status, keep: false, logVersion: "-")
+    /// Keeps a piece of the body (BufferedBody: memory, then a temporary file).
+    func holdBody(_ c: EpollClient, _ piece: ArraySlice<UInt8>) {
+        guard let r = c.request else { return }
+        do { try r.body.append(piece) } catch {
+            ctx.logger.error("cannot buffer the request body: \(error)", metadata: clientMeta(c))
+            c.session.bodyHoldFailed(ctx)
+        }
+    }
+
+    func clientMeta(_ c: EpollClient) -> Logger.Metadata {
+        guard let r = c.request else { return ["client": "\(c.remote.address)"] }
+        return ["request_id": "\(r.id)"]
     }
 }

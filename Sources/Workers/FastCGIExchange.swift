@@ -6,91 +6,29 @@ import AppPool
 import Exchanges
 
 /// The blocking workers' driver of a FastCGI exchange (AppExchange): each step the
-/// engine asks for is done with blocking calls on this thread. A body the thread worker
-/// read whole, or a chunked one, is held (memory, then a temporary file) and so can be
-/// sent again; a Content-Length body on the sync worker streams from the client as STDIN.
+/// engine asks for is done with blocking calls on this thread. The body is whole by now
+/// (the session read it), in memory or a temporary file, so a retry can send it again.
 struct FastCGIExchange {
-    enum Result {
-        case done
-        /// Nothing was sent to the client; answer with this status.
-        case failed(Int, [(String, String)])
-        /// The app asked for a local redirect (Location: /path, no Status).
-        case localRedirect(String)
-    }
-
     let ctx: WorkerContext
-    let head: HTTPRequestHead
-    let target: String
+    let record: RequestRecord
     let match: RouteMatch
     let app: AppConfig
     let appIndex: Int
-    let requestID: RequestID
 
-    var timeouts: TimeoutsConfig { ctx.config.timeouts }
-    var meta: Logger.Metadata { ["request_id": "\(requestID)", "app": "\(app.name)"] }
+    var meta: Logger.Metadata { ["request_id": "\(record.id)", "app": "\(app.name)"] }
 
-    func run(_ conn: ClientConnection, _ parser: inout HTTPRequestParser, keepAlive: inout Bool, outcome: inout Outcome) -> Result {
-        let redirected = target != head.target
-        var held: BufferedBody? = nil
-        defer { held?.close() }
-        var bodyLength: UInt64? = nil
-        var streamed = false
-        if !redirected {
-            switch head.framing {
-            case .none: break
-            case .contentLength(let n):
-                bodyLength = n
-                held = conn.takePreread()  // read whole by the thread worker's loop
-                streamed = held == nil && n > 0
-            case .chunked:
-                // Held first (memory, then a temporary file): most apps (php-fpm) need CONTENT_LENGTH.
-                if head.expectContinue { try? conn.write(HTTPResponseWriter.continueHead, timeout: timeouts.send) }
-                do {
-                    let body = try holdChunkedBody(conn, &parser)
-                    held = body
-                    bodyLength = body.length
-                } catch let e as BodyError {
-                    keepAlive = false
-                    return .failed(e.status, [])
-                } catch {
-                    keepAlive = false
-                    ctx.logger.error("cannot hold the request body: \(error)", metadata: meta)
-                    return .failed(500, [])
-                }
-            }
-            if head.expectContinue, case .contentLength(let n) = head.framing, n > 0 {
-                try? conn.write(HTTPResponseWriter.continueHead, timeout: timeouts.send)
-            }
-        }
-        let params = ctx.fastCGIParams(head: head, target: target, match: match, app: app, appIndex: appIndex, remote: conn.remote, local: conn.local,
-                                       contentLength: bodyLength)
-        let body: AppExchange.Body
-        if streamed {
-            body = .pieces(replayable: false)
-        } else if let h = held, h.spool != nil {
-            body = .pieces(replayable: true)
-        } else {
-            body = held.map { $0.memory.isEmpty ? .none : .memory($0.memory) } ?? .none
-        }
-        var x = AppExchange(app: ctx.appExchanges[appIndex], request: head, params: params, body: body, keepAlive: keepAlive)
-        var driver = Driver(ctx: ctx, appIndex: appIndex, meta: meta, head: head, target: target)
+    func run(_ conn: ClientConnection) -> ExchangeEnd {
+        let r = record
+        let held = r.redirected ? BufferedBody() : conn.body
+        let params = ctx.fastCGIParams(head: r.head, target: r.target, match: match, app: app, appIndex: appIndex, remote: conn.remote,
+                                       local: conn.local, contentLength: r.bodyLengthKnown ? held.length : nil)
+        let body: AppExchange.Body = held.spool != nil ? .pieces(replayable: true) : held.memory.isEmpty ? .none : .memory(held.memory)
+        var x = AppExchange(app: ctx.appExchanges[appIndex], request: r.head, params: params, body: body, keepAlive: r.keepAlive)
+        var driver = Driver(ctx: ctx, appIndex: appIndex, meta: meta, record: r)
         defer { driver.abandon(&x) }
-        let result = driver.drive(&x, conn, &parser, held: held, keepAlive: &keepAlive, outcome: &outcome)
-        if x.status != 0 { outcome.status = x.status }
-        return result
-    }
-
-    /// A chunked body, held whole (memory, then an unlinked temporary file).
-    func holdChunkedBody(_ conn: ClientConnection, _ parser: inout HTTPRequestParser) throws -> BufferedBody {
-        if let ready = conn.takePreread() { return ready }
-        var body = BufferedBody()
-        do {
-            try ClientBody.read(conn, &parser, timeout: timeouts.body, total: timeouts.bodyTotal) { piece in try body.append(piece) }
-        } catch {
-            body.close()
-            throw error
-        }
-        return body
+        let end = driver.drive(&x, conn, held: held)
+        if x.status != 0 { r.status = x.status }
+        return r.clientGone ? .clientGone : end
     }
 }
 
@@ -99,8 +37,7 @@ private struct Driver {
     let ctx: WorkerContext
     let appIndex: Int
     let meta: Logger.Metadata
-    let head: HTTPRequestHead
-    let target: String
+    let record: RequestRecord
     var lease: AppDispatcher.Lease? = nil
     var backend: FileDescriptor? = nil
     var buffer = [UInt8].readBuffer(65536)
@@ -108,19 +45,17 @@ private struct Driver {
     /// one write: three writes per small response cost the client three wake-ups.
     var pending: [UInt8] = []
 
-    init(ctx: WorkerContext, appIndex: Int, meta: Logger.Metadata, head: HTTPRequestHead, target: String) {
+    init(ctx: WorkerContext, appIndex: Int, meta: Logger.Metadata, record: RequestRecord) {
         self.ctx = ctx
         self.appIndex = appIndex
         self.meta = meta
-        self.head = head
-        self.target = target
+        self.record = record
         pending.reserveCapacity(4096)
     }
 
     var timeouts: TimeoutsConfig { ctx.config.timeouts }
 
-    mutating func drive(_ x: inout AppExchange, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, held: BufferedBody?,
-                        keepAlive: inout Bool, outcome: inout Outcome) -> FastCGIExchange.Result {
+    mutating func drive(_ x: inout AppExchange, _ conn: ClientConnection, held: BufferedBody) -> ExchangeEnd {
         while true {
             let step = x.next()
             ctx.log(x.takeNotes(), meta)
@@ -138,7 +73,7 @@ private struct Driver {
                     x.noSlot(why == .queueFull ? .queueFull : .queueTimedOut)
                 }
             case .connect:
-                guard let l = lease else { return .failed(500, []) }
+                guard let l = lease else { return .failed(500, []) }  // (the engine asks for a slot first)
                 do {
                     backend = try BackendConnector.connect(l.address, timeout: timeouts.backendConnect)
                     x.connected(now: Host.monotonicSeconds())
@@ -151,25 +86,23 @@ private struct Driver {
             case .write:
                 writeOutgoing(&x)
             case .supplyBody:
-                supplyBody(&x, conn, &parser, held: held)
+                supplyBody(&x, held: held)
             case .read:
                 if !readApp(&x) { continue }
-                guard pending.isEmpty || writeClient(conn, &outcome) else {
+                guard pending.isEmpty || writeClient(conn) else {
                     x.clientGone()
                     continue
                 }
             case .release(let reusable, let served, let overloaded):
-                release(reusable: reusable, served: served, overloaded: overloaded, &x, &outcome)
+                release(reusable: reusable, served: served, overloaded: overloaded, &x)
             case .respond(let status, let retryAfter):
                 return .failed(status, retryAfter.map { [("Retry-After", $0)] } ?? [])
             case .redirect(let location):
-                return .localRedirect(location)
+                return .redirect(location)
             case .finished(let keep):
-                keepAlive = keep
-                return .done
+                return .done(keepAlive: keep)
             case .closeClient:
-                keepAlive = false
-                return .done
+                return .done(keepAlive: false)
             }
         }
     }
@@ -193,26 +126,11 @@ private struct Driver {
         }
     }
 
-    /// The body as STDIN records: from the held file, or streamed from the client.
-    mutating func supplyBody(_ x: inout AppExchange, _ conn: ClientConnection, _ parser: inout HTTPRequestParser, held: BufferedBody?) {
-        if let spool = held?.spool {
-            let n = (try? spool.pread(into: &buffer, at: Int(x.bodyOffset))) ?? 0
-            if n > 0 { x.bodyPiece(buffer[0..<n]) } else { x.bodyEnd() }
-            return
-        }
-        guard case .contentLength = head.framing, target == head.target else { return x.bodyEnd() }
-        do {
-            try ClientBody.read(conn, &parser, timeout: timeouts.body, total: timeouts.bodyTotal) { piece in
-                x.bodyPiece(piece)
-                writeOutgoing(&x)
-                if !x.wantsBody { throw UpstreamError.closedEarly }  // the app went away or timed out
-            }
-            x.bodyEnd()
-        } catch let e as BodyError {
-            x.bodyFailed(status: e.status)
-        } catch {
-            x.writeFailed(now: Host.monotonicSeconds())
-        }
+    /// The next piece of a body held in a temporary file, as STDIN.
+    mutating func supplyBody(_ x: inout AppExchange, held: BufferedBody) {
+        guard let spool = held.spool else { return x.bodyEnd() }
+        let n = (try? spool.pread(into: &buffer, at: Int(x.bodyOffset))) ?? 0
+        if n > 0 { x.bodyPiece(buffer[0..<n]) } else { x.bodyEnd() }
     }
 
     /// One read from the app, waiting up to the engine's deadline a second at a time (the
@@ -243,27 +161,27 @@ private struct Driver {
         return true
     }
 
-    mutating func writeClient(_ conn: ClientConnection, _ outcome: inout Outcome) -> Bool {
+    mutating func writeClient(_ conn: ClientConnection) -> Bool {
         defer { pending.removeAll(keepingCapacity: true) }
         do {
             try conn.write(pending, timeout: timeouts.send)
-            outcome.bytesSent += pending.count
+            record.bytesSent += pending.count
             return true
         } catch {
             ctx.logger.info("client went away: \(error)", metadata: meta)
-            outcome.clientGone = true
+            record.clientGone = true
             return false
         }
     }
 
-    mutating func release(reusable: Bool, served: Bool, overloaded: Bool, _ x: inout AppExchange, _ outcome: inout Outcome) {
+    mutating func release(reusable: Bool, served: Bool, overloaded: Bool, _ x: inout AppExchange) {
         guard let l = lease else { return }
         let connection = backend
         lease = nil
         backend = nil
-        outcome.upstreamTime = Host.monotonicSeconds() - x.grantedAt
+        record.upstreamTime = Host.monotonicSeconds() - x.grantedAt
         if ctx.dispatcher.release(l, connection: connection, reusable: reusable, served: served, overloaded: overloaded) {
-            ctx.logger.warning("\(ctx.slowRequestMessage(x.app.name, head.method, target, slot: l.slot, seconds: outcome.upstreamTime ?? 0))",
+            ctx.logger.warning("\(ctx.slowRequestMessage(x.app.name, record.head.method, record.target, slot: l.slot, seconds: record.upstreamTime ?? 0))",
                                metadata: meta)
         }
     }

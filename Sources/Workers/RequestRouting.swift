@@ -4,6 +4,7 @@ import GatewaySystem
 import HTTPWire
 import Logging
 import Observability
+import Exchanges
 
 /// Where a request goes, decided the same way by every worker class.
 enum Destination {
@@ -210,16 +211,17 @@ extension WorkerContext {
 
     /// One access-log line.
     /// `label`: the request's route label from its routing (nil: found from `target`).
-    func logAccess(remote: String, method: String, target: String, version: String, status: Int, bytes: Int,
-                   started: Double, upstream: Double?, rid: RequestID, head: HTTPRequestHead?, label: String? = nil) {
-        let elapsed = Host.monotonicSeconds() - started
-        recordMetrics(label: label ?? routeLabel(target), status: status, seconds: elapsed)
+    /// The access-log line and the metrics of a finished request, for every worker class.
+    func logAccess(_ r: RequestRecord, remote: String) {
+        guard accessLog != nil || config.server.metricsPath != nil else { return }
+        let elapsed = Host.monotonicSeconds() - r.started
+        recordMetrics(label: r.label ?? routeLabel(r.head.target), status: r.loggedStatus, seconds: elapsed)
         guard let accessLog else { return }
-        let client = config.server.forwardedAllowIPs.isEmpty ? remote : clientPeer((remote, 0), head: head).address
+        let client = config.server.forwardedAllowIPs.isEmpty ? remote : clientPeer((remote, 0), head: r.head).address
         accessLog.write(AccessLog.Entry(
-            remote: client.isEmpty ? "unix:" : client, method: method, target: target,
-            version: version, status: status, bytesSent: bytes, referer: head?.headers.first("Referer"),
-            userAgent: head?.headers.first("User-Agent"), requestTime: elapsed,
-            upstreamTime: upstream, requestID: rid.description))
+            remote: client.isEmpty ? "unix:" : client, method: r.head.method, target: r.head.target,
+            version: r.logVersion ?? r.head.version.description, status: r.loggedStatus, bytesSent: r.bytesSent,
+            referer: r.head.headers.first("Referer"), userAgent: r.head.headers.first("User-Agent"), requestTime: elapsed,
+            upstreamTime: r.upstreamTime, requestID: r.id.description))
     }
 }

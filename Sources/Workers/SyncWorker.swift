@@ -38,8 +38,8 @@ public final class SyncWorker {
 
     func serve(_ accepted: (fd: FileDescriptor, listener: Int), _ pipeline: BlockingPipeline) {
         Socket.setNoDelay(accepted.fd)
-        let conn = ClientConnection(fd: accepted.fd, wake: process.signalPipe, heartbeat: ctx.onWait)
-        conn.expectsProxyHeader = ctx.speaksProxyProtocol(listener: accepted.listener)
+        let conn = ClientConnection(fd: accepted.fd, session: pipeline.session(listener: accepted.listener), wake: process.signalPipe,
+                                    heartbeat: ctx.onWait)
         ctx.connectionsChanged(by: 1)
         pipeline.serve(conn)
         conn.close()

@@ -7,9 +7,8 @@ import Exchanges
 /// without a hand-off per request. The `threads` threads share one epoll instance; each
 /// takes one event at a time. A client connection between requests is armed one-shot:
 /// the thread that gets its event reads what has arrived without blocking, and only when
-/// the request head (and a small Content-Length body) is complete does that same thread
-/// serve the request with the shared pipeline; otherwise it re-arms the connection and
-/// takes the next event. The main thread handles signals and the header, body and
+/// the request's head and whole body are in does that same thread serve it with the
+/// shared pipeline; otherwise it re-arms the connection and takes the next event. The main thread handles signals and the header, body and
 /// keep-alive timeouts. gunicorn's gthread gives a thread the connection before its
 /// request is read, and its pool runs dry under slowloris; a loop thread that hands
 /// complete requests to a pool (Waitress) costs two more context switches per request.
@@ -20,27 +19,6 @@ import Exchanges
 /// that the pool threads touch only through an atomic (WorkerProcess's heartbeat time;
 /// its signal handling and listeners belong to the main thread).
 public final class ThreadWorker: @unchecked Sendable {
-    /// A client connection between requests (or serving one). Not Sendable and needs no
-    /// lock: one thread at a time owns it, the one that took it out of `waiting` under
-    /// `state`; the main thread's sweep touches it only while it is in `waiting`, under `state`.
-    final class Connection {
-        let conn: ClientConnection
-        /// The head and body parser with its deadlines (RequestIntake, as every class reads).
-        var intake: RequestIntake
-        /// The request whose body is still being read.
-        var head: HTTPRequestHead? = nil
-        /// Its body so far (memory, then a temporary file).
-        var body: BufferedBody? = nil
-        /// When the request's first byte came (the access log's request time).
-        var started: Double
-
-        init(conn: ClientConnection, intake: RequestIntake, now: Double) {
-            self.conn = conn
-            self.intake = intake
-            self.started = now
-        }
-    }
-
     static let listenerTag: UInt64 = 1 << 40
     static let armed: Epoll.Events = [.readable, .peerClosed, .oneShot]
 
@@ -51,8 +29,11 @@ public final class ThreadWorker: @unchecked Sendable {
 
     /// Guards everything below.
     let state = Condition()
-    /// Connections waiting for their next request (armed in epoll), by fd.
-    var waiting: [Int32: Connection] = [:]
+    /// Connections waiting for input (armed in epoll), by fd. Not Sendable and needs no
+    /// lock of its own: one thread at a time owns a connection, the one that took it out
+    /// of `waiting` under `state`; the main thread's sweep touches it only while it is
+    /// in `waiting`, under `state`.
+    var waiting: [Int32: ClientConnection] = [:]
     /// Connections a thread is reading from or serving.
     var active = 0
     var listening = false
@@ -140,10 +121,7 @@ public final class ThreadWorker: @unchecked Sendable {
     /// A new client connection (non-blocking), waiting for its first request.
     func adopt(_ fd: FileDescriptor, listener index: Int) {
         Socket.setNoDelay(fd)
-        let now = Host.monotonicSeconds()
-        let c = Connection(conn: ClientConnection(fd: fd, heartbeat: { [process] in process.beat() }),
-                           intake: RequestIntake(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: now, capIdle: ctx.idleDeadline), now: now)
-        c.conn.expectsProxyHeader = ctx.speaksProxyProtocol(listener: index)
+        let c = ClientConnection(fd: fd, session: pipeline.session(listener: index), heartbeat: { [process] in process.beat() })
         ctx.connectionsChanged(by: 1)
         state.withLock { waiting[fd.rawValue] = c }  // before it can report an event
         do { try epoll.add(fd, Self.armed, data: UInt64(UInt32(bitPattern: fd.rawValue))) } catch {
@@ -153,124 +131,40 @@ public final class ThreadWorker: @unchecked Sendable {
     }
 
     /// Waits for the next event of a connection this thread is done with for now.
-    func rearm(_ c: Connection) {
+    func rearm(_ c: ClientConnection) {
         state.withLock {
-            waiting[c.conn.fd.rawValue] = c
+            waiting[c.fd.rawValue] = c
             active -= 1
         }
-        do { try epoll.modify(c.conn.fd, Self.armed, data: UInt64(UInt32(bitPattern: c.conn.fd.rawValue))) } catch {
-            if state.withLock({ waiting.removeValue(forKey: c.conn.fd.rawValue) }) != nil { close(c) }
+        do { try epoll.modify(c.fd, Self.armed, data: UInt64(UInt32(bitPattern: c.fd.rawValue))) } catch {
+            if state.withLock({ waiting.removeValue(forKey: c.fd.rawValue) }) != nil { close(c) }
         }
     }
 
-    func close(_ c: Connection) {
-        c.body?.close()
-        c.body = nil
-        c.conn.close()
+    func close(_ c: ClientConnection) {
+        c.close()
         ctx.connectionsChanged(by: -1)
     }
 
-    func finish(_ c: Connection) {
+    func finish(_ c: ClientConnection) {
         state.withLock { active -= 1 }
         close(c)
     }
 
+    /// Input came: the session's steps run on this thread, a request's exchange with them,
+    /// until it needs input that has not arrived (re-armed) or the connection is over.
+    /// Only a request whose head and body are whole holds the thread: the session reads
+    /// the body (memory, then a temporary file) before the exchange.
     func readable(_ fd: Int32) {
         // Taken out of `waiting`: the timeout sweep leaves it alone while we have it.
-        guard let c = state.withLock({ () -> Connection? in
+        guard let c = state.withLock({ () -> ClientConnection? in
             guard let c = waiting.removeValue(forKey: fd) else { return nil }
             active += 1
             return c
         }) else { return }
-        do {
-            guard let more = try c.conn.readAvailable() else { return rearm(c) }
-            guard more else { return finish(c) }
-        } catch {
-            return finish(c)
-        }
-        serveReady(c)
-    }
-
-    /// Serves every complete request the connection has buffered, then re-arms it.
-    func serveReady(_ c: Connection) {
-        while true {
-            let head: HTTPRequestHead
-            do {
-                guard let h = try ready(c, now: Host.monotonicSeconds()) else { return rearm(c) }
-                head = h
-            } catch {
-                pipeline.answerBadRequest(c.conn, error, started: c.started)
-                return finish(c)
-            }
-            // The socket stays non-blocking: ClientConnection waits only when a call would block.
-            let keep = pipeline.handle(head, c.conn, &c.intake.parser)
-            c.conn.takePreread()?.close()  // a body the route did not want
-            ctx.requestFinished()
-            // Kept even while draining: the response said keep-alive (see WorkerContext.idleDeadline).
-            guard keep else {
-                c.conn.lingerOnClose = c.intake.parser.leftBodyUnread || ctx.closedByDrain(head)
-                return finish(c)
-            }
-            let now = Host.monotonicSeconds()
-            c.started = now
-            c.intake.awaitNextRequest(now: now, capIdle: ctx.idleDeadline)
-            if c.conn.unconsumed.isEmpty { return rearm(c) }
-            // A pipelined request is already here: on to it.
-        }
-    }
-
-    /// Parses what the connection has buffered. The request is ready when its head and
-    /// its whole body are in: the body is de-chunked into memory (64 KiB), then an
-    /// unlinked temporary file, as the epoll worker and CGI do, so a slow upload of any
-    /// size or framing holds no thread. `Expect: 100-continue` gets its 100 here, when
-    /// the loop starts to read. The deadlines are the intake's (the sweep answers 408).
-    func ready(_ c: Connection, now: Double) throws(HTTPParseError) -> HTTPRequestHead? {
-        if c.head == nil, try c.conn.takeProxyHeader() {
-            let sawByte = c.intake.sawByte
-            let step = try c.intake.nextHead(c.conn.unconsumed, now: now)
-            c.conn.consume(step.consumed)
-            c.head = step.head
-            if !sawByte && c.intake.sawByte { c.started = now }
-        }
-        guard var head = c.head else { return nil }
-        if head.framing != .none && head.framing != .contentLength(0) {
-            if c.body == nil {
-                c.body = BufferedBody()
-                c.intake.startBody(now: now)
-                if head.expectContinue {
-                    // 25 bytes on a socket with nothing queued: a non-blocking write takes them.
-                    _ = try? c.conn.fd.write(HTTPResponseWriter.continueHead, from: 0)
-                    head.expectContinue = false  // answered: the exchanges must not send it again
-                    c.head = head
-                }
-            }
-            guard try readBody(c, now: now) else { return nil }
-            c.conn.preread = c.body
-            c.body = nil
-        }
-        c.head = nil
-        return head
-    }
-
-    /// Moves what has arrived of the body into `c.body`; true once it is whole.
-    func readBody(_ c: Connection, now: Double) throws(HTTPParseError) -> Bool {
-        while true {
-            let step = try c.intake.next(c.conn.unconsumed, now: now)
-            switch step.event {
-            case .body(let r):
-                let base = c.conn.unconsumed.startIndex
-                do { try c.body?.append(c.conn.buffer[(base + r.lowerBound)..<(base + r.upperBound)]) } catch {
-                    ctx.logger.error("cannot buffer the request body: \(error)")
-                    throw HTTPParseError(500, "cannot buffer the request body")
-                }
-                c.conn.consume(step.consumed)
-            case .end:
-                c.conn.consume(step.consumed)
-                return true
-            case .head, .needMore:  // (a head cannot come before the body's end)
-                c.conn.consume(step.consumed)
-                return false
-            }
+        switch pipeline.drive(c, waitForInput: false) {
+        case .needsInput: rearm(c)
+        case .closed: finish(c)
         }
     }
 
@@ -285,18 +179,19 @@ public final class ThreadWorker: @unchecked Sendable {
     /// nothing by it: a free thread reads its byte at once, and the next sweep finds the
     /// socket empty.
     func sweepTimeouts(_ now: Double) {
-        let expired = state.withLock { () -> [Connection] in
+        let expired = state.withLock { () -> [ClientConnection] in
             let gone = waiting.values.filter { c in
-                guard c.intake.expired(at: now) else { return false }
-                return (try? c.conn.fd.waitReadable(timeoutMilliseconds: 0)) != true
+                guard c.session.deadline <= now else { return false }
+                return (try? c.fd.waitReadable(timeoutMilliseconds: 0)) != true
             }
-            for c in gone { waiting[c.conn.fd.rawValue] = nil }
+            for c in gone { waiting[c.fd.rawValue] = nil }
             return gone
         }
         for c in expired {
-            if c.intake.expiry == .respond408 {
-                try? c.conn.write(ResponseHead.error(408, keepAlive: false, date: ctx.httpDate()), timeout: 1)
-            }
+            // The 408 (if a request had begun) fits the empty socket buffer: no wait here.
+            c.session.timedOut(ctx, now: now)
+            _ = pipeline.drive(c, waitForInput: false)
+            c.lingerOnClose = false  // not on the main thread: a slow client gets no more time
             close(c)
         }
     }
@@ -305,7 +200,7 @@ public final class ThreadWorker: @unchecked Sendable {
     /// deadline, or sooner (WorkerContext.idleDeadline); the sweep closes it.
     func shortenIdleDeadlines() {
         state.withLock {
-            for c in waiting.values { c.intake.capIdleDeadline(ctx.idleDeadline) }
+            for c in waiting.values { c.session.capIdle(ctx.idleDeadline) }
         }
     }
 }

@@ -127,7 +127,7 @@ public final class WorkerContext {
     }
 
     /// A short id that ties a request's access-log line to its error-log lines.
-    func nextRequestID() -> RequestID {
+    public func nextRequestID() -> RequestID {
         let n = counters.withLock {
             requestCounter += 1
             return requestCounter
@@ -157,7 +157,7 @@ public final class WorkerContext {
     /// A connection the client wanted kept, closed because the worker drains: it is shut
     /// for writing and read until the client closes (lingering), so a request the client
     /// sent behind our Connection: close response is never answered with a reset.
-    func closedByDrain(_ head: HTTPRequestHead) -> Bool { draining && head.keepAlive }
+    public func closedByDrain(_ head: HTTPRequestHead) -> Bool { draining && head.keepAlive }
 
     /// The drain rule for a connection with no request in progress. A connection whose
     /// last response offered keep-alive stays open until its keep-alive deadline, as it
@@ -165,7 +165,7 @@ public final class WorkerContext {
     /// meanwhile is served with Connection: close. Closing it at once would race a
     /// request the client has already sent (gunicorn #3394); then every kept connection
     /// of a busy client ends by a Connection: close, never by a close it cannot see.
-    func idleDeadline(_ deadline: Double) -> Double {
+    public func idleDeadline(_ deadline: Double) -> Double {
         guard draining, let since = drainStartedAt else { return deadline }  // the atomic first: no lock per request
         return min(deadline, since + max(config.server.keepalive, 1))
     }
@@ -224,10 +224,8 @@ extension WorkerContext {
     }
 }
 
-/// A request's id in the logs, "<worker pid in hex>-<its counter in hex>": made into text
-/// only when a log line names it (most requests are never named).
-struct RequestID: CustomStringConvertible, Sendable {
-    let prefix: String
-    let number: UInt64
-    var description: String { prefix + String(number, radix: 16) }
+extension WorkerContext: SessionHost {
+    public func offersKeepAlive(to head: HTTPRequestHead) -> Bool {
+        head.keepAlive && config.server.keepalive > 0 && mayKeepAlive
+    }
 }
