@@ -59,14 +59,16 @@ public struct ClientSession {
     public private(set) var input: [UInt8] = []
     public private(set) var inputStart = 0
     public private(set) var intake: RequestIntake
-    public private(set) var record: RequestRecord? = nil
-    /// What to log, for the driver to take after each step (`takeNotes`).
-    public private(set) var notes: [ExchangeNote] = []
+    // (The small fields follow the intake: they fit in its tail padding, and an idle
+    // connection is 8 bytes smaller; 10,000 of them are a target of the benchmark.)
     var phase = Phase.head
     var expectsProxyHeader: Bool
     /// After this response: serve another request, or close (and linger).
     var keepAfter = false
     var linger = false
+    public private(set) var record: RequestRecord? = nil
+    /// What to log, for the driver to take after each step (`takeNotes`).
+    public private(set) var notes: [ExchangeNote] = []
     /// An error page the session made, sent before the flush.
     var pendingPage: [UInt8] = []
 

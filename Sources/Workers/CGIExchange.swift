@@ -73,13 +73,7 @@ struct CGIExchange {
                 run.escalate(now: now, grace: grace)
                 if output.stdoutDone && run.exited { return }
                 if run.exited && output.failure == nil {
-                    // What the program wrote before it exited is in the pipe now.
-                    pumpStdout()
-                    if output.relaying {
-                        run.endLeftovers()
-                        output.exitedHoldingStdout(into: &pending)
-                        flush()
-                    }
+                    pumpStdout()  // what the program wrote before it exited is in the pipe now
                     return
                 }
                 if output.failure != nil || output.clientGone {
@@ -119,19 +113,10 @@ struct CGIExchange {
 
         /// Reads stdout until it would block, relaying what it says.
         mutating func pumpStdout() {
-            while output.relaying {
-                switch run.readStdout(into: &buffer) {
-                case .wouldBlock:
-                    return
-                case .end:
-                    output.stdoutEnded(into: &pending)
-                    flush()
-                    return
-                case .bytes(let n):
-                    let context = ctx  // (not self inside the call that modifies self.output)
-                    output.stdout(buffer[0..<n], into: &pending, date: context.httpDate(), draining: !context.mayKeepAlive)
-                    flush()
-                }
+            let context = ctx  // (not self inside the call that modifies self.output)
+            while output.relaying && run.relayStdout(&output, into: &pending, buffer: &buffer, date: context.httpDate(),
+                                                     draining: !context.mayKeepAlive) {
+                flush()
             }
         }
 

@@ -32,6 +32,13 @@ struct BufferedBody {
 
     func close() { try? spool?.close() }
 
+    /// The FastCGI engine's next STDIN piece, read from the temporary file at its offset
+    /// (a local file: a short blocking read, in every class).
+    func supply(_ x: inout AppExchange, buffer: inout [UInt8]) {
+        let n = spool.flatMap { try? $0.pread(into: &buffer, at: Int(x.bodyOffset)) } ?? 0
+        if n > 0 { x.bodyPiece(buffer[0..<n]) } else { x.bodyEnd() }
+    }
+
     /// The body in pieces of at most 64 KiB, from memory or the temporary file.
     func forEachPiece(_ sink: (ArraySlice<UInt8>) throws -> Void) throws {
         guard let file = spool else {
@@ -188,6 +195,25 @@ final class CGIRun {
             return .end
         }
         return .bytes(n)
+    }
+
+    /// One read of stdout, relayed through `output` into `out` (the client's output).
+    /// False when stdout would block while the program runs: wait for it. Once the program
+    /// has exited, stdout that would block is held by something it started: the response
+    /// ends there, and that leftover is ended with it.
+    func relayStdout(_ output: inout CGIOutput, into out: inout [UInt8], buffer: inout [UInt8], date: String, draining: Bool) -> Bool {
+        switch readStdout(into: &buffer) {
+        case .wouldBlock:
+            guard exited else { return false }
+            endLeftovers()
+            output.exitedHoldingStdout(into: &out)
+            finishStdout()
+        case .end:
+            output.stdoutEnded(into: &out)
+        case .bytes(let n):
+            output.stdout(buffer[0..<n], into: &out, date: date, draining: draining)
+        }
+        return true
     }
 
     /// Reads what stderr has and logs it line by line, under the program's name.

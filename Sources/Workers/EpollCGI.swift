@@ -115,20 +115,8 @@ extension EpollWorker {
         }
         while e.stdoutReadable && e.output.relaying && c.outputPending < Self.outputHighWater {
             let before = c.output.count
-            switch e.run.readStdout(into: &scratch) {
-            case .wouldBlock:
+            if !e.run.relayStdout(&e.output, into: &c.output, buffer: &scratch, date: ctx.httpDate(), draining: !ctx.mayKeepAlive) {
                 e.stdoutReadable = false
-                if e.run.exited {
-                    e.run.endLeftovers()
-                    e.output.exitedHoldingStdout(into: &c.output)
-                    e.run.finishStdout()
-                }
-            case .end:
-                e.output.stdoutEnded(into: &c.output)
-                e.run.finishStdout()
-                e.stdoutReadable = false
-            case .bytes(let n):
-                e.output.stdout(scratch[0..<n], into: &c.output, date: ctx.httpDate(), draining: !ctx.mayKeepAlive)
             }
             r.bytesSent += c.output.count - before
             ctx.log(e.output.takeNotes(), cgiMeta(r))

@@ -41,8 +41,11 @@ final class EpollClient {
     var fileEnd = 0
     var session: ClientSession
     var deadline = Double.infinity
-    /// The session's current request, with this worker's state of it.
-    var request: EpollRequest? = nil
+
+    /// The session's current request, with this worker's state of it (the session's own
+    /// record of a request it could not parse is not one). Not a field of its own: 8
+    /// bytes per idle connection.
+    var request: EpollRequest? { session.record as? EpollRequest }
 
     init(fd: FileDescriptor, serial: UInt32, session: ClientSession) {
         self.fd = fd

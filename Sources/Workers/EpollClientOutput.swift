@@ -134,7 +134,6 @@ extension EpollWorker {
         if let r = c.request {
             abandonUpstream(c, r)
             r.closeSpool()
-            c.request = nil
         }
         try? c.fd.close()  // also leaves the epoll set
         clients[Int(c.fd.rawValue)] = nil

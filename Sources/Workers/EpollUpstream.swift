@@ -29,7 +29,7 @@ extension EpollWorker {
                 // The app's socket is full: it may have answered early, so read if it can.
                 guard r.backendReadable, readApp(c, r) else { return }
             case .supplyBody:
-                supplyBody(r)
+                r.body.supply(&r.exchange!, buffer: &scratch)
             case .read:
                 guard readApp(c, r) else { return }
             case .release(let reusable, let served, let overloaded):
@@ -189,14 +189,6 @@ extension EpollWorker {
         }
         setDeadline(c, r.exchange!.deadline)
         return r.exchange!.outgoingSent == r.exchange!.outgoing.count
-    }
-
-    /// The next piece of a body held in a temporary file (a local file: a short blocking
-    /// read), through the loop's read buffer.
-    func supplyBody(_ r: EpollRequest) {
-        guard let spool = r.spool else { return r.exchange!.bodyEnd() }
-        let n = (try? spool.pread(into: &scratch, at: Int(r.exchange!.bodyOffset))) ?? 0
-        if n > 0 { r.exchange!.bodyPiece(scratch[0..<n]) } else { r.exchange!.bodyEnd() }
     }
 
     /// One read from the app into the client's output, written on at once. False when the

@@ -239,9 +239,7 @@ public final class EpollWorker {
             case .proxied(let address, let port):
                 c.remote = (address, port)
             case .begin(let head):
-                let r = EpollRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head))
-                c.request = r
-                c.session.begin(r)
+                c.session.begin(EpollRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head)))
             case .route:
                 guard let r = c.request else { return closeClient(c) }
                 route(c, r)
@@ -263,8 +261,7 @@ public final class EpollWorker {
                 }
                 c.session.flushed()
             case .finished(let r):
-                c.request?.closeSpool()
-                c.request = nil
+                (r as? EpollRequest)?.closeSpool()
                 ctx.logAccess(r, remote: c.remote.address)
                 ctx.requestFinished()
                 served += 1

@@ -86,7 +86,7 @@ private struct Driver {
             case .write:
                 writeOutgoing(&x)
             case .supplyBody:
-                supplyBody(&x, held: held)
+                held.supply(&x, buffer: &buffer)
             case .read:
                 if !readApp(&x) { continue }
                 guard pending.isEmpty || writeClient(conn) else {
@@ -124,13 +124,6 @@ private struct Driver {
                 return x.writeFailed(now: Host.monotonicSeconds())
             }
         }
-    }
-
-    /// The next piece of a body held in a temporary file, as STDIN.
-    mutating func supplyBody(_ x: inout AppExchange, held: BufferedBody) {
-        guard let spool = held.spool else { return x.bodyEnd() }
-        let n = (try? spool.pread(into: &buffer, at: Int(x.bodyOffset))) ?? 0
-        if n > 0 { x.bodyPiece(buffer[0..<n]) } else { x.bodyEnd() }
     }
 
     /// One read from the app, waiting up to the engine's deadline a second at a time (the
