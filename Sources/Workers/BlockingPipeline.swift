@@ -79,7 +79,7 @@ public struct BlockingPipeline {
                 conn.session.capIdle(ctx.idleDeadline)  // a drain that began during the wait
                 if try !conn.fill(deadline: conn.session.deadline) { conn.session.clientClosed() }
             } else {
-                guard let more = try conn.readAvailable() else { return false }
+                guard !conn.drained, let more = try conn.readAvailable() else { return false }
                 if !more { conn.session.clientClosed() }
             }
         } catch ClientError.timeout {

@@ -25,6 +25,9 @@ public final class ClientConnection {
     /// The current request's body (memory, then a temporary file), and where it goes.
     var body = BufferedBody()
     var destination: Destination? = nil
+    /// The last read came up short: the socket has nothing more for now (a thread-worker
+    /// connection is re-armed without one more read that would only say EAGAIN).
+    var drained = false
     /// Reads land here first, so a read costs a copy of what arrived, not a 64 KiB fill.
     private var scratch = [UInt8].readBuffer(65536)
     let heartbeat: () -> Void
@@ -65,6 +68,7 @@ public final class ClientConnection {
             if error.errno == ECONNRESET_ { throw .closed }
             throw .io(error)
         }
+        drained = (n ?? 0) < scratch.count
         guard let n else { return nil }
         if n > 0 { session.received(scratch[0..<n]) }
         return n > 0

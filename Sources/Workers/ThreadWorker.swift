@@ -162,6 +162,7 @@ public final class ThreadWorker: @unchecked Sendable {
             active += 1
             return c
         }) else { return }
+        c.drained = false  // the event says there is input
         switch pipeline.drive(c, waitForInput: false) {
         case .needsInput: rearm(c)
         case .closed: finish(c)
