@@ -170,8 +170,8 @@ public struct ClientSession {
         case .done(let keep):
             r.keepAlive = keep
             respond(keep: keep, linger: false)
-        case .failed(let status, let headers):
-            respondError(status, headers, keep: true, host)
+        case .failed(let status, let headers, let keep):
+            respondError(status, headers, keep: keep, host)
         case .redirect(let location):
             let (allowed, note) = r.redirects.follow(location)
             notes.append(note)

@@ -75,10 +75,38 @@ open class RequestRecord {
 public enum ExchangeEnd {
     /// Its response went out (or is queued); the connection goes on if `keepAlive`.
     case done(keepAlive: Bool)
-    /// Nothing was sent: the session answers with this status and headers.
-    case failed(Int, [(String, String)])
+    /// Nothing was sent: the session answers with this status and headers, and keeps the
+    /// connection only if `keepAlive` (and the request allows it).
+    case failed(Int, [(String, String)], keepAlive: Bool = true)
     /// A local redirect (`Location: /path`, no Status): routed again, up to the cap.
     case redirect(String)
     /// The client left before it had the whole response.
     case clientGone
+}
+
+extension AppExchange.Step {
+    /// How the exchange ended, for the steps that end it (nil for the others): the same
+    /// for both drivers.
+    public var exchangeEnd: ExchangeEnd? {
+        switch self {
+        case .respond(let status, let retryAfter): .failed(status, retryAfter.map { [("Retry-After", $0)] } ?? [])
+        case .redirect(let location): .redirect(location)
+        case .finished(let keep): .done(keepAlive: keep)
+        case .closeClient: .done(keepAlive: false)
+        default: nil
+        }
+    }
+}
+
+extension CGIDecision {
+    /// How the CGI exchange ended, for the session: the same for both drivers.
+    public var exchangeEnd: ExchangeEnd {
+        switch self {
+        case .done(let keep): .done(keepAlive: keep)
+        case .respond(let status): .failed(status, [], keepAlive: false)
+        case .close: .done(keepAlive: false)
+        case .clientGone: .clientGone
+        case .localRedirect(let location): .redirect(location)
+        }
+    }
 }

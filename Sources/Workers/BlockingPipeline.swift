@@ -99,15 +99,12 @@ public struct BlockingPipeline {
 
     /// Sends the request where it goes (again after a local redirect).
     func route(_ r: RequestRecord, _ conn: ClientConnection) {
-        var label = ""
-        let destination = ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(conn.remote, head: r.head).address,
-                                          label: &label)
-        if r.label == nil { r.label = label }
+        let destination = ctx.route(r, peer: conn.remote)
         switch destination {
         case .refuse(let status, let headers):
             conn.session.refuse(status, headers, ctx)
         case .page(let p):
-            let page = ctx.page(p, method: r.head.method, target: r.target, keepAlive: r.responseKeepAlive)
+            let page = ctx.page(p, for: r)
             do {
                 try conn.write(page, timeout: timeouts.send)
                 conn.session.answered(status: 200, bytes: page.count)
@@ -126,7 +123,7 @@ public struct BlockingPipeline {
     /// A static file: its head, then its bytes by sendfile.
     func sendStatic(_ file: StaticFile, _ r: RequestRecord, _ conn: ClientConnection) {
         defer { try? file.fd.close() }
-        let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: ctx.httpDate())
+        let reply = ctx.staticResponse(file, for: r)
         var sent: UInt64 = 0
         do {
             try conn.write(reply.head, timeout: timeouts.send, more: reply.body != nil)

@@ -21,8 +21,7 @@ struct CGIExchange {
     func run(_ conn: ClientConnection) -> ExchangeEnd {
         let r = record
         guard ctx.cgiGate.acquire(deadline: Host.monotonicSeconds() + cgi.queueTimeout, onWait: ctx.onWait) else {
-            ctx.log([CGINotes.placesBusy(cgi.maxProcesses, queueTimeout: cgi.queueTimeout)], meta)
-            return .failed(503, [("Retry-After", UpstreamPolicy.retryAfter(cgi.queueTimeout))])
+            return ctx.cgiPlacesBusy(meta)
         }
         defer { ctx.cgiGate.release() }
         let body = r.redirected ? BufferedBody() : conn.body
@@ -145,15 +144,7 @@ struct CGIExchange {
         mutating func result() -> ExchangeEnd {
             let decision = output.end(abnormalExit: run.abnormalExit, script: exchange.script.scriptName)
             ctx.log(output.takeNotes(), exchange.meta)
-            switch decision {
-            case .done(let keep): return .done(keepAlive: keep)
-            case .respond(let status):
-                exchange.record.keepAlive = false
-                return .failed(status, [])
-            case .close: return .done(keepAlive: false)
-            case .clientGone: return .clientGone
-            case .localRedirect(let location): return .redirect(location)
-            }
+            return decision.exchangeEnd
         }
     }
 }

@@ -150,15 +150,7 @@ extension EpollWorker {
         r.status = e.output.status
         let decision = e.output.end(abnormalExit: e.run.abnormalExit, script: r.cgi?.scriptName ?? "CGI")
         ctx.log(e.output.takeNotes(), cgiMeta(r))
-        switch decision {
-        case .done(let keep): exchangeEnded(c, .done(keepAlive: keep && r.keepAlive))
-        case .respond(let status):
-            r.keepAlive = false
-            exchangeEnded(c, .failed(status, []))
-        case .close: exchangeEnded(c, .done(keepAlive: false))
-        case .clientGone: exchangeEnded(c, .clientGone)
-        case .localRedirect(let location): exchangeEnded(c, .redirect(location))
-        }
+        exchangeEnded(c, decision.exchangeEnd)
     }
 
     /// The client has gone, or the program failed: SIGTERM now, SIGKILL after the grace
@@ -231,8 +223,7 @@ extension EpollWorker {
 
     func cgiQueueTimedOut(_ c: EpollClient, _ r: EpollRequest) {
         cgiQueue.removeAll { $0 === c }
-        ctx.log([CGINotes.placesBusy(cgi.maxProcesses, queueTimeout: cgi.queueTimeout)], cgiMeta(r))
-        exchangeEnded(c, .failed(503, [("Retry-After", UpstreamPolicy.retryAfter(cgi.queueTimeout))]))
+        exchangeEnded(c, ctx.cgiPlacesBusy(cgiMeta(r)))
     }
 
     /// The worker is exiting: no program outlives it.

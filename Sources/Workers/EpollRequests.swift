@@ -8,19 +8,15 @@ import Exchanges
 extension EpollWorker {
     /// Sends the request where it goes (again after a local redirect).
     func route(_ c: EpollClient, _ r: EpollRequest) {
-        var label = ""
-        let destination = ctx.destination(method: r.head.method, target: r.target, client: ctx.clientPeer(c.remote, head: r.head).address,
-                                          label: &label)
-        if r.label == nil { r.label = label }
-        switch destination {
+        switch ctx.route(r, peer: c.remote) {
         case .refuse(let status, let headers):
             c.session.refuse(status, headers, ctx)
         case .page(let p):
-            let page = ctx.page(p, method: r.head.method, target: r.target, keepAlive: r.responseKeepAlive)
+            let page = ctx.page(p, for: r)
             queueOutput(c, page[...], flush: false)
             c.session.answered(status: 200, bytes: page.count)
         case .staticFile(let file):
-            let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: ctx.httpDate())
+            let reply = ctx.staticResponse(file, for: r)
             queueOutput(c, reply.head[...], flush: false)
             if let body = reply.body {
                 c.file = file.fd

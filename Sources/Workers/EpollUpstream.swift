@@ -34,16 +34,9 @@ extension EpollWorker {
                 guard readApp(c, r) else { return }
             case .release(let reusable, let served, let overloaded):
                 releaseSlot(c, r, reusable: reusable, served: served, overloaded: overloaded)
-            case .respond(let status, let retryAfter):
-                return exchangeEnded(c, .failed(status, retryAfter.map { [("Retry-After", $0)] } ?? []))
-            case .redirect(let location):
-                return exchangeEnded(c, .redirect(location))
-            case .finished(let keep):
-                r.status = r.exchange?.status ?? r.status  // the head that went out
-                return exchangeEnded(c, .done(keepAlive: keep))
-            case .closeClient:
-                r.status = r.exchange?.status ?? r.status
-                return exchangeEnded(c, .done(keepAlive: false))
+            case .respond, .redirect, .finished, .closeClient:
+                if r.exchange!.status != 0 { r.status = r.exchange!.status }  // the head that went out
+                return exchangeEnded(c, step.exchangeEnd!)
             }
         }
     }

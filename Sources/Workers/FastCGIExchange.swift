@@ -95,14 +95,8 @@ private struct Driver {
                 }
             case .release(let reusable, let served, let overloaded):
                 release(reusable: reusable, served: served, overloaded: overloaded, &x)
-            case .respond(let status, let retryAfter):
-                return .failed(status, retryAfter.map { [("Retry-After", $0)] } ?? [])
-            case .redirect(let location):
-                return .redirect(location)
-            case .finished(let keep):
-                return .done(keepAlive: keep)
-            case .closeClient:
-                return .done(keepAlive: false)
+            case .respond, .redirect, .finished, .closeClient:
+                return step.exchangeEnd!
             }
         }
     }

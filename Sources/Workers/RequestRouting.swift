@@ -211,6 +211,32 @@ extension WorkerContext {
 
     /// One access-log line.
     /// `label`: the request's route label from its routing (nil: found from `target`).
+    /// Routes a request's current target (its own, or a local redirect's) for the client
+    /// at `peer`, in every class; the first routing gives the request its /metrics label.
+    func route(_ r: RequestRecord, peer: (address: String, port: Int)) -> Destination {
+        var label = ""
+        let found = destination(method: r.head.method, target: r.target, client: clientPeer(peer, head: r.head).address, label: &label)
+        if r.label == nil { r.label = label }
+        return found
+    }
+
+    /// The status page or the metrics, as the request may be answered now.
+    func page(_ p: Destination.Page, for r: RequestRecord) -> [UInt8] {
+        page(p, method: r.head.method, target: r.target, keepAlive: r.responseKeepAlive)
+    }
+
+    /// A static file's response head and byte range, as the request may be answered now.
+    func staticResponse(_ file: StaticFile, for r: RequestRecord) -> StaticResponse {
+        StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: httpDate())
+    }
+
+    /// Every CGI place of the worker stayed busy for cgi.queue_timeout: 503, in every class.
+    func cgiPlacesBusy(_ meta: @autoclosure () -> Logger.Metadata) -> ExchangeEnd {
+        let cgi = config.cgi
+        log([CGINotes.placesBusy(cgi.maxProcesses, queueTimeout: cgi.queueTimeout)], meta())
+        return .failed(503, [("Retry-After", UpstreamPolicy.retryAfter(cgi.queueTimeout))])
+    }
+
     /// The access-log line and the metrics of a finished request, for every worker class.
     func logAccess(_ r: RequestRecord, remote: String) {
         guard accessLog != nil || config.server.metricsPath != nil else { return }
