@@ -7,6 +7,8 @@ public enum Poll {
     public static let writable = Int16(POLLOUT)
     /// POLLRDHUP: the peer shut down its side (Glibc's module leaves it out).
     public static let peerClosed = Int16(0x2000)
+    /// POLLERR or POLLHUP: the connection failed or is closed both ways.
+    public static let failed = Int16(POLLERR | POLLHUP)
 
     /// Waits up to `timeoutMilliseconds` (-1 forever); returns each fd's revents (0: not ready).
     /// An interrupted wait returns all zeros.

@@ -30,7 +30,7 @@ extension WorkerContext {
             remotePort: client.port, serverName: config.server.serverName ?? (host.isEmpty ? "localhost" : host),
             serverPort: local.port, serverAddress: local.address.isEmpty ? nil : local.address,
             https: client.https, serverSoftware: WorkerContext.software, extra: routeEnv + appEnvironments[appIndex])
-        return CGIEnvironment.build(head: CGIRunSetup.requestHead(head, target: target), context: context)
+        return CGIEnvironment.build(head: CGILink.requestHead(head, target: target), context: context)
     }
 
     /// The slow_request warning, worded once for both drivers.

@@ -58,9 +58,14 @@ public struct BlockingPipeline {
             case .exchange(let r):
                 conn.session.exchangeEnded(exchange(r, conn), ctx)
             case .send(let bytes):
-                do { try conn.write(bytes, timeout: timeouts.send) } catch { conn.session.clientGone(unsent: bytes.count) }
+                do { try conn.write(bytes, timeout: timeouts.send) } catch { clientGone(conn) }
             case .flush:
-                conn.session.flushed()  // (every write above was whole)
+                do {
+                    try conn.flush(timeout: timeouts.send)
+                    conn.session.flushed()
+                } catch {
+                    clientGone(conn)
+                }
             case .finished(let r):
                 conn.endRequest()
                 ctx.logAccess(r, remote: conn.remote.address)
@@ -97,44 +102,22 @@ public struct BlockingPipeline {
 
     // MARK: - Routing
 
+    /// The client stopped taking output: what it did not get is dropped.
+    func clientGone(_ conn: ClientConnection) {
+        conn.session.clientGone(unsent: conn.out.pending)
+        conn.out.discard()
+    }
+
     /// Sends the request where it goes (again after a local redirect).
     func route(_ r: RequestRecord, _ conn: ClientConnection) {
         let destination = ctx.route(r, peer: conn.remote)
+        if let (status, bytes) = ctx.answer(destination, for: r, into: &conn.out) { return conn.session.answered(status: status, bytes: bytes) }
         switch destination {
         case .refuse(let status, let headers):
             conn.session.refuse(status, headers, ctx)
-        case .page(let p):
-            let page = ctx.page(p, for: r)
-            do {
-                try conn.write(page, timeout: timeouts.send)
-                conn.session.answered(status: 200, bytes: page.count)
-            } catch {
-                r.status = 200
-                conn.session.clientGone(unsent: 0)
-            }
-        case .staticFile(let file):
-            sendStatic(file, r, conn)
-        case .app, .cgi:
+        default:
             conn.destination = destination
             conn.session.forward(now: Host.monotonicSeconds())
-        }
-    }
-
-    /// A static file: its head, then its bytes by sendfile.
-    func sendStatic(_ file: StaticFile, _ r: RequestRecord, _ conn: ClientConnection) {
-        defer { try? file.fd.close() }
-        let reply = ctx.staticResponse(file, for: r)
-        var sent: UInt64 = 0
-        do {
-            try conn.write(reply.head, timeout: timeouts.send, more: reply.body != nil)
-            if let body = reply.body {
-                try conn.sendFile(file.fd, offset: body.offset, length: body.length, timeout: timeouts.send, sent: &sent)
-            }
-            conn.session.answered(status: reply.status, bytes: reply.head.count + Int(sent))
-        } catch {
-            r.status = reply.status
-            r.bytesSent += Int(sent)
-            conn.session.clientGone(unsent: 0)
         }
     }
 
@@ -142,9 +125,9 @@ public struct BlockingPipeline {
     func exchange(_ r: RequestRecord, _ conn: ClientConnection) -> ExchangeEnd {
         switch conn.destination {
         case .app(let app, let index, let match):
-            return FastCGIExchange(ctx: ctx, record: r, match: match, app: app, appIndex: index).run(conn)
+            return BlockingAppLink(ctx: ctx, conn: conn).run(r, app: app, index: index, match: match)
         case .cgi(let script):
-            return CGIExchange(ctx: ctx, record: r, script: script).run(conn)
+            return BlockingCGILink(ctx: ctx, conn: conn).run(r, script: script)
         default:
             return .failed(500, [])
         }

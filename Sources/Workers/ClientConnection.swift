@@ -25,11 +25,14 @@ public final class ClientConnection {
     /// The current request's body (memory, then a temporary file), and where it goes.
     var body = BufferedBody()
     var destination: Destination? = nil
+    /// What is still to be written (ClientOutput, as every worker class writes).
+    var out = ClientOutput()
     /// The last read came up short: the socket has nothing more for now (a thread-worker
     /// connection is re-armed without one more read that would only say EAGAIN).
     var drained = false
-    /// Reads land here first, so a read costs a copy of what arrived, not a 64 KiB fill.
-    private var scratch = [UInt8].readBuffer(65536)
+    /// Reads land here first, so a read costs a copy of what arrived, not a 64 KiB fill
+    /// (and the app link's reads, on the same thread).
+    var scratch = [UInt8].readBuffer(65536)
     let heartbeat: () -> Void
     /// Also watched while waiting: when it is readable, `heartbeat` runs at once (it
     /// handles the signal that made it readable).
@@ -74,21 +77,25 @@ public final class ClientConnection {
         return n > 0
     }
 
-    /// Writes everything, waiting at most `timeout` seconds for each bit of progress.
-    /// `more`: a sendfile follows at once (MSG_MORE: one segment for head and file).
-    public func write(_ bytes: [UInt8], timeout: Double, more: Bool = false) throws(ClientError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n: Int?
-            do {
-                n = try more ? fd.sendMore(bytes, from: offset) : fd.write(bytes, from: offset)
-            } catch {
-                throw error.errno == EPIPE_ || error.errno == ECONNRESET_ ? .closed : .io(error)
-            }
-            if let n, n > 0 {
-                offset += n
-            } else {
-                try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
+    /// Writes `bytes` (after anything queued), waiting at most `timeout` seconds for each
+    /// bit of progress.
+    public func write(_ bytes: [UInt8], timeout: Double) throws(ClientError) {
+        switch out.send(bytes, to: fd) {
+        case .done: return
+        case .failed: throw .closed
+        default: try flush(timeout: timeout)
+        }
+    }
+
+    /// Writes everything queued (a head, a page, a static file's range), waiting at most
+    /// `timeout` seconds for each bit of progress.
+    public func flush(timeout: Double) throws(ClientError) {
+        while true {
+            switch out.write(to: fd) {
+            case .done: return
+            case .wouldBlock, .budgetSpent: try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
+            case .failed: throw .closed
+            case .fileShrank: throw .io(SystemError(errno: 0, "sendfile: the file shrank while it was sent"))
             }
         }
     }
@@ -116,6 +123,7 @@ public final class ClientConnection {
 
     public func close() {
         endRequest()
+        out.discard()
         if lingerOnClose { linger() }
         try? fd.close()
     }

@@ -12,9 +12,8 @@ final class EpollClient {
         case session
         /// In the app's queue for a slot (or for a CGI place).
         case queued
-        /// Connecting to the app (or waiting to retry a unix socket with a full backlog).
-        case connecting
-        /// Sending the request to the app (or CGI program) and relaying its response.
+        /// In an exchange: connecting to the app, sending it the request (or feeding a CGI
+        /// program) and relaying the response.
         case upstream
         /// Closing: our side is shut, reading what the client still sends until EOF,
         /// so the kernel does not answer it with a reset that could eat our response.
@@ -32,13 +31,8 @@ final class EpollClient {
     /// The session's steps are being carried out (`drive` is on the stack).
     var driving = false
     // (The flags sit together: each Bool between 8-byte fields costs 8 bytes per connection.)
-    /// Not yet written: output[outputStart...].
-    var output: [UInt8] = []
-    var outputStart = 0
-    /// A static file's bytes fileOffset..<fileEnd, sent by sendfile once `output` is out.
-    var file: FileDescriptor? = nil
-    var fileOffset = 0
-    var fileEnd = 0
+    /// Not yet written: queued bytes, then a static file's range.
+    var out = ClientOutput()
     var session: ClientSession
     var deadline = Double.infinity
 
@@ -56,14 +50,7 @@ final class EpollClient {
     lazy var remote: (address: String, port: Int) = Socket.peerAddress(fd)
     lazy var local: (address: String, port: Int) = Socket.localAddress(fd)
 
-    var outputPending: Int { output.count - outputStart + (fileEnd - fileOffset) }
-
-    func closeFile() {
-        try? file?.close()
-        file = nil
-        fileOffset = 0
-        fileEnd = 0
-    }
+    var outputPending: Int { out.pending }
 }
 
 /// One request of the epoll worker: the session's record, and the state of its exchange.
@@ -79,21 +66,22 @@ final class EpollRequest: RequestRecord {
     var app: AppConfig? = nil
     var appIndex = 0
     var match: RouteMatch? = nil
-    /// The FastCGI exchange (the engine), from the body's end to the response's.
-    var exchange: AppExchange? = nil
+    /// The FastCGI exchange with its slot and connection, from the body's end to the response's.
+    var link: AppLink? = nil
+    /// In the app's queue: the ticket its grant comes for.
     var ticket: Int64? = nil
-    var lease: AppDispatcher.Lease? = nil
-    var upstreamStart = 0.0
-    /// When the request asked for a slot (queue wait metrics).
-    var queueStart = 0.0
-    var backend: FileDescriptor? = nil
-    var connecting = false
-    /// Edge-triggered readiness of the app connection, as last seen.
-    var backendReadable = false
-    var backendWritable = false
     /// A CGI route: the program, and its run once it has a place.
     var cgi: CGIScript? = nil
-    var cgiRun: EpollCGIRun? = nil
+    var cgiLink: CGILink? = nil
+
+    unowned let worker: EpollWorker
+    unowned let client: EpollClient
+
+    init(head: HTTPRequestHead, id: RequestID, started: Double, keepAlive: Bool, worker: EpollWorker, client: EpollClient) {
+        self.worker = worker
+        self.client = client
+        super.init(head: head, id: id, started: started, keepAlive: keepAlive)
+    }
 
     func closeSpool() {
         body.close()

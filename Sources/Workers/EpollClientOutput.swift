@@ -4,11 +4,6 @@ import HTTPWire
 /// The epoll worker's side of writing to clients: queued output and static files
 /// written as the socket takes them, lingering closes, and the end of a connection.
 extension EpollWorker {
-    func queueOutput(_ c: EpollClient, _ bytes: ArraySlice<UInt8>, flush: Bool = true) {
-        c.output += bytes
-        if flush { flushClient(c) }
-    }
-
     /// Writes what is pending; when all is out, what waited for it goes on.
     func flushClient(_ c: EpollClient) {
         guard writeOutput(c) else { return clientGone(c) }
@@ -17,12 +12,12 @@ extension EpollWorker {
         case .session:
             drive(c)  // a flush step waits for this
         case .upstream:
-            if let e = c.request?.cgiRun {
-                if e.stdoutReadable {  // it was paused for us
-                    cgiReadStdout(e)
-                    cgiCheckDone(e)
+            if let link = c.request?.cgiLink {
+                if link.stdoutReadable {  // it was paused for us
+                    link.relay(&scratch)
+                    cgiCheckDone(link, c)
                 }
-            } else if let r = c.request, r.backendReadable, r.exchange != nil {
+            } else if let r = c.request, r.link?.readable == true {
                 driveApp(c, r)  // it was paused for us
             }
         default:
@@ -32,48 +27,25 @@ extension EpollWorker {
 
     /// Writes while the client takes it; false if the client is gone.
     func writeOutput(_ c: EpollClient) -> Bool {
-        while c.output.count > c.outputStart && c.writable {
-            let n: Int?
-            // A static file follows: the head waits for its first bytes (one segment).
-            do { n = try c.file != nil ? c.fd.sendMore(c.output, from: c.outputStart) : c.fd.write(c.output, from: c.outputStart) } catch { return false }
-            guard let n, n > 0 else {
-                c.writable = false
-                break
-            }
-            c.outputStart += n
-            if c.phase == .session { c.deadline = Host.monotonicSeconds() + timeouts.send }
-        }
-        if c.output.count == c.outputStart {
-            c.output = []
-            c.outputStart = 0
-            if c.file != nil { return writeFile(c) }
-        }
+        let before = c.outputPending
+        guard c.writable, before > 0 else { return true }
+        guard progressed(c, c.out.write(to: c.fd, fileBudget: Self.fileBytesPerTurn)) else { return false }
+        // Progress: the send timeout starts again (an exchange keeps its own deadline).
+        if c.phase == .session && c.outputPending < before { c.deadline = Host.monotonicSeconds() + timeouts.send }
         return true
     }
 
-    /// Sends the pending static file bytes, up to `fileBytesPerTurn` this turn.
-    func writeFile(_ c: EpollClient) -> Bool {
-        guard let file = c.file else { return true }
-        var budget = Self.fileBytesPerTurn
-        while c.fileOffset < c.fileEnd && c.writable {
-            if budget <= 0 {
-                flushReady.append(c)
-                return true
-            }
-            let n: Int?
-            do { n = try c.fd.sendfile(from: file, offset: &c.fileOffset, count: min(c.fileEnd - c.fileOffset, budget)) } catch { return false }
-            guard let n else {
-                c.writable = false
-                break
-            }
-            if n == 0 {  // the file shrank under us: the promised length cannot be kept
-                ctx.logger.warning("a static file shrank while it was sent; closing the connection")
-                return false
-            }
-            budget -= n
-            c.deadline = Host.monotonicSeconds() + timeouts.send
+    /// What a write did to the connection's state; false if the client is gone.
+    func progressed(_ c: EpollClient, _ p: ClientOutput.Progress) -> Bool {
+        switch p {
+        case .done: break
+        case .wouldBlock: c.writable = false
+        case .budgetSpent: flushReady.append(c)
+        case .failed: return false
+        case .fileShrank:
+            ctx.logger.warning("a static file shrank while it was sent; closing the connection")
+            return false
         }
-        if c.fileOffset >= c.fileEnd { c.closeFile() }
         return true
     }
 
@@ -121,16 +93,14 @@ extension EpollWorker {
         if let r = c.request { abandonUpstream(c, r) }
         c.phase = .session
         c.session.clientGone(unsent: c.outputPending)
-        c.output = []
-        c.outputStart = 0
-        c.closeFile()
+        c.out.discard()
         drive(c)
     }
 
     func closeClient(_ c: EpollClient) {
         guard !c.closed else { return }
         c.closed = true
-        c.closeFile()
+        c.out.discard()
         if let r = c.request {
             abandonUpstream(c, r)
             r.closeSpool()

@@ -7,25 +7,22 @@ import Exchanges
 /// everything back when a client leaves. The slot table's rules are AppPool's; this is
 /// only the bookkeeping of which client waits for which ticket.
 extension EpollWorker {
-    /// Takes a slot if one is free (true: the engine goes on), or queues for one.
-    func acquireSlot(_ c: EpollClient, _ r: EpollRequest) -> Bool {
-        guard let app = r.app else {
-            exchangeEnded(c, .failed(500, []))
-            return false
-        }
-        r.queueStart = Host.monotonicSeconds()
+    /// Takes a slot if one is free, or queues for one. True: the link can go on (granted,
+    /// or told the queue is full).
+    func acquireSlot(_ c: EpollClient, _ r: EpollRequest, _ link: AppLink) -> Bool {
+        link.queueStart = Host.monotonicSeconds()
         switch ctx.dispatcher.tryAcquire(app: r.appIndex, notifyBySignal: true) {
         case .granted(let lease):
-            startUpstream(c, r, lease)
-            return false  // startUpstream drove the engine on
+            link.granted(lease, now: Host.monotonicSeconds())
+            return true
         case .queued(let ticket):
             r.ticket = ticket
             queued[r.appIndex].append((ticket, c))  // tickets only grow: the list stays in order
             c.phase = .queued
-            setDeadline(c, Host.monotonicSeconds() + app.queueTimeout)
+            setDeadline(c, link.queueStart + link.x.app.queueTimeout)
             return false
         case .queueFull:
-            r.exchange?.noSlot(.queueFull)
+            link.x.noSlot(.queueFull)
             return true
         }
     }
@@ -65,55 +62,42 @@ extension EpollWorker {
         if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: true) {
             return startUpstream(c, r, lease)  // granted at the last moment
         }
-        r.exchange?.noSlot(.queueTimedOut)
+        c.phase = .upstream
+        r.link?.x.noSlot(.queueTimedOut)
         driveApp(c, r)
     }
 
-    /// Gives the slot back. The connection is kept for the next request when it may be
-    /// (keep_conn) and left registered in epoll while parked, its events ignored.
-    func releaseSlot(_ c: EpollClient, _ r: EpollRequest, reusable: Bool, served: Bool, overloaded: Bool = false) {
-        guard let lease = r.lease else { return }
-        let ok = reusable && !r.connecting
-        let backend = detachBackend(r)
-        r.lease = nil
-        r.upstreamTime = Host.monotonicSeconds() - r.upstreamStart
-        let (slow, handOff) = ctx.dispatcher.releaseHandingOff(lease, connection: backend, reusable: ok, served: served, overloaded: overloaded)
-        if slow, let app = r.app {
-            ctx.logger.warning("\(ctx.slowRequestMessage(app.name, r.head.method, r.target, slot: lease.slot, seconds: r.upstreamTime ?? 0))", metadata: meta(r))
-        }
-        if let (ticket, next) = handOff {
-            // The slot went to our own oldest queued request: send it now, so the app
-            // works on it while we write this response to its client.
-            let app = lease.app
+    /// Gives a slot back (the link's host call). A kept connection stays registered in
+    /// epoll while parked, its events noted for the next request that takes it. True when
+    /// the request counted as slow.
+    func releaseSlot(_ lease: AppDispatcher.Lease, connection: FileDescriptor?, reusable: Bool, served: Bool, overloaded: Bool) -> Bool {
+        let (slow, handOff) = ctx.dispatcher.releaseHandingOff(lease, connection: connection, reusable: reusable, served: served, overloaded: overloaded)
+        grantsMayWait = true  // a release may also have granted a slot to another of ours
+        if let h = handOff { handedOff.append((lease.app, h.ticket, h.lease)) }
+        return slow
+    }
+
+    /// Slots released to our own oldest queued requests: each is sent now, so the app
+    /// works on it while we write the last response to its client. (Not from inside the
+    /// releasing link's pump: that holds the loop's scratch buffer.)
+    func startHandedOff() {
+        while !handedOff.isEmpty {
+            let (app, ticket, next) = handedOff.removeFirst()
             if let i = queued[app].firstIndex(where: { $0.ticket == ticket }) {
                 let waiter = queued[app].remove(at: i).client
                 if !waiter.closed, let wr = waiter.request {
                     wr.ticket = nil
                     startUpstream(waiter, wr, next)
-                    return
+                    continue
                 }
             }
             ctx.dispatcher.release(next, connection: next.keptConnection, reusable: true, served: false)
         }
-        grantsMayWait = true  // a release may also have granted a slot to another of ours
-    }
-
-    func detachBackend(_ r: EpollRequest) -> FileDescriptor? {
-        guard let b = r.backend else { return nil }
-        backendOwners[Int(b.rawValue)] = nil
-        r.backend = nil
-        return b
     }
 
     /// The client is gone: whatever the request holds is given back.
     func abandonUpstream(_ c: EpollClient, _ r: EpollRequest) {
-        if let e = r.cgiRun {
-            r.cgiRun = nil
-            e.client = nil
-            e.run.terminate(now: Host.monotonicSeconds())
-            e.run.closePipes()
-            cgiDying.append(e)
-        }
+        abandonCGI(r)
         if r.cgi != nil, c.phase == .queued { cgiQueue.removeAll { $0 === c } }
         if let ticket = r.ticket {
             unqueue(r, ticket)
@@ -122,14 +106,9 @@ extension EpollWorker {
                 grantsMayWait = true
             }
         }
-        if r.exchange != nil {
-            // The engine's own release (a finished response's connection may still be kept).
-            r.exchange!.clientGone()
-            while case .release(let reusable, let served, let overloaded) = r.exchange!.next() {
-                releaseSlot(c, r, reusable: reusable, served: served, overloaded: overloaded)
-            }
-            r.exchange = nil
+        if let link = r.link {
+            r.link = nil
+            link.abandon()  // the engine's own release (a finished response's connection may still be kept)
         }
-        if r.lease != nil { releaseSlot(c, r, reusable: false, served: false) }
     }
 }

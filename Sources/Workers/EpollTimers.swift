@@ -24,9 +24,9 @@ extension EpollWorker {
     func retryConnects(_ now: Double) {
         let due = connectRetries
         connectRetries = []
-        for c in due where !c.closed && c.phase == .connecting {
-            guard let r = c.request, r.lease != nil, r.backend == nil else { continue }
-            connectTimedOut(c, r, now)
+        for c in due where !c.closed && c.phase == .upstream {
+            guard let r = c.request, r.link?.awaitsConnectRetry == true else { continue }
+            driveApp(c, r)
         }
     }
 
@@ -42,13 +42,10 @@ extension EpollWorker {
             guard let r = c.request else { return closeClient(c) }
             if r.cgi != nil { return cgiQueueTimedOut(c, r) }
             queueTimedOut(c, r)
-        case .connecting:
-            guard let r = c.request else { return closeClient(c) }
-            connectTimedOut(c, r, now)
         case .upstream:
             guard let r = c.request else { return closeClient(c) }
-            if let e = r.cgiRun { return cgiTimedOut(c, r, e, now) }
-            upstreamTimedOut(c, r)
+            if let link = r.cgiLink { return cgiTimedOut(c, link, now) }
+            upstreamTimedOut(c, r, now)
         case .lingering:
             closeClient(c)
         }

@@ -26,8 +26,8 @@ public final class EpollWorker {
     /// Epoll data and timers carry (serial << 32 | fd); the serial stays below the tag bits.
     static let serialMask: UInt32 = 0x0fff_ffff
     static let clientEvents: Epoll.Events = [.readable, .writable, .peerClosed, .edgeTriggered]
-    /// The app is not read while the client has this much unsent.
-    static let outputHighWater = 256 * 1024
+    /// A CGI program's stdout is not read while the client has this much unsent.
+    static let outputHighWater = AppLink.outputHighWater
     /// Static file bytes sent to one client per loop turn, so a fast reader of a big file
     /// does not hold the loop; the rest goes on the next turn.
     static let fileBytesPerTurn = 1 << 20
@@ -62,6 +62,8 @@ public final class EpollWorker {
     var queued: [[(ticket: Int64, client: EpollClient)]]
     /// A slot may have been granted to one of our waiters (we released one, or a signal came).
     var grantsMayWait = false
+    /// Slots a release handed straight to one of our queued requests (app, ticket, lease).
+    var handedOff: [(app: Int, ticket: Int64, lease: AppDispatcher.Lease)] = []
     /// Connections whose next pipelined request is ready; served after the current events
     /// (serving them inline could recurse once per pipelined request).
     var runnable: [EpollClient] = []
@@ -69,12 +71,12 @@ public final class EpollWorker {
     var flushReady: [EpollClient] = []
     var listening = false
     /// CGI programs: each registered pipe or pidfd, with its registration generation.
-    var cgiRuns: [Int32: (run: EpollCGIRun, generation: UInt32)] = [:]
+    var cgiRuns: [Int32: (link: CGILink, client: EpollClient, generation: UInt32)] = [:]
     var nextCGIGeneration: UInt32 = 0
     /// Requests waiting for a CGI place, oldest first.
     var cgiQueue: [EpollClient] = []
     /// Programs whose client left (or that failed), between SIGTERM and their reaping.
-    var cgiDying: [EpollCGIRun] = []
+    var cgiDying: [CGILink] = []
     var lastTick = 0.0
     var lastChores = 0.0
 
@@ -113,6 +115,7 @@ public final class EpollWorker {
             }
             runReady()
             flushFiles()
+            startHandedOff()
             if grantsMayWait { collectGrants(periodic: false) }
             let after = Host.monotonicSeconds()
             if !connectRetries.isEmpty { retryConnects(after) }
@@ -203,13 +206,13 @@ public final class EpollWorker {
         if !events.isDisjoint(with: [.readable, .peerClosed, .hangup, .error]) { c.readable = true }
         if !events.isDisjoint(with: [.writable, .hangup, .error]) { c.writable = true }
         switch c.phase {
-        case .queued, .connecting, .upstream:
+        case .queued, .upstream:
             // Reset or gone both ways: nobody is left to answer. A client that closed its
             // side while its request waits for a slot gives up its place (nothing has
             // reached the app; once the app has it, it runs to the end); a CGI program is
             // ended when its client leaves (its output would go nowhere).
             if !events.isDisjoint(with: [.hangup, .error]) { return clientGone(c) }
-            if events.contains(.peerClosed) && (c.phase == .queued || c.request?.cgiRun != nil) { return clientGone(c) }
+            if events.contains(.peerClosed) && (c.phase == .queued || c.request?.cgiLink != nil) { return clientGone(c) }
         default:
             break
         }
@@ -239,7 +242,8 @@ public final class EpollWorker {
             case .proxied(let address, let port):
                 c.remote = (address, port)
             case .begin(let head):
-                c.session.begin(EpollRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head)))
+                c.session.begin(EpollRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head),
+                                             worker: self, client: c))
             case .route:
                 guard let r = c.request else { return closeClient(c) }
                 route(c, r)
@@ -249,7 +253,8 @@ public final class EpollWorker {
                 guard let r = c.request else { return closeClient(c) }
                 startExchange(c, r)
             case .send(let bytes):
-                queueOutput(c, bytes[...])
+                c.out.queue(bytes[...])
+                flushClient(c)
             case .flush:
                 guard writeOutput(c) else {
                     c.session.clientGone(unsent: c.outputPending)

@@ -220,14 +220,23 @@ extension WorkerContext {
         return found
     }
 
-    /// The status page or the metrics, as the request may be answered now.
-    func page(_ p: Destination.Page, for r: RequestRecord) -> [UInt8] {
-        page(p, method: r.head.method, target: r.target, keepAlive: r.responseKeepAlive)
-    }
-
-    /// A static file's response head and byte range, as the request may be answered now.
-    func staticResponse(_ file: StaticFile, for r: RequestRecord) -> StaticResponse {
-        StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: httpDate())
+    /// A page (status, metrics) or a static file is answered here, for every worker
+    /// class: queued on the client's output, which the session's flush step writes (a
+    /// client that leaves first is logged with what it got). nil for any other destination.
+    func answer(_ d: Destination, for r: RequestRecord, into out: inout ClientOutput) -> (status: Int, bytes: Int)? {
+        switch d {
+        case .page(let p):
+            let bytes = page(p, method: r.head.method, target: r.target, keepAlive: r.responseKeepAlive)
+            out.queue(bytes[...])
+            return (200, bytes.count)
+        case .staticFile(let file):
+            let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: httpDate())
+            out.queue(reply.head[...])
+            if let body = reply.body { out.queueFile(file.fd, offset: body.offset, length: body.length) } else { try? file.fd.close() }
+            return (reply.status, reply.head.count + Int(reply.body?.length ?? 0))
+        default:
+            return nil
+        }
     }
 
     /// Every CGI place of the worker stayed busy for cgi.queue_timeout: 503, in every class.

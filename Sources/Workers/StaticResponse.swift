@@ -83,27 +83,3 @@ struct StaticResponse {
         return out
     }
 }
-
-extension ClientConnection {
-    /// Sends `length` bytes of `file` from `offset` with sendfile, waiting at most
-    /// `timeout` seconds for each bit of progress. `sent` counts the bytes that went out,
-    /// also when it throws (the access log shows what the client got).
-    func sendFile(_ file: FileDescriptor, offset: UInt64, length: UInt64, timeout: Double, sent: inout UInt64) throws(ClientError) {
-        var position = Int(offset)
-        let end = Int(offset + length)
-        defer { sent = UInt64(position) - offset }
-        while position < end {
-            let n: Int?
-            do {
-                n = try fd.sendfile(from: file, offset: &position, count: min(end - position, 1 << 20))
-            } catch {
-                throw error.errno == EPIPE_ || error.errno == ECONNRESET_ ? .closed : .io(error)
-            }
-            guard let n else {  // the socket is full: wait for room
-                try waitFor(readable: false, deadline: Host.monotonicSeconds() + timeout)
-                continue
-            }
-            if n == 0 { throw .io(SystemError(errno: 0, "sendfile: the file shrank while it was sent")) }
-        }
-    }
-}
