@@ -98,7 +98,7 @@ public final class AppDispatcher {
                 a.take(s, for: pid, now: now)
                 return .granted(Granted(a, s, pid))
             }
-            guard let t = a.enqueue(pid, notify: notifyBySignal) else {
+            guard let t = a.enqueue(pid, notify: notifyBySignal, now: now) else {
                 a.record.pointee.rejected += 1
                 return .full
             }

@@ -44,13 +44,14 @@ extension AppArea {
     }
 
     /// Joins the queue; nil when it is full.
-    public func enqueue(_ pid: Int64, notify: Bool = false) -> Int64? {
+    public func enqueue(_ pid: Int64, notify: Bool = false, now: Double = 0) -> Int64? {
         let r = record
         let ticket = r.pointee.queueTail
         let i = Int(ticket % r.pointee.queueCapacity)
         guard waiters[i].state == WaiterState.free.rawValue else { return nil }
         let word = waiters[i].word
-        waiters[i] = WaiterRecord(ticket: ticket, pid: pid, state: WaiterState.waiting.rawValue, slot: -1, word: word, notify: notify ? 1 : 0)
+        waiters[i] = WaiterRecord(ticket: ticket, pid: pid, state: WaiterState.waiting.rawValue, slot: -1, word: word, notify: notify ? 1 : 0,
+                                  since: now)
         r.pointee.queueTail += 1
         r.pointee.queueLength += 1
         r.pointee.queueMax = max(r.pointee.queueMax, r.pointee.queueLength)
@@ -126,8 +127,8 @@ extension AppArea {
             // A request of this same worker waits near the front of the queue: the slot
             // (and its open connection) goes straight to it. No other worker is woken,
             // no connection is closed and opened again, and an older waiter of another
-            // worker is passed over by fewer than `handOffWindow` grants (see ownWaiter).
-            if handOff, let t = ownWaiter(pid, window: handOffWindow), slot.unavailableUntil <= now {
+            // worker is passed over by a bounded number of grants (see ownWaiter).
+            if handOff, let t = ownWaiter(pid, now: now), slot.unavailableUntil <= now {
                 let keepIt = keep && sameProcess
                 slot.keeper = keepIt ? pid : 0
                 slot.reclaim = 0
@@ -146,25 +147,34 @@ extension AppArea {
         return (kept, retire, nil)
     }
 
-    /// How far behind the oldest waiter a releasing worker looks for a waiter of its own.
-    /// Each grant to another worker costs a close and a new connect (an app process
-    /// serves one connection at a time, so a kept connection cannot stay open beside the
-    /// other worker's). At -c64 on 4 slots and 2 workers, a window of slotCount left 26%
-    /// of requests on a new connection; 8 x slotCount leaves 7% and raised throughput by
-    /// about a fifth with p99 unchanged; 16 x slotCount left almost none, but p99 spiked.
-    var handOffWindow: Int { 8 * slotCount }
+    /// How long the oldest waiter may have waited and still be passed over by up to
+    /// `wideWindow` grants; past it, by fewer than slotCount. Each grant to another worker
+    /// costs a close and a new connect (an app process serves one connection at a time,
+    /// so a kept connection cannot stay open beside the other worker's): for short
+    /// requests that is a large part of their cost, for long ones nothing, and only long
+    /// ones make a waiter wait long. At -c64 on 4 slots and 2 workers (C hello), the
+    /// strict window left 26% of requests on a new app connection, this one almost none
+    /// (4 connects in 67k requests), with about a sixth more throughput and p99 within
+    /// the noise; a wide window without the patience (16 x slotCount) made p99 spike.
+    static let handOffPatience = 0.010
+    var wideWindow: Int { 8 * slotCount }
 
-    /// The ticket of `pid`'s oldest waiting request, if it is less than `window` tickets
-    /// behind the oldest live waiter. Bounded unfairness: the oldest waiter can be passed
-    /// over only by the `window - 1` tickets right behind it, whoever keeps releasing.
-    func ownWaiter(_ pid: Int64, window: Int) -> Int64? {
+    /// The ticket of `pid`'s oldest waiting request, if it is close enough behind the
+    /// oldest live waiter: less than `wideWindow` tickets while that one has waited under
+    /// `handOffPatience`, else less than slotCount. Bounded unfairness: the oldest waiter
+    /// can be passed over only by the tickets right behind it, whoever keeps releasing.
+    func ownWaiter(_ pid: Int64, now: Double) -> Int64? {
         let r = record.pointee
         var t = r.queueHead
         var oldest: Int64? = nil
+        var window = slotCount
         while t < r.queueTail {
             let w = waiters[Int(t % r.queueCapacity)]
             if w.ticket == t && w.state == WaiterState.waiting.rawValue {
-                if oldest == nil { oldest = t }
+                if oldest == nil {
+                    oldest = t
+                    if now - w.since < Self.handOffPatience { window = wideWindow }
+                }
                 if w.pid == pid { return t }
             }
             t += 1

@@ -79,6 +79,9 @@ public struct WaiterRecord {
     /// 1: the waiter is an event loop (the epoll worker), which cannot sleep on the
     /// word: its grant also sends it SIGUSR2, which wakes its loop through the signal pipe.
     public var notify: UInt32 = 0
+    /// When it joined the queue (monotonic seconds): how long the oldest has waited
+    /// decides how far a release may pass it over (SlotDecisions.ownWaiter).
+    public var since: Double = 0
 }
 
 public enum WaiterState: Int64 {

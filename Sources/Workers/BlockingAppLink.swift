@@ -17,9 +17,10 @@ final class BlockingAppLink: AppLinkHost {
     }
 
     /// Runs the request's FastCGI exchange to its end; its body is whole.
-    func run(_ r: RequestRecord, app: AppConfig, index: Int, match: RouteMatch) -> ExchangeEnd {
-        let link = AppLink(ctx: ctx, record: r, app: app, appIndex: index, match: match, body: conn.body, remote: conn.remote,
+    func run(_ r: WorkerRequest, app: AppConfig, index: Int, match: RouteMatch) -> ExchangeEnd {
+        let link = AppLink(ctx: ctx, record: r, app: app, appIndex: index, match: match, body: r.body, remote: conn.remote,
                            local: conn.local, host: self)
+        if conn.scratch.isEmpty { conn.scratch = .readBuffer(65536) }
         while true {
             switch link.pump(buffer: &conn.scratch) {
             case .slot:

@@ -14,14 +14,15 @@ final class BlockingCGILink: ClientSink {
     }
 
     /// Runs the request's CGI program to its end; its body is whole.
-    func run(_ r: RequestRecord, script: CGIScript) -> ExchangeEnd {
+    func run(_ r: WorkerRequest, script: CGIScript) -> ExchangeEnd {
         let cgi = ctx.config.cgi
         guard ctx.cgiGate.acquire(deadline: Host.monotonicSeconds() + cgi.queueTimeout, onWait: ctx.onWait) else {
             return ctx.cgiPlacesBusy(["request_id": "\(r.id)", "cgi": "\(script.scriptName)"])
         }
         defer { ctx.cgiGate.release() }
-        guard let link = CGILink.start(ctx: ctx, record: r, script: script, body: conn.body, remote: conn.remote, local: conn.local,
+        guard let link = CGILink.start(ctx: ctx, record: r, script: script, body: r.body, remote: conn.remote, local: conn.local,
                                        sink: self) else { return .failed(502, []) }
+        if conn.scratch.isEmpty { conn.scratch = .readBuffer(65536) }
         while true {
             link.tick(now: Host.monotonicSeconds())
             if link.finished { break }

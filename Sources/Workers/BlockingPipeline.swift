@@ -47,14 +47,12 @@ public struct BlockingPipeline {
             case .proxied(let address, let port):
                 conn.remote = (address, port)
             case .begin(let head):
-                conn.session.begin(RequestRecord(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head)))
+                conn.session.begin(WorkerRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head)))
             case .route(let r):
-                route(r, conn)
+                guard let w = r as? WorkerRequest else { return .closed }  // (begin made it one)
+                ctx.routeStep(w, peer: conn.remote, &conn.session, &conn.out)
             case .holdBody(let piece):
-                do { try conn.body.append(piece) } catch {
-                    ctx.logger.error("cannot buffer the request body: \(error)", metadata: meta(conn))
-                    conn.session.bodyHoldFailed(ctx)
-                }
+                ctx.holdBody(piece, &conn.session)
             case .exchange(let r):
                 conn.session.exchangeEnded(exchange(r, conn), ctx)
             case .send(let bytes):
@@ -67,9 +65,7 @@ public struct BlockingPipeline {
                     clientGone(conn)
                 }
             case .finished(let r):
-                conn.endRequest()
-                ctx.logAccess(r, remote: conn.remote.address)
-                ctx.requestFinished()
+                ctx.finished(r, remote: conn.remote.address)
             case .close(let linger):
                 conn.lingerOnClose = linger
                 return .closed
@@ -108,22 +104,10 @@ public struct BlockingPipeline {
         conn.out.discard()
     }
 
-    /// Sends the request where it goes (again after a local redirect).
-    func route(_ r: RequestRecord, _ conn: ClientConnection) {
-        let destination = ctx.route(r, peer: conn.remote)
-        if let (status, bytes) = ctx.answer(destination, for: r, into: &conn.out) { return conn.session.answered(status: status, bytes: bytes) }
-        switch destination {
-        case .refuse(let status, let headers):
-            conn.session.refuse(status, headers, ctx)
-        default:
-            conn.destination = destination
-            conn.session.forward(now: Host.monotonicSeconds())
-        }
-    }
-
     /// Runs the request's FastCGI or CGI exchange on this thread; its body is whole.
-    func exchange(_ r: RequestRecord, _ conn: ClientConnection) -> ExchangeEnd {
-        switch conn.destination {
+    func exchange(_ record: RequestRecord, _ conn: ClientConnection) -> ExchangeEnd {
+        guard let r = record as? WorkerRequest else { return .failed(500, []) }
+        switch r.destination {
         case .app(let app, let index, let match):
             return BlockingAppLink(ctx: ctx, conn: conn).run(r, app: app, index: index, match: match)
         case .cgi(let script):

@@ -22,17 +22,16 @@ public final class ClientConnection {
     public let local: (address: String, port: Int)
     /// The connection's requests, sans-IO: its input buffer and every decision about it.
     var session: ClientSession
-    /// The current request's body (memory, then a temporary file), and where it goes.
-    var body = BufferedBody()
-    var destination: Destination? = nil
     /// What is still to be written (ClientOutput, as every worker class writes).
     var out = ClientOutput()
     /// The last read came up short: the socket has nothing more for now (a thread-worker
     /// connection is re-armed without one more read that would only say EAGAIN).
     var drained = false
     /// Reads land here first, so a read costs a copy of what arrived, not a 64 KiB fill
-    /// (and the app link's reads, on the same thread).
-    var scratch = [UInt8].readBuffer(65536)
+    /// (and the exchange's reads, on the same thread). The thread worker lends each
+    /// connection its thread's buffer while it serves it, so an idle connection holds
+    /// none; made here on first use otherwise.
+    var scratch: [UInt8] = []
     let heartbeat: () -> Void
     /// Also watched while waiting: when it is readable, `heartbeat` runs at once (it
     /// handles the signal that made it readable).
@@ -47,13 +46,6 @@ public final class ClientConnection {
         local = Socket.localAddress(fd)
     }
 
-    /// The request is over: its body goes.
-    func endRequest() {
-        body.close()
-        body = BufferedBody()
-        destination = nil
-    }
-
     /// Reads more bytes, waiting until `deadline` (monotonic seconds). False at EOF.
     public func fill(deadline: Double) throws(ClientError) -> Bool {
         while true {
@@ -65,6 +57,7 @@ public final class ClientConnection {
     /// Reads what has arrived without waiting. nil: nothing yet; false: end of stream.
     public func readAvailable() throws(ClientError) -> Bool? {
         let n: Int?
+        if scratch.isEmpty { scratch = .readBuffer(65536) }
         do {
             n = try fd.read(into: &scratch, from: 0)
         } catch {
@@ -122,7 +115,7 @@ public final class ClientConnection {
     static let lingerSeconds = 2.0
 
     public func close() {
-        endRequest()
+        (session.record as? WorkerRequest)?.closeBody()
         out.discard()
         if lingerOnClose { linger() }
         try? fd.close()
@@ -134,6 +127,7 @@ public final class ClientConnection {
     func linger() {
         Socket.shutdownWrite(fd)
         let end = Host.monotonicSeconds() + Self.lingerSeconds
+        if scratch.isEmpty { scratch = .readBuffer(65536) }
         while true {
             do {
                 try waitFor(readable: true, deadline: min(end, Host.monotonicSeconds() + 1))

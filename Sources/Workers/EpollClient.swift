@@ -53,27 +53,15 @@ final class EpollClient {
     var outputPending: Int { out.pending }
 }
 
-/// One request of the epoll worker: the session's record, and the state of its exchange.
-final class EpollRequest: RequestRecord {
-    // The body, read whole before a slot is taken (as nginx does by default): a slow
-    // upload never holds an app process.
-    /// Memory up to ExchangeLimits.bodyInMemory, then an unlinked temporary file (the
-    /// same BufferedBody the blocking workers keep a body in).
-    var body = BufferedBody()
-    var spool: FileDescriptor? { body.spool }
-
-    // The app.
-    var app: AppConfig? = nil
-    var appIndex = 0
-    var match: RouteMatch? = nil
+/// One request of the epoll worker: the request every class holds, and the state of its
+/// exchange here.
+final class EpollRequest: WorkerRequest {
     /// The FastCGI exchange with its slot and connection, from the body's end to the response's.
     var link: AppLink? = nil
     /// In the app's queue: the ticket its grant comes for.
     var ticket: Int64? = nil
-    /// A CGI route: the program, and its run once it has a place.
-    var cgi: CGIScript? = nil
+    /// A CGI route's run, once it has a place.
     var cgiLink: CGILink? = nil
-
     unowned let worker: EpollWorker
     unowned let client: EpollClient
 
@@ -83,8 +71,15 @@ final class EpollRequest: RequestRecord {
         super.init(head: head, id: id, started: started, keepAlive: keepAlive)
     }
 
-    func closeSpool() {
-        body.close()
-        body = BufferedBody()
+    /// The app's index in the slot table (an app route).
+    var appIndex: Int {
+        if case .app(_, let index, _) = destination { return index }
+        return 0
+    }
+
+    /// The program (a CGI route).
+    var cgi: CGIScript? {
+        if case .cgi(let script) = destination { return script }
+        return nil
     }
 }

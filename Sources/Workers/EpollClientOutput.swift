@@ -103,7 +103,7 @@ extension EpollWorker {
         c.out.discard()
         if let r = c.request {
             abandonUpstream(c, r)
-            r.closeSpool()
+            r.closeBody()
         }
         try? c.fd.close()  // also leaves the epoll set
         clients[Int(c.fd.rawValue)] = nil

@@ -9,8 +9,8 @@ import Exchanges
 extension EpollWorker {
     /// The request's body is whole: its FastCGI exchange starts.
     func startApp(_ c: EpollClient, _ r: EpollRequest) {
-        guard let app = r.app, let match = r.match else { return exchangeEnded(c, .failed(500, [])) }
-        r.link = AppLink(ctx: ctx, record: r, app: app, appIndex: r.appIndex, match: match, body: r.body, remote: c.remote,
+        guard case .app(let app, let index, let match) = r.destination else { return exchangeEnded(c, .failed(500, [])) }
+        r.link = AppLink(ctx: ctx, record: r, app: app, appIndex: index, match: match, body: r.body, remote: c.remote,
                          local: c.local, host: r)
         driveApp(c, r)
     }

@@ -246,9 +246,9 @@ public final class EpollWorker {
                                              worker: self, client: c))
             case .route:
                 guard let r = c.request else { return closeClient(c) }
-                route(c, r)
+                ctx.routeStep(r, peer: c.remote, &c.session, &c.out)
             case .holdBody(let piece):
-                holdBody(c, piece)
+                ctx.holdBody(piece, &c.session)
             case .exchange:
                 guard let r = c.request else { return closeClient(c) }
                 startExchange(c, r)
@@ -266,9 +266,7 @@ public final class EpollWorker {
                 }
                 c.session.flushed()
             case .finished(let r):
-                (r as? EpollRequest)?.closeSpool()
-                ctx.logAccess(r, remote: c.remote.address)
-                ctx.requestFinished()
+                ctx.finished(r, remote: c.remote.address)
                 served += 1
                 // A client with more pipelined requests waits for the next turn.
                 if served >= Self.requestsPerTurn && !c.session.unconsumed.isEmpty {
@@ -296,15 +294,6 @@ public final class EpollWorker {
         if n < scratch.count { c.readable = false }
         if n == 0 { c.session.clientClosed() } else { c.session.received(scratch[0..<n]) }
         return true
-    }
-
-    /// Keeps a piece of the body (BufferedBody: memory, then a temporary file).
-    func holdBody(_ c: EpollClient, _ piece: ArraySlice<UInt8>) {
-        guard let r = c.request else { return }
-        do { try r.body.append(piece) } catch {
-            ctx.logger.error("cannot buffer the request body: \(error)", metadata: clientMeta(c))
-            c.session.bodyHoldFailed(ctx)
-        }
     }
 
     func clientMeta(_ c: EpollClient) -> Logger.Metadata {

@@ -99,12 +99,13 @@ public final class ThreadWorker: @unchecked Sendable {
     /// One thread's life: take an event, act on it, repeat.
     func serveEvents() {
         let events = Epoll.EventBuffer(capacity: 1)
+        var buffer = [UInt8].readBuffer(65536)  // lent to the connection this thread serves
         while !state.withLock({ stopping }) {
             _ = try? epoll.wait(buffer: events, timeoutMilliseconds: 100) { _, data in
                 if data >= Self.listenerTag {
                     acceptAll(process.listeners[Int(data - Self.listenerTag)], index: Int(data - Self.listenerTag))
                 } else {
-                    readable(Int32(truncatingIfNeeded: data))
+                    readable(Int32(truncatingIfNeeded: data), buffer: &buffer)
                 }
             }
         }
@@ -155,7 +156,7 @@ public final class ThreadWorker: @unchecked Sendable {
     /// until it needs input that has not arrived (re-armed) or the connection is over.
     /// Only a request whose head and body are whole holds the thread: the session reads
     /// the body (memory, then a temporary file) before the exchange.
-    func readable(_ fd: Int32) {
+    func readable(_ fd: Int32, buffer: inout [UInt8]) {
         // Taken out of `waiting`: the timeout sweep leaves it alone while we have it.
         guard let c = state.withLock({ () -> ClientConnection? in
             guard let c = waiting.removeValue(forKey: fd) else { return nil }
@@ -163,7 +164,10 @@ public final class ThreadWorker: @unchecked Sendable {
             return c
         }) else { return }
         c.drained = false  // the event says there is input
-        switch pipeline.drive(c, waitForInput: false) {
+        swap(&c.scratch, &buffer)
+        let pause = pipeline.drive(c, waitForInput: false)
+        swap(&c.scratch, &buffer)
+        switch pause {
         case .needsInput: rearm(c)
         case .closed: finish(c)
         }

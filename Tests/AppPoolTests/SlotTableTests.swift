@@ -104,7 +104,7 @@ import Testing
     }
 
     @Test func aReleasedSlotGoesToTheReleasersOwnWaiterNearTheFront() throws {
-        // A waiter of the releasing worker among the first handOffWindow live waiters gets
+        // 2 slots: a waiter of the releasing worker among the first 2 live waiters gets
         // the slot (and the kept connection) at once; further back, FIFO holds.
         let table = try SlotTable.create(for: Self.config(slots: 2))
         table.withLock(0) { a in
@@ -116,21 +116,21 @@ import Testing
             #expect(r.kept && a.collect(mine) == 0 && a.slots[0].keeper == 10, "handed to pid 10's own second-in-line request")
             #expect(a.collect(other) == nil, "the head still waits")
             #expect(a.record.pointee.queueLength == 1)
-            // Out of the window: `other` and the waiters of pid 21 fill it ahead of pid 11's, so FIFO.
-            let others = (1..<a.handOffWindow).map { _ in a.enqueue(21)! }
+            // Out of the window: 20 and 21 are ahead of pid 11's waiter, so FIFO.
+            let other2 = a.enqueue(21)!
             let mine2 = a.enqueue(11)!
             #expect(!a.release(1, by: 11, generation: 0, keep: true, countRequest: true, now: 2).kept)
             #expect(a.collect(other) == 1 && a.collect(mine2) == nil)
-            // The head moved past the granted entries: the next release goes to pid 21's first.
+            // The head moved past the granted entries: the next release goes to 21.
             _ = a.release(0, by: 10, generation: 0, keep: false, countRequest: true, now: 3)
-            #expect(a.collect(others[0]) == 0)
-            #expect(a.record.pointee.queueLength == a.handOffWindow - 1)
+            #expect(a.collect(other2) == 0)
+            #expect(a.record.pointee.queueLength == 1)
         }
     }
 
     @Test func theOldestWaiterIsNeverPassedOverForLong() throws {
         // Worker 20 has one request at the head; worker 10 keeps releasing and queueing.
-        // Its hand-offs may pass the head only while its own waiter is within handOffWindow tickets.
+        // Its hand-offs may pass the head only while its own waiter is within 2 tickets.
         let table = try SlotTable.create(for: Self.config(slots: 2))
         table.withLock(0) { a in
             a.take(0, for: 10, now: 0)
@@ -138,12 +138,11 @@ import Testing
             let head = a.enqueue(20)!
             var mine = [a.enqueue(10)!, a.enqueue(10)!]
             var handedOff = 0
-            for round in 0..<(a.handOffWindow + 2) {
+            for round in 0..<6 {
                 mine.append(a.enqueue(10)!)
                 _ = a.release(round % 2, by: 10, generation: 0, keep: false, countRequest: true, now: Double(round))
                 if let s = a.collect(head) {
-                    #expect(handedOff <= a.handOffWindow - 1, "the head waited behind \(handedOff) hand-offs")
-                    #expect(handedOff >= 1, "a worker's own waiter near the front goes first")
+                    #expect(handedOff <= 1, "the head waited behind \(handedOff) hand-offs")
                     #expect(s == round % 2)
                     return
                 }
@@ -152,6 +151,25 @@ import Testing
                 handedOff += 1
             }
             Issue.record("the oldest waiter never got a slot")
+        }
+    }
+
+    @Test func aFreshQueueLetsAWorkerKeepItsSlotsLongerWithinPatience() throws {
+        // While the oldest waiter has waited under handOffPatience, a release reaches its
+        // own waiter up to wideWindow tickets back (no reconnect); once it has waited
+        // longer, the strict window of slotCount holds again.
+        let table = try SlotTable.create(for: Self.config(slots: 2))
+        table.withLock(0) { a in
+            a.take(0, for: 10, now: 0)
+            a.take(1, for: 10, now: 0)
+            let head = a.enqueue(20, now: 1.0)!
+            _ = (0..<3).map { _ in a.enqueue(21, now: 1.0)! }
+            let mine = a.enqueue(10, now: 1.0)!  // 4 behind the oldest: past slotCount, within wideWindow
+            #expect(a.release(0, by: 10, generation: 0, keep: true, countRequest: true, now: 1.001).kept)
+            #expect(a.collect(mine) == 0 && a.collect(head) == nil, "handed to its own waiter within the patience")
+            let mine2 = a.enqueue(10, now: 1.002)!
+            #expect(!a.release(1, by: 10, generation: 0, keep: true, countRequest: true, now: 1.0 + AppArea.handOffPatience + 0.001).kept)
+            #expect(a.collect(head) == 1 && a.collect(mine2) == nil, "past the patience, the oldest first")
         }
     }
 }
