@@ -32,14 +32,14 @@ final class AppLink {
         case connectBusy
         /// An event on the app connection (`ready`), or `deadline` (`timedOut`).
         case app
-        /// The client to take `outputHighWater` of queued bytes; then pump again.
+        /// The client to take `ClientOutput.highWater` of queued bytes; then pump again.
         case client
         /// The exchange is over.
         case ended(ExchangeEnd)
     }
 
-    /// The app is not read while the client has this much unsent.
-    static let outputHighWater = 256 * 1024
+    /// How often a unix socket with a full backlog is tried again.
+    static let connectRetrySeconds = 0.02
 
     let ctx: WorkerContext
     let record: RequestRecord
@@ -233,13 +233,13 @@ final class AppLink {
 
     /// One read from the app, its bytes sent on to the client at once. nil when the
     /// engine can go on; otherwise what to wait for: the app, or a client with
-    /// `outputHighWater` bytes unsent.
+    /// `ClientOutput.highWater` bytes unsent.
     private func read(_ buffer: inout [UInt8]) -> Wait? {
         guard let b = backend else {
             x.closed(now: Host.monotonicSeconds())
             return nil
         }
-        guard host.clientBacklog < Self.outputHighWater else { return .client }
+        guard host.clientBacklog < ClientOutput.highWater else { return .client }
         guard readable else { return .app }
         let got: Int?
         do { got = try b.read(into: &buffer, from: 0) } catch { got = 0 }  // a reset: like an early close

@@ -7,20 +7,11 @@ import Exchanges
 /// out on this thread. A slot is waited for in the app's queue, the app connection is
 /// polled a second at a time (the worker's heartbeat stays fresh), and the client's
 /// bytes are written whole before the link reads on.
-final class BlockingAppLink: AppLinkHost {
-    let ctx: WorkerContext
-    let conn: ClientConnection
-
-    init(ctx: WorkerContext, conn: ClientConnection) {
-        self.ctx = ctx
-        self.conn = conn
-    }
-
+final class BlockingAppLink: BlockingHost, AppLinkHost {
     /// Runs the request's FastCGI exchange to its end; its body is whole.
     func run(_ r: WorkerRequest, app: AppConfig, index: Int, match: RouteMatch) -> ExchangeEnd {
         let link = AppLink(ctx: ctx, record: r, app: app, appIndex: index, match: match, body: r.body, remote: conn.remote,
                            local: conn.local, host: self)
-        if conn.scratch.isEmpty { conn.scratch = .readBuffer(65536) }
         while true {
             switch link.pump(buffer: &conn.scratch) {
             case .slot:
@@ -30,7 +21,7 @@ final class BlockingAppLink: AppLinkHost {
                 case .failure(let why): link.x.noSlot(why == .queueFull ? .queueFull : .queueTimedOut)
                 }
             case .connectBusy:
-                Host.sleep(seconds: EpollWorker.connectRetrySeconds)
+                Host.sleep(seconds: AppLink.connectRetrySeconds)
                 link.timedOut(now: Host.monotonicSeconds())
             case .app:
                 wait(link)
@@ -53,12 +44,6 @@ final class BlockingAppLink: AppLinkHost {
         link.ready(readable: got & Poll.readable != 0, writable: got & Poll.writable != 0, failed: got & Poll.failed != 0)
     }
 
-    func sendToClient(_ bytes: [UInt8]) -> Bool {
-        do { try conn.write(bytes, timeout: ctx.config.timeouts.send) } catch { return false }
-        return true
-    }
-
-    var clientBacklog: Int { 0 }
     func watch(_ fd: FileDescriptor, kept: Bool) throws(SystemError) {}
     /// (The dispatcher polls a kept connection before it lends it to a blocking worker.)
     func stirredWhileParked(_ fd: FileDescriptor) -> Bool { false }
@@ -67,4 +52,24 @@ final class BlockingAppLink: AppLinkHost {
     func releaseSlot(_ lease: AppDispatcher.Lease, connection: FileDescriptor?, reusable: Bool, served: Bool, overloaded: Bool) -> Bool {
         ctx.dispatcher.release(lease, connection: connection, reusable: reusable, served: served, overloaded: overloaded)
     }
+}
+
+/// A blocking worker's side of an exchange: the thread's connection, written to at once
+/// (waiting for room up to the send timeout), so nothing is ever left queued.
+class BlockingHost: ClientSink {
+    let ctx: WorkerContext
+    let conn: ClientConnection
+
+    init(ctx: WorkerContext, conn: ClientConnection) {
+        self.ctx = ctx
+        self.conn = conn
+        conn.ensureScratch()  // the exchange's reads use the connection's buffer
+    }
+
+    func sendToClient(_ bytes: [UInt8]) -> Bool {
+        do { try conn.write(bytes, timeout: ctx.config.timeouts.send) } catch { return false }
+        return true
+    }
+
+    var clientBacklog: Int { 0 }
 }

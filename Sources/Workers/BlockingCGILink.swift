@@ -4,15 +4,7 @@ import Exchanges
 /// The blocking workers' side of a CGI link (CGILink): a place is waited for in the
 /// worker's CGIGate, then one poll over the program's pipes, its pidfd and the
 /// client's hang-up, a second at a time, brings the link its events until it is over.
-final class BlockingCGILink: ClientSink {
-    let ctx: WorkerContext
-    let conn: ClientConnection
-
-    init(ctx: WorkerContext, conn: ClientConnection) {
-        self.ctx = ctx
-        self.conn = conn
-    }
-
+final class BlockingCGILink: BlockingHost {
     /// Runs the request's CGI program to its end; its body is whole.
     func run(_ r: WorkerRequest, script: CGIScript) -> ExchangeEnd {
         let cgi = ctx.config.cgi
@@ -22,7 +14,6 @@ final class BlockingCGILink: ClientSink {
         defer { ctx.cgiGate.release() }
         guard let link = CGILink.start(ctx: ctx, record: r, script: script, body: r.body, remote: conn.remote, local: conn.local,
                                        sink: self) else { return .failed(502, []) }
-        if conn.scratch.isEmpty { conn.scratch = .readBuffer(65536) }
         while true {
             link.tick(now: Host.monotonicSeconds())
             if link.finished { break }
@@ -60,11 +51,4 @@ final class BlockingCGILink: ClientSink {
             run.reapIfExited()
         }
     }
-
-    func sendToClient(_ bytes: [UInt8]) -> Bool {
-        do { try conn.write(bytes, timeout: ctx.config.timeouts.send) } catch { return false }
-        return true
-    }
-
-    var clientBacklog: Int { 0 }
 }

@@ -18,7 +18,7 @@ protocol ClientSink: AnyObject {
 /// means), driven one event at a time for every worker class: the blocking workers
 /// poll its pipes, pidfd and client on their thread; the epoll worker registers them
 /// and calls `event` from its loop. Its stdout is read only while the client has less
-/// than `outputHighWater` unsent, and relayed as it comes.
+/// than `ClientOutput.highWater` unsent, and relayed as it comes.
 final class CGILink {
     let ctx: WorkerContext
     let record: RequestRecord
@@ -97,7 +97,7 @@ final class CGILink {
 
     /// Relays stdout while the client keeps up (again when the client has taken its backlog).
     func relay(_ buffer: inout [UInt8]) {
-        while stdoutReadable && output.relaying && !abandoned && sink.clientBacklog < AppLink.outputHighWater {
+        while stdoutReadable && output.relaying && !abandoned && sink.clientBacklog < ClientOutput.highWater {
             if !run.relayStdout(&output, into: &out, buffer: &buffer, date: ctx.httpDate(), draining: !ctx.mayKeepAlive) {
                 stdoutReadable = false
             }

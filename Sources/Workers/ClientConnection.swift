@@ -46,6 +46,11 @@ public final class ClientConnection {
         local = Socket.localAddress(fd)
     }
 
+    /// Makes `scratch` if the connection has none (it is not serving with a lent one).
+    func ensureScratch() {
+        if scratch.isEmpty { scratch = .readBuffer(65536) }
+    }
+
     /// Reads more bytes, waiting until `deadline` (monotonic seconds). False at EOF.
     public func fill(deadline: Double) throws(ClientError) -> Bool {
         while true {
@@ -57,7 +62,7 @@ public final class ClientConnection {
     /// Reads what has arrived without waiting. nil: nothing yet; false: end of stream.
     public func readAvailable() throws(ClientError) -> Bool? {
         let n: Int?
-        if scratch.isEmpty { scratch = .readBuffer(65536) }
+        ensureScratch()
         do {
             n = try fd.read(into: &scratch, from: 0)
         } catch {
@@ -127,7 +132,7 @@ public final class ClientConnection {
     func linger() {
         Socket.shutdownWrite(fd)
         let end = Host.monotonicSeconds() + Self.lingerSeconds
-        if scratch.isEmpty { scratch = .readBuffer(65536) }
+        ensureScratch()
         while true {
             do {
                 try waitFor(readable: true, deadline: min(end, Host.monotonicSeconds() + 1))

@@ -19,6 +19,9 @@ struct ClientOutput {
         case fileShrank
     }
 
+    /// An exchange stops reading its app or program while the client has this much unsent.
+    static let highWater = 256 * 1024
+
     private var bytes: [UInt8] = []
     private var start = 0
     private var file: FileDescriptor? = nil

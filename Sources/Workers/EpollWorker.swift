@@ -13,7 +13,7 @@ import Exchanges
 /// one worker. A request is read whole (head, then body in memory or a temporary file),
 /// then takes an app slot (a grant from the queue arrives as SIGUSR2 through the signal
 /// pipe), then its response streams to the client with back-pressure both ways: the
-/// worker stops reading the app while the client has `outputHighWater` bytes unsent.
+/// worker stops reading the app while the client has `ClientOutput.highWater` bytes unsent.
 ///
 /// Calls that can still block the loop: writes and reads of the temporary file of a
 /// large request body (a local disk), the access and error log writes, and the
@@ -26,8 +26,6 @@ public final class EpollWorker {
     /// Epoll data and timers carry (serial << 32 | fd); the serial stays below the tag bits.
     static let serialMask: UInt32 = 0x0fff_ffff
     static let clientEvents: Epoll.Events = [.readable, .writable, .peerClosed, .edgeTriggered]
-    /// A CGI program's stdout is not read while the client has this much unsent.
-    static let outputHighWater = AppLink.outputHighWater
     /// Static file bytes sent to one client per loop turn, so a fast reader of a big file
     /// does not hold the loop; the rest goes on the next turn.
     static let fileBytesPerTurn = 1 << 20
@@ -35,8 +33,6 @@ public final class EpollWorker {
     static let lingerSeconds = 2.0
     /// Pipelined requests served in a row before the connection waits for the next turn.
     static let requestsPerTurn = 16
-    /// How often a unix socket with a full backlog is tried again.
-    static let connectRetrySeconds = 0.02
 
     let ctx: WorkerContext
     let process: WorkerProcess
@@ -108,7 +104,7 @@ public final class EpollWorker {
                                                         "worker_connections": "\(ctx.config.server.workerConnections)"])
         while true {
             var wait = Self.sweepSeconds * 1000
-            if !connectRetries.isEmpty { wait = Self.connectRetrySeconds * 1000 }
+            if !connectRetries.isEmpty { wait = AppLink.connectRetrySeconds * 1000 }
             if !runnable.isEmpty || !flushReady.isEmpty { wait = 0 }
             _ = try? epoll.wait(buffer: events, timeoutMilliseconds: Int32(wait.rounded(.up))) { events, data in
                 handle(events, data)
