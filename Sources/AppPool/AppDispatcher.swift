@@ -53,7 +53,13 @@ public final class AppDispatcher {
         self.pid = Int64(Processes.currentPID)
         self.nudgeMaster = nudgeMaster
         kept = Array(repeating: [:], count: config.apps.count)
+        addresses = config.apps.indices.map { a in
+            (0..<table.apps[a].slotCount).map { Self.address(config.apps[a], slot: $0, runDirectory: runDirectory) }
+        }
     }
+
+    /// Each slot's address, made once (a lease used to format a socket path per request).
+    let addresses: [[ConnectAddress]]
 
     /// The socket the master binds for a hosted app's slot (the process gets it as fd 0).
     public static func socketPath(runDirectory: String, app: String, slot: Int) -> String {
@@ -61,9 +67,13 @@ public final class AppDispatcher {
     }
 
     func address(_ app: Int, slot: Int) -> ConnectAddress {
-        switch config.apps[app].kind {
+        slot < addresses[app].count ? addresses[app][slot] : Self.address(config.apps[app], slot: slot, runDirectory: runDirectory)
+    }
+
+    static func address(_ app: AppConfig, slot: Int, runDirectory: String) -> ConnectAddress {
+        switch app.kind {
         case .external(let a, _): return a
-        case .hosted: return .unix(path: Self.socketPath(runDirectory: runDirectory, app: config.apps[app].name, slot: slot))
+        case .hosted: return .unix(path: socketPath(runDirectory: runDirectory, app: app.name, slot: slot))
         }
     }
 

@@ -31,16 +31,29 @@ extension AppArea {
     /// cannot be served (strict FIFO). Each granted waiter is woken on its own word.
     public func dispatch(now: Double) {
         let r = record
+        skipServed()
         while r.pointee.queueHead < r.pointee.queueTail {
             let head = r.pointee.queueHead
-            let i = Int(head % r.pointee.queueCapacity)
-            guard waiters[i].ticket == head, waiters[i].state == WaiterState.waiting.rawValue else {
-                r.pointee.queueHead += 1  // cancelled (timed out) or cleared
-                continue
-            }
-            guard let s = pickSlot(for: waiters[i].pid, now: now) else { break }
-            grant(head, slot: s, now: now)
+            guard let s = pickSlot(for: waiters[Int(head % r.pointee.queueCapacity)].pid, now: now) else { break }
+            grant(head, slot: s, now: now)  // (moves the head on)
         }
+    }
+
+    /// Moves the head past tickets no longer waiting (granted out of order by a hand-off,
+    /// cancelled, or cleared), so the head is always a live waiter and the scans that
+    /// start there (ownWaiter, dispatch) do not walk over a growing run of holes.
+    func skipServed() {
+        let r = record
+        var head = r.pointee.queueHead
+        let tail = r.pointee.queueTail, capacity = r.pointee.queueCapacity
+        guard head < tail else { return }
+        var i = Int(head % capacity)
+        while head < tail && !(waiters[i].ticket == head && waiters[i].state == WaiterState.waiting.rawValue) {
+            head += 1
+            i += 1
+            if i == Int(capacity) { i = 0 }
+        }
+        r.pointee.queueHead = head
     }
 
     /// Joins the queue; nil when it is full.
@@ -82,6 +95,7 @@ extension AppArea {
         if waiters[i].ticket == ticket && waiters[i].state == WaiterState.waiting.rawValue {
             waiters[i].state = WaiterState.free.rawValue
             record.pointee.queueLength -= 1
+            skipServed()
         }
         return nil
     }
@@ -164,21 +178,17 @@ extension AppArea {
     /// `handOffPatience`, else less than slotCount. Bounded unfairness: the oldest waiter
     /// can be passed over only by the tickets right behind it, whoever keeps releasing.
     func ownWaiter(_ pid: Int64, now: Double) -> Int64? {
-        let r = record.pointee
-        var t = r.queueHead
-        var oldest: Int64? = nil
-        var window = slotCount
-        while t < r.queueTail {
-            let w = waiters[Int(t % r.queueCapacity)]
-            if w.ticket == t && w.state == WaiterState.waiting.rawValue {
-                if oldest == nil {
-                    oldest = t
-                    if now - w.since < Self.handOffPatience { window = wideWindow }
-                }
-                if w.pid == pid { return t }
-            }
-            t += 1
-            if let o = oldest, t >= o + Int64(window) { return nil }
+        let head = record.pointee.queueHead, tail = record.pointee.queueTail
+        let capacity = Int(record.pointee.queueCapacity)
+        guard head < tail else { return nil }
+        // The head is the oldest live waiter (skipServed keeps it there).
+        let window = now - waiters[Int(head % Int64(capacity))].since < Self.handOffPatience ? wideWindow : slotCount
+        var i = Int(head % Int64(capacity))
+        for t in head..<min(tail, head + Int64(window)) {
+            let w = waiters + i
+            if w.pointee.pid == pid && w.pointee.ticket == t && w.pointee.state == WaiterState.waiting.rawValue { return t }
+            i += 1
+            if i == capacity { i = 0 }
         }
         return nil
     }
@@ -198,7 +208,7 @@ extension AppArea {
             Futex.wakeAll(word)
         }
         record.pointee.queueLength -= 1
-        if ticket == record.pointee.queueHead { record.pointee.queueHead += 1 }
+        if ticket == record.pointee.queueHead { skipServed() }
     }
 
     func retiring(besides s: Int) -> Bool {

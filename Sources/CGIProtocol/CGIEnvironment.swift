@@ -111,17 +111,26 @@ public enum CGIEnvironment {
 
     /// "Accept-Language" -> "HTTP_ACCEPT_LANGUAGE"; nil for names that must not pass.
     public static func variableName(forHeader name: String) -> String? {
-        var bytes: [UInt8] = Array("HTTP_".utf8)
-        bytes.reserveCapacity(5 + name.utf8.count)
-        for u in name.utf8 {
-            switch u {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): bytes.append(u - 32)
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): bytes.append(u)
-            case UInt8(ascii: "-"): bytes.append(UInt8(ascii: "_"))
-            default: return nil  // "_", ".", etc.: would collide with another header's variable
+        var valid = true
+        // Written straight into the String's storage (a name of up to 10 bytes, "HTTP_HOST"
+        // and the like, even stays within the String itself: no allocation at all).
+        let out = String(unsafeUninitializedCapacity: 5 + name.utf8.count) { buffer in
+            var n = 0
+            for u in "HTTP_".utf8 { buffer[n] = u; n += 1 }
+            for u in name.utf8 {
+                switch u {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"): buffer[n] = u - 32
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): buffer[n] = u
+                case UInt8(ascii: "-"): buffer[n] = UInt8(ascii: "_")
+                default:
+                    valid = false  // "_", ".", etc.: would collide with another header's variable
+                    return 0
+                }
+                n += 1
             }
+            return n
         }
-        let out = String(decoding: bytes, as: UTF8.self)
+        guard valid else { return nil }
         switch out {
         case "HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE":
             return nil

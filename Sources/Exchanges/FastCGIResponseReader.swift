@@ -120,13 +120,20 @@ public struct FastCGIResponseReader: Sendable {
             out.append(.body(bytes))
             return
         }
-        headBuffer += bytes
+        // The usual case, a head whole in its first record, is parsed where it lies;
+        // only a head split across records is gathered in `headBuffer`.
+        let gathered = !headBuffer.isEmpty
+        if gathered { headBuffer += bytes }
+        let input = gathered ? headBuffer[...] : bytes
         let result: (consumed: Int, head: CGIResponseHead?)
-        do { result = try headParser.parse(headBuffer[...]) } catch { throw .protocolError(error.message) }
-        guard let head = result.head else { return }
+        do { result = try headParser.parse(input) } catch { throw .protocolError(error.message) }
+        guard let head = result.head else {
+            if !gathered { headBuffer = Array(bytes) }
+            return
+        }
         headDone = true
         out.append(.head(head))
-        if result.consumed < headBuffer.count { out.append(.body(headBuffer[result.consumed...])) }
+        if result.consumed < input.count { out.append(.body(input.dropFirst(result.consumed))) }
         headBuffer = []
     }
 }

@@ -172,4 +172,23 @@ import Testing
             #expect(a.collect(head) == 1 && a.collect(mine2) == nil, "past the patience, the oldest first")
         }
     }
+
+    @Test func theQueueHeadSkipsTicketsServedOutOfOrder() throws {
+        // Hand-offs and cancels serve tickets behind the head; once the head itself is
+        // served, it moves past all of them to the oldest live waiter, so the scans that
+        // start at the head (ownWaiter, dispatch) stay short however long the run is.
+        let table = try SlotTable.create(for: Self.config(slots: 1))
+        table.withLock(0) { a in
+            a.take(0, for: 10, now: 0)
+            let head = a.enqueue(20)!
+            let behind = (0..<5).map { _ in a.enqueue(21)! }
+            let last = a.enqueue(22)!
+            for t in behind { _ = a.cancel(t) }
+            #expect(a.record.pointee.queueHead == head, "the head waits")
+            _ = a.release(0, by: 10, generation: 0, keep: false, countRequest: true, now: 1)
+            #expect(a.collect(head) == 0)
+            #expect(a.record.pointee.queueHead == last, "past the cancelled tickets to the live one")
+            #expect(a.record.pointee.queueLength == 1)
+        }
+    }
 }
