@@ -2,7 +2,7 @@
 /// (nginx's mime.types, abridged). Text types carry charset=utf-8; anything unknown is
 /// application/octet-stream, which browsers download rather than render.
 enum MediaTypes {
-    static let byExtension: [String: String] = [
+    static let byExtension: KeyValuePairs<String, String> = [
         "html": "text/html; charset=utf-8", "htm": "text/html; charset=utf-8",
         "css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8", "mjs": "text/javascript; charset=utf-8",
         "txt": "text/plain; charset=utf-8", "md": "text/markdown; charset=utf-8", "csv": "text/csv; charset=utf-8",
@@ -16,8 +16,29 @@ enum MediaTypes {
         "mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime",
     ]
 
+    /// Each extension packed, lowercase, into a word: a static response finds its type
+    /// with a scan of integer compares (no lowercased copy, no hashing per request).
+    static let packed: [(key: UInt64, type: String)] = byExtension.compactMap { e in pack(Substring(e.key)).map { ($0, e.value) } }
+
+    /// Up to 8 bytes of ASCII, lowercased, in one word; nil for anything longer or not ASCII.
+    static func pack(_ ext: Substring) -> UInt64? {
+        guard ext.utf8.count <= 8 else { return nil }
+        var key: UInt64 = 0
+        for b in ext.utf8 {
+            guard b < 0x80 else { return nil }
+            key = key << 8 | UInt64(b >= 0x41 && b <= 0x5A ? b | 0x20 : b)
+        }
+        return key
+    }
+
     static func forFile(_ name: Substring) -> String {
-        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "application/octet-stream" }
-        return byExtension[name[name.index(after: dot)...].lowercased()] ?? "application/octet-stream"
+        guard let dot = name.utf8.lastIndex(of: UInt8(ascii: ".")), dot != name.startIndex else { return "application/octet-stream" }
+        let ext = name[name.utf8.index(after: dot)...]
+        if let key = pack(ext) {
+            for e in packed where e.key == key { return e.type }
+        } else {
+            for (e, type) in byExtension where e.utf8.count > 8 && ext.lowercased() == e { return type }
+        }
+        return "application/octet-stream"
     }
 }

@@ -164,6 +164,7 @@ struct CGIPathTests {
         ("/api/v1/users", "/api", "/api", "/v1/users"),
         ("/api/", "/api/", "/api", "/"),
         ("/anything", "/", "", "/anything"),
+        ("/caf\u{e9}/men\u{fc}", "/caf\u{e9}", "/caf\u{e9}", "/men\u{fc}"),
     ])
     func mountSplit(path: String, prefix: String, script: String, info: String) throws {
         let s = try #require(CGIPath.splitAtMount(path, prefix: prefix))
@@ -173,6 +174,8 @@ struct CGIPathTests {
     @Test func mountNeedsASegmentBoundary() {
         #expect(CGIPath.splitAtMount("/apix", prefix: "/api") == nil)
         #expect(!CGIPath.isUnder("/ap", prefix: "/api"))
+        #expect(!CGIPath.isUnder("/caf\u{e9}", prefix: "/caf"), "a prefix ending inside a character is no segment")
+        #expect(CGIPath.isUnder("/x", prefix: "") && CGIPath.isUnder("/x", prefix: "/"))
     }
 
     @Test func scriptWalk() throws {
