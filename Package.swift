@@ -15,6 +15,13 @@
 // undeclared import fails the build.
 import PackageDescription
 
+// Release builds of the server's own modules leave out the dynamic exclusivity checks:
+// a runtime call on every access to a class's stored property, 12% of the instructions
+// a worker spends on a FastCGI request (callgrind, docs/ARCHITECTURE.md). The static
+// checks stay, and debug builds keep the dynamic ones: every test, the integration
+// suites' gatewayd included, runs a checked build, so a violation still fails the suite.
+let server: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "gatewayd",
     products: [
@@ -32,38 +39,38 @@ let package = Package(
     ],
     targets: [
         .target(name: "CGatewayShims"),
-        .target(name: "GatewaySystem", dependencies: ["CGatewayShims"]),
-        .target(name: "HTTPWire"),
-        .target(name: "FastCGIWire"),
-        .target(name: "CGIProtocol", dependencies: ["HTTPWire"]),
+        .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: server),
+        .target(name: "HTTPWire", swiftSettings: server),
+        .target(name: "FastCGIWire", swiftSettings: server),
+        .target(name: "CGIProtocol", dependencies: ["HTTPWire"], swiftSettings: server),
         .target(name: "GatewayConfig", dependencies: [
             "HTTPWire",  // IP address syntax for forwarded_allow_ips, status_allow, route allow
             .product(name: "TOMLKit", package: "TOMLKit"),
-        ]),
+        ], swiftSettings: server),
         .target(name: "GatewayLogging", dependencies: [
             "GatewaySystem", .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], swiftSettings: server),
         // The request engine, sans-IO: FastCGI request records and response relay, CGI
         // output relay, response heads, the retry policy, notes for the log.
-        .target(name: "Exchanges", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol"]),
+        .target(name: "Exchanges", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol"], swiftSettings: server),
         // The app pool: the shared slot table (slots, FIFO queue, every slot transition)
         // and each worker's side of it (AppDispatcher: leases, kept connections).
-        .target(name: "AppPool", dependencies: ["GatewayConfig", "GatewaySystem"]),
+        .target(name: "AppPool", dependencies: ["GatewayConfig", "GatewaySystem"], swiftSettings: server),
         // What operators read: the access log (thread-safe, checked Sendable), the status
         // page and /metrics, from the configuration and the shared slot table.
-        .target(name: "Observability", dependencies: ["AppPool", "Exchanges", "GatewayConfig", "GatewayLogging", "GatewaySystem"]),
+        .target(name: "Observability", dependencies: ["AppPool", "Exchanges", "GatewayConfig", "GatewayLogging", "GatewaySystem"], swiftSettings: server),
         // The worker classes: drivers that turn the engine's decisions into system calls.
         .target(name: "Workers", dependencies: ["Exchanges", "AppPool", "Observability", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem",
-                                                "GatewayLogging", .product(name: "Logging", package: "swift-log")]),
+                                                "GatewayLogging", .product(name: "Logging", package: "swift-log")], swiftSettings: server),
         // The master: listeners, worker processes, signals, reload, and the process
         // manager of hosted apps (AppSupervisor), which only the master runs.
         .target(name: "Arbiter", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem", "GatewayLogging",
-                                                .product(name: "Logging", package: "swift-log")]),
+                                                .product(name: "Logging", package: "swift-log")], swiftSettings: server),
         .executableTarget(name: "gatewayd", dependencies: [
             "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers", "AppPool", "Observability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], swiftSettings: server),
         // libfcgi for the Swift sample app (Debian: libfcgi-dev; scripts/setup installs it).
         .systemLibrary(name: "CFastCGI", path: "apps/swift/CFastCGI"),
         .executableTarget(name: "SwiftSampleApp", dependencies: ["CFastCGI"], path: "apps/swift/Sources/SwiftSampleApp"),

@@ -167,17 +167,20 @@ public final class AppDispatcher {
     /// first ticket still waiting. `periodic` (every 200 ms or so): also re-run the
     /// queue (a slot may be back without a release: an overload pause ended) and ask a
     /// keeper of a parked connection to give it back, as a blocking waiter does.
-    public func collectGrants<C: Collection>(app: Int, tickets: C, periodic: Bool) -> [(ticket: Int64, lease: Lease)] where C.Element == Int64 {
+    /// (`count` tickets, the i-th given by `ticket(i)`: not a generic collection, which
+    /// across modules was iterated unspecialized.)
+    public func collectGrants(app: Int, count: Int, ticket: (Int) -> Int64, periodic: Bool) -> [(ticket: Int64, lease: Lease)] {
         let now = Host.monotonicSeconds()
         var keeper: Int64? = nil
         let got: [(Int64, Granted)] = table.withLock(app) { a in
             if periodic { a.dispatch(now: now) }
             var got: [(Int64, Granted)] = []
-            for t in tickets {
+            for i in 0..<count {
+                let t = ticket(i)
                 guard let s = a.collect(t) else { break }
                 got.append((t, Granted(a, s, pid)))
             }
-            if periodic && got.count < tickets.count { keeper = a.requestReclaim(excluding: pid) }
+            if periodic && got.count < count { keeper = a.requestReclaim(excluding: pid) }
             return got
         }
         if let k = keeper { Processes.signal(Int32(k), Signals.usr2) }

@@ -98,7 +98,9 @@ public enum CGIEnvironment {
         var merged: [(String, String)] = []
         merged.reserveCapacity(headers.count)
         for i in 0..<headers.count {
-            guard let name = variableName(forHeader: headers.name(at: i)) else { continue }
+            // The variable is made from the name's bytes where they lie (no String of the
+            // header name first): every header of every request passes here.
+            guard let name = headers.withName(at: i, variableName(forHeaderBytes:)) else { continue }
             let v = headers.value(at: i)
             if let k = merged.firstIndex(where: { $0.0 == name }) {
                 merged[k].1 += (name == "HTTP_COOKIE" ? "; " : ", ") + v
@@ -111,13 +113,32 @@ public enum CGIEnvironment {
 
     /// "Accept-Language" -> "HTTP_ACCEPT_LANGUAGE"; nil for names that must not pass.
     public static func variableName(forHeader name: String) -> String? {
+        var name = name
+        return name.withUTF8 { variableName(forHeaderBytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The names whose fields never become HTTP_* variables: httpoxy, and the framing
+    /// (CONTENT_LENGTH and CONTENT_TYPE come from the framing; the app reads a
+    /// de-chunked body of CONTENT_LENGTH bytes).
+    static let withheld: [[UInt8]] = ["proxy", "content-length", "content-type", "transfer-encoding"].map { Array($0.utf8) }
+
+    static func variableName(forHeaderBytes name: UnsafeRawBufferPointer) -> String? {
+        guard !name.isEmpty else { return nil }
+        for w in withheld where w.count == name.count {
+            var same = true
+            for k in 0..<w.count where w[k] != (name[k] >= 0x41 && name[k] <= 0x5A ? name[k] | 0x20 : name[k]) {
+                same = false
+                break
+            }
+            if same { return nil }
+        }
         var valid = true
         // Written straight into the String's storage (a name of up to 10 bytes, "HTTP_HOST"
         // and the like, even stays within the String itself: no allocation at all).
-        let out = String(unsafeUninitializedCapacity: 5 + name.utf8.count) { buffer in
+        let out = String(unsafeUninitializedCapacity: 5 + name.count) { buffer in
             var n = 0
             for u in "HTTP_".utf8 { buffer[n] = u; n += 1 }
-            for u in name.utf8 {
+            for u in name {
                 switch u {
                 case UInt8(ascii: "a")...UInt8(ascii: "z"): buffer[n] = u - 32
                 case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): buffer[n] = u
@@ -130,21 +151,14 @@ public enum CGIEnvironment {
             }
             return n
         }
-        guard valid else { return nil }
-        switch out {
-        case "HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE":
-            return nil
-        case "HTTP_TRANSFER_ENCODING":
-            return nil  // the app reads a de-chunked body of CONTENT_LENGTH bytes
-        default:
-            return out.utf8.count > 5 ? out : nil
-        }
+        return valid ? out : nil
     }
 
     /// The host part of a Host field ("example.com:8080" -> "example.com", "[::1]:80" -> "[::1]").
     public static func hostWithoutPort(_ host: String) -> String {
-        if host.hasPrefix("["), let close = host.firstIndex(of: "]") { return String(host[...close]) }
-        if let colon = host.lastIndex(of: ":") { return String(host[..<colon]) }
+        let u = host.utf8  // (bytes, not Characters: this runs for every request)
+        if u.first == UInt8(ascii: "["), let close = u.firstIndex(of: UInt8(ascii: "]")) { return String(host[...close]) }
+        if let colon = u.lastIndex(of: UInt8(ascii: ":")) { return String(host[..<colon]) }
         return host
     }
 

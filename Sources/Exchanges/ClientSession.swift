@@ -52,7 +52,7 @@ public struct ClientSession {
         case close(linger: Bool)
     }
 
-    enum Phase: UInt8 {
+    @usableFromInline enum Phase: UInt8 {
         case head, begin, routing, sendContinue, body, exchanging, responding, flushing, finishing, closing, closed
     }
 
@@ -61,7 +61,7 @@ public struct ClientSession {
     public private(set) var intake: RequestIntake
     // (The small fields follow the intake: they fit in its tail padding, and an idle
     // connection is 8 bytes smaller; 10,000 of them are a target of the benchmark.)
-    var phase = Phase.head
+    @usableFromInline var phase = Phase.head
     var expectsProxyHeader: Bool
     /// After this response: serve another request, or close (and linger).
     var keepAfter = false
@@ -78,14 +78,18 @@ public struct ClientSession {
         expectsProxyHeader = proxyHeader
     }
 
+    // (The getters below are @inlinable: a driver reads them through its connection
+    // object, and a call across modules copied the whole session, with a retain and a
+    // release of each of its buffers, for every read.)
+
     /// When the client must have sent more (head and body phases; infinity otherwise).
-    public var deadline: Double { phase == .head || phase == .body ? intake.deadline : .infinity }
-    public var unconsumed: ArraySlice<UInt8> { input[inputStart...] }
+    @inlinable @inline(__always) public var deadline: Double { phase == .head || phase == .body ? intake.deadline : .infinity }
+    @inlinable @inline(__always) public var unconsumed: ArraySlice<UInt8> { input[inputStart...] }
     /// Between requests, with nothing of the next one arrived.
-    public var isIdle: Bool { phase == .head && !intake.sawByte && inputStart == input.count }
+    @inlinable @inline(__always) public var isIdle: Bool { phase == .head && !intake.sawByte && inputStart == input.count }
     /// The driver reads (and the session parses) only in these phases; what the client
     /// sends meanwhile waits in the socket.
-    public var wantsInput: Bool { phase == .head || phase == .body }
+    @inlinable @inline(__always) public var wantsInput: Bool { phase == .head || phase == .body }
 
     public mutating func takeNotes() -> [ExchangeNote] {
         defer { notes = [] }

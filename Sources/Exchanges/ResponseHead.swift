@@ -49,7 +49,7 @@ public enum ResponseHead {
         out.reserveCapacity(256)
         HTTPResponseWriter.appendStatusLine(cgi.status, reason: cgi.reason, date: date, into: &out)
         HTTPResponseWriter.appendFieldName("Server", into: &out)
-        out.append(contentsOf: ServerIdentity.software.utf8)
+        out.appendUTF8(ServerIdentity.software)
         HTTPResponseWriter.appendCRLF(into: &out)
         for f in cgi.headers where !hopByHop.contains(where: { f.name.equalsLowercaseASCII($0) }) {
             HTTPResponseWriter.appendCheckedField(f.name, f.value, into: &out)

@@ -82,7 +82,14 @@ public enum FastCGIEncoder {
         } else if total > 0 {
             out.reserveCapacity(out.count + total + 24)
             appendHeader(.params, requestID: requestID, contentLength: total, into: &out)
-            for p in pairs { FastCGINameValue.append(name: p.name, value: p.value, into: &out) }
+            // Sized once, then written through one pointer: an Array append per name and
+            // value was the largest part of encoding them.
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: total))
+            out.withUnsafeMutableBufferPointer { buffer in
+                var at = start
+                for p in pairs { at = FastCGINameValue.write(name: p.name, value: p.value, into: buffer, at: at) }
+            }
             appendPadding(for: total, into: &out)
         }
         appendEndOfStream(.params, requestID: requestID, into: &out)

@@ -24,7 +24,52 @@ public enum FastCGINameValue {
     }
 
     public static func append(name: String, value: String, into out: inout [UInt8]) {
-        append(name: name.utf8, value: value.utf8, into: &out)
+        appendLength(name.utf8.count, into: &out)
+        appendLength(value.utf8.count, into: &out)
+        appendBytes(of: name, into: &out)
+        appendBytes(of: value, into: &out)
+    }
+
+    /// Writes one pair at `at` into room already made for it (its encoded length);
+    /// returns where the next one goes. (Straight-line code: nested functions that
+    /// captured `at` made each store an exclusivity-checked access.)
+    static func write(name: String, value: String, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        let base = buffer.baseAddress!
+        var at = writeLength(name.utf8.count, base + start) - base
+        at = writeLength(value.utf8.count, base + at) - base
+        at += writeBytes(name, base + at)
+        at += writeBytes(value, base + at)
+        return at
+    }
+
+    @inline(__always) static func writeLength(_ n: Int, _ p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        precondition(n >= 0 && n <= maxLength, "FastCGI name or value too long")
+        if n < 128 {
+            p[0] = UInt8(n)
+            return p + 1
+        }
+        p[0] = UInt8(truncatingIfNeeded: n >> 24) | 0x80
+        p[1] = UInt8(truncatingIfNeeded: n >> 16)
+        p[2] = UInt8(truncatingIfNeeded: n >> 8)
+        p[3] = UInt8(truncatingIfNeeded: n)
+        return p + 4
+    }
+
+    @inline(__always) static func writeBytes(_ s: String, _ p: UnsafeMutablePointer<UInt8>) -> Int {
+        let n = s.utf8.count
+        let copied: Bool? = s.utf8.withContiguousStorageIfAvailable { src in
+            if n > 0 { p.update(from: src.baseAddress!, count: n) }
+            return true
+        }
+        if copied == nil { _ = UnsafeMutableBufferPointer(start: p, count: n).initialize(from: s.utf8) }
+        return n
+    }
+
+    /// A String's bytes by one copy of its storage (native and small Strings, all of
+    /// ours); appending its UTF8View as a generic sequence cost several times as much,
+    /// and PARAMS are written for every request.
+    @inline(__always) static func appendBytes(of s: String, into out: inout [UInt8]) {
+        if s.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil { out.append(contentsOf: s.utf8) }
     }
 
     /// Decodes a complete sequence of pairs; throws on a truncated length or body.

@@ -112,3 +112,13 @@ extension StringProtocol {
         return true
     }
 }
+
+extension Array where Element == UInt8 {
+    /// Appends a String's UTF-8 bytes by one copy of its storage (native, small and
+    /// literal Strings: all of ours). `append(contentsOf: s.utf8)` goes through the
+    /// generic sequence path, several times the cost, and heads are written per request.
+    @inlinable
+    public mutating func appendUTF8(_ s: String) {
+        if s.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: s.utf8) }
+    }
+}

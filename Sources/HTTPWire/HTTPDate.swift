@@ -18,7 +18,7 @@ public enum HTTPDate {
         let w = Int(((days % 7) + 7) % 7) * 3
         let (y, m, d) = civil(fromDays: days)
         out.append(contentsOf: UnsafeBufferPointer(start: weekdays.utf8Start + w, count: 3))
-        out.append(contentsOf: ", ".utf8)
+        out.appendUTF8(", ")
         pad2(d, &out)
         out.append(ASCII.sp)
         out.append(contentsOf: UnsafeBufferPointer(start: months.utf8Start + (m - 1) * 3, count: 3))
@@ -26,7 +26,7 @@ public enum HTTPDate {
         if y >= 1000 && y <= 9999 {
             HTTPResponseWriter.appendDecimal(UInt64(y), into: &out)
         } else {
-            out.append(contentsOf: String(y).utf8)
+            out.appendUTF8(String(y))
         }
         out.append(ASCII.sp)
         pad2(secs / 3600, &out)
@@ -34,7 +34,7 @@ public enum HTTPDate {
         pad2(secs / 60 % 60, &out)
         out.append(UInt8(ascii: ":"))
         pad2(secs % 60, &out)
-        out.append(contentsOf: " GMT".utf8)
+        out.appendUTF8(" GMT")
     }
 
     private static func pad2(_ n: Int, _ out: inout [UInt8]) {

@@ -4,7 +4,7 @@
 /// and the offset table. A `String` is made only when a caller asks for one.
 public struct HTTPHeaders: Sendable, Equatable {
     @usableFromInline struct Field: Sendable, Equatable {
-        var nameStart: Int32, nameEnd: Int32, valueStart: Int32, valueEnd: Int32
+        @usableFromInline var nameStart: Int32, nameEnd: Int32, valueStart: Int32, valueEnd: Int32
     }
 
     @usableFromInline var storage: [UInt8]
@@ -32,9 +32,9 @@ public struct HTTPHeaders: Sendable, Equatable {
 
     public mutating func append(name: String, value: String) {
         let ns = Int32(storage.count)
-        storage.append(contentsOf: name.utf8)
+        storage.appendUTF8(name)
         let ne = Int32(storage.count)
-        storage.append(contentsOf: value.utf8)
+        storage.appendUTF8(value)
         fields.append(Field(nameStart: ns, nameEnd: ne, valueStart: ne, valueEnd: Int32(storage.count)))
     }
 
@@ -53,6 +53,14 @@ public struct HTTPHeaders: Sendable, Equatable {
             }
         }
         return try result.get()
+    }
+
+    /// The raw bytes of the i-th name. (Inlinable, so it is specialized where it is used:
+    /// the generic `withField` called across modules cost more than the work it served.)
+    @inlinable
+    public func withName<R>(at i: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let f = fields[i]
+        return storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[Int(f.nameStart)..<Int(f.nameEnd)])) }
     }
 
     public subscript(i: Int) -> (name: String, value: String) { (name(at: i), value(at: i)) }

@@ -64,13 +64,13 @@ public struct HTTPRequestHead: Sendable, Equatable {
 
     /// The target's path part (before `?`), still percent-encoded.
     public var path: Substring {
-        if let q = target.firstIndex(of: "?") { return target[..<q] }
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[..<q] }
         return target[...]
     }
 
     /// The query part (after the first `?`), or "" when there is none.
     public var query: Substring {
-        if let q = target.firstIndex(of: "?") { return target[target.index(after: q)...] }
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[target.utf8.index(after: q)...] }
         return ""
     }
 }

@@ -25,7 +25,7 @@ public enum HTTPResponseWriter {
                                  framing: HTTPResponseFraming, keepAlive: Bool,
                                  version: HTTPVersion = .http1_1, date: String? = nil,
                                  into out: inout [UInt8]) {
-        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.appendUTF8("HTTP/1.1 ")
         appendStatusCode(status, into: &out)
         out.append(ASCII.sp)
         out.append(contentsOf: (reason ?? HTTPStatus.reasonPhrase(status)).utf8.filter { isFieldValueChar($0) })
@@ -35,7 +35,7 @@ public enum HTTPResponseWriter {
             headers.withField(at: i) { name, value in
                 guard isWritable(name, value), !isFramingField(name) else { return }
                 out.append(contentsOf: name)
-                out.append(contentsOf: ": ".utf8)
+                out.appendUTF8(": ")
                 out.append(contentsOf: value)
                 out.append(contentsOf: crlf)
             }
@@ -48,13 +48,13 @@ public enum HTTPResponseWriter {
     /// `writeHead` makes. Open with `appendStatusLine`, add fields, close with
     /// `appendEndOfHead`; the result is what `writeHead` writes for the same fields.
     public static func appendStatusLine(_ status: Int, reason: String? = nil, date: String, into out: inout [UInt8]) {
-        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.appendUTF8("HTTP/1.1 ")
         appendStatusCode(status, into: &out)
         out.append(ASCII.sp)
         if let reason {
             for b in reason.utf8 where isFieldValueChar(b) { out.append(b) }
         } else {
-            out.append(contentsOf: HTTPStatus.reasonPhrase(status).utf8)
+            out.appendUTF8(HTTPStatus.reasonPhrase(status))
         }
         out.append(contentsOf: crlf)
         appendField("Date", date, into: &out)
@@ -131,9 +131,9 @@ public enum HTTPResponseWriter {
     static let crlf: [UInt8] = [ASCII.cr, ASCII.lf]
 
     static func appendField(_ name: String, _ value: String, into out: inout [UInt8]) {
-        out.append(contentsOf: name.utf8)
-        out.append(contentsOf: ": ".utf8)
-        out.append(contentsOf: value.utf8)
+        out.appendUTF8(name)
+        out.appendUTF8(": ")
+        out.appendUTF8(value)
         out.append(contentsOf: crlf)
     }
 
@@ -183,12 +183,12 @@ public enum HTTPChunkedEncoder {
 
     /// The last chunk, optional trailer fields and the final CRLF.
     public static func appendEnd(trailers: HTTPHeaders = HTTPHeaders(), into out: inout [UInt8]) {
-        out.append(contentsOf: "0\r\n".utf8)
+        out.appendUTF8("0\r\n")
         for i in 0..<trailers.count {
             trailers.withField(at: i) { name, value in
                 guard HTTPResponseWriter.isWritable(name, value), !HTTPResponseWriter.isFramingField(name) else { return }
                 out.append(contentsOf: name)
-                out.append(contentsOf: ": ".utf8)
+                out.appendUTF8(": ")
                 out.append(contentsOf: value)
                 out.append(contentsOf: HTTPResponseWriter.crlf)
             }

@@ -34,7 +34,7 @@ extension EpollWorker {
         let chores = periodic && now - lastChores >= 0.2
         if chores { lastChores = now }
         for app in queued.indices where !queued[app].isEmpty {
-            let granted = ctx.dispatcher.collectGrants(app: app, tickets: queued[app].lazy.map(\.ticket), periodic: chores)
+            let granted = ctx.dispatcher.collectGrants(app: app, count: queued[app].count, ticket: { queued[app][$0].ticket }, periodic: chores)
             guard !granted.isEmpty else { continue }
             let waiting = queued[app]
             queued[app].removeFirst(granted.count)

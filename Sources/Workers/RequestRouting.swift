@@ -7,7 +7,7 @@ import Observability
 import Exchanges
 
 /// Where a request goes, decided the same way by every worker class.
-enum Destination {
+indirect enum Destination {
     /// The status page (server.status_path) or Prometheus metrics (server.metrics_path).
     case page(Page)
     /// A FastCGI app, by its configuration and its index in the slot table.
@@ -205,7 +205,7 @@ extension WorkerContext {
             let afterAuthority = t[scheme.upperBound...]
             t = afterAuthority.firstIndex(of: "/").map { afterAuthority[$0...] } ?? "/"
         }
-        if let q = t.firstIndex(of: "?") { t = t[..<q] }
+        if let q = t.utf8.firstIndex(of: UInt8(ascii: "?")) { t = t[..<q] }  // (bytes: Character search showed in profiles)
         return try? CGIPath.clean(t)
     }
 

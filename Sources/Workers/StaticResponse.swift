@@ -45,10 +45,10 @@ struct StaticResponse {
         }
         var out = head(status, date: date, contentType: MediaTypes.forFile(file.name), validators)
         HTTPResponseWriter.appendFieldName("Accept-Ranges", into: &out)
-        out.append(contentsOf: "bytes\r\n".utf8)
+        out.appendUTF8("bytes\r\n")
         if status == 206 {
             HTTPResponseWriter.appendFieldName("Content-Range", into: &out)
-            out.append(contentsOf: "bytes ".utf8)
+            out.appendUTF8("bytes ")
             HTTPResponseWriter.appendDecimal(offset, into: &out)
             out.append(UInt8(ascii: "-"))
             HTTPResponseWriter.appendDecimal(offset + length - 1, into: &out)
@@ -67,11 +67,11 @@ struct StaticResponse {
         out.reserveCapacity(320)
         HTTPResponseWriter.appendStatusLine(status, date: date, into: &out)
         HTTPResponseWriter.appendFieldName("Server", into: &out)
-        out.append(contentsOf: WorkerContext.software.utf8)
+        out.appendUTF8(WorkerContext.software)
         HTTPResponseWriter.appendCRLF(into: &out)
         if let contentType {
             HTTPResponseWriter.appendFieldName("Content-Type", into: &out)
-            out.append(contentsOf: contentType.utf8)
+            out.appendUTF8(contentType)
             HTTPResponseWriter.appendCRLF(into: &out)
         }
         HTTPResponseWriter.appendFieldName("Last-Modified", into: &out)
