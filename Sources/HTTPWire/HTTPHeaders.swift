@@ -69,6 +69,7 @@ public struct HTTPHeaders: Sendable, Equatable {
     public func nameMatches(at i: Int, _ name: String) -> Bool {
         let f = fields[i]
         let len = Int(f.nameEnd - f.nameStart)
+        guard name.utf8.count == len else { return false }  // most names differ in length: no copy, no loop
         var n = name
         return n.withUTF8 { want in
             guard want.count == len else { return false }

@@ -32,13 +32,14 @@ struct DocumentTree: Sendable {
         var file = root
         var rest = path
         var kind = FileSystem.Kind.directory
-        while rest.hasPrefix("/") {
-            let end = rest.dropFirst().firstIndex(of: "/") ?? rest.endIndex
-            let segment = rest[rest.index(after: rest.startIndex)..<end]
+        let slash = UInt8(ascii: "/")
+        while rest.utf8.first == slash {  // (bytes, not Characters)
+            let end = rest.utf8.dropFirst().firstIndex(of: slash) ?? rest.endIndex
+            let segment = rest[rest.utf8.index(after: rest.startIndex)..<end]
             rest = rest[end...]
             guard !segment.isEmpty else { break }  // a trailing slash
             guard kind == .directory else { return .missing }
-            guard !segment.hasPrefix(".") else { return .refused(404, "hidden file or directory \"\(segment)\"") }
+            guard segment.utf8.first != UInt8(ascii: ".") else { return .refused(404, "hidden file or directory \"\(segment)\"") }
             file += "/" + segment
             guard var info = FileSystem.info(file) else { return .missing }
             if info.kind == .symlink {
