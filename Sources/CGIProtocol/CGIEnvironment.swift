@@ -120,18 +120,13 @@ public enum CGIEnvironment {
     /// The names whose fields never become HTTP_* variables: httpoxy, and the framing
     /// (CONTENT_LENGTH and CONTENT_TYPE come from the framing; the app reads a
     /// de-chunked body of CONTENT_LENGTH bytes).
-    static let withheld: [[UInt8]] = ["proxy", "content-length", "content-type", "transfer-encoding"].map { Array($0.utf8) }
+    static func withheld(_ name: UnsafeRawBufferPointer) -> Bool {
+        equalsLowercase(name, "proxy") || equalsLowercase(name, "content-length") || equalsLowercase(name, "content-type")
+            || equalsLowercase(name, "transfer-encoding")
+    }
 
     static func variableName(forHeaderBytes name: UnsafeRawBufferPointer) -> String? {
-        guard !name.isEmpty else { return nil }
-        for w in withheld where w.count == name.count {
-            var same = true
-            for k in 0..<w.count where w[k] != (name[k] >= 0x41 && name[k] <= 0x5A ? name[k] | 0x20 : name[k]) {
-                same = false
-                break
-            }
-            if same { return nil }
-        }
+        guard !name.isEmpty, !withheld(name) else { return nil }
         var valid = true
         // Written straight into the String's storage (a name of up to 10 bytes, "HTTP_HOST"
         // and the like, even stays within the String itself: no allocation at all).

@@ -73,7 +73,7 @@ public enum FastCGIEncoder {
     /// per name or value.
     public static func appendParams(requestID: UInt16, strings pairs: [(name: String, value: String)], into out: inout [UInt8]) {
         var total = 0
-        for p in pairs { total += encodedLength(p.name.utf8.count) + encodedLength(p.value.utf8.count) + p.name.utf8.count + p.value.utf8.count }
+        for p in pairs { total += FastCGINameValue.encodedSize(name: p.name, value: p.value) }
         if total > FastCGI.maxContentLength {
             var encoded: [UInt8] = []
             encoded.reserveCapacity(total)
@@ -94,8 +94,6 @@ public enum FastCGIEncoder {
         }
         appendEndOfStream(.params, requestID: requestID, into: &out)
     }
-
-    static func encodedLength(_ n: Int) -> Int { n < 128 ? 1 : 4 }
 
     /// A management query, e.g. FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS.
     public static func appendGetValues(_ names: [String], into out: inout [UInt8]) {

@@ -3,16 +3,13 @@
 public enum FastCGINameValue {
     public static let maxLength = Int(Int32.max)
 
+    /// The bytes a length takes.
+    @inline(__always) static func lengthSize(_ n: Int) -> Int { n < 128 ? 1 : 4 }
+
     @inline(__always) static func appendLength(_ n: Int, into out: inout [UInt8]) {
-        precondition(n >= 0 && n <= maxLength, "FastCGI name or value too long")
-        if n < 128 {
-            out.append(UInt8(n))
-        } else {
-            out.append(UInt8(truncatingIfNeeded: n >> 24) | 0x80)
-            out.append(UInt8(truncatingIfNeeded: n >> 16))
-            out.append(UInt8(truncatingIfNeeded: n >> 8))
-            out.append(UInt8(truncatingIfNeeded: n))
-        }
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: lengthSize(n)))
+        out.withUnsafeMutableBufferPointer { _ = writeLength(n, $0.baseAddress! + start) }
     }
 
     public static func append<N: Collection, V: Collection>(name: N, value: V, into out: inout [UInt8])
@@ -24,10 +21,15 @@ public enum FastCGINameValue {
     }
 
     public static func append(name: String, value: String, into out: inout [UInt8]) {
-        appendLength(name.utf8.count, into: &out)
-        appendLength(value.utf8.count, into: &out)
-        appendBytes(of: name, into: &out)
-        appendBytes(of: value, into: &out)
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: encodedSize(name: name, value: value)))
+        out.withUnsafeMutableBufferPointer { _ = write(name: name, value: value, into: $0, at: start) }
+    }
+
+    /// The bytes a pair takes: its two lengths, its name and its value.
+    static func encodedSize(name: String, value: String) -> Int {
+        let n = name.utf8.count, v = value.utf8.count
+        return lengthSize(n) + lengthSize(v) + n + v
     }
 
     /// Writes one pair at `at` into room already made for it (its encoded length);
@@ -63,13 +65,6 @@ public enum FastCGINameValue {
         }
         if copied == nil { _ = UnsafeMutableBufferPointer(start: p, count: n).initialize(from: s.utf8) }
         return n
-    }
-
-    /// A String's bytes by one copy of its storage (native and small Strings, all of
-    /// ours); appending its UTF8View as a generic sequence cost several times as much,
-    /// and PARAMS are written for every request.
-    @inline(__always) static func appendBytes(of s: String, into out: inout [UInt8]) {
-        if s.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil { out.append(contentsOf: s.utf8) }
     }
 
     /// Decodes a complete sequence of pairs; throws on a truncated length or body.

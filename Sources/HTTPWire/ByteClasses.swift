@@ -50,16 +50,23 @@
     }
 }
 
-@inline(__always) func lowercased(_ b: UInt8) -> UInt8 {
+/// An ASCII byte in lower case (other bytes as they are): the one case fold of names,
+/// tokens and extensions, in every module.
+@inlinable @inline(__always) public func asciiLowercase(_ b: UInt8) -> UInt8 {
     (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) ? b | 0x20 : b
 }
 
-/// Case-insensitive comparison of raw bytes with a lowercase ASCII literal.
-@inline(__always) func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
-    guard bytes.count == lower.utf8CodeUnitCount else { return false }
-    let l = lower.utf8Start
-    for i in 0..<bytes.count where lowercased(bytes[i]) != l[i] { return false }
+/// Whether `bytes` equal the all-lowercase `lower`, ignoring ASCII case.
+@inlinable
+public func equalsLowercaseASCII(_ bytes: UnsafeRawBufferPointer, _ lower: UnsafeRawBufferPointer) -> Bool {
+    guard bytes.count == lower.count else { return false }
+    for k in 0..<bytes.count where asciiLowercase(bytes[k]) != lower[k] { return false }
     return true
+}
+
+/// Case-insensitive comparison of raw bytes with a lowercase ASCII literal.
+@inlinable @inline(__always) public func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+    equalsLowercaseASCII(bytes, UnsafeRawBufferPointer(start: lower.utf8Start, count: lower.utf8CodeUnitCount))
 }
 
 /// Returns `bytes` without leading and trailing SP/HTAB.
@@ -91,23 +98,14 @@ extension StringProtocol {
         guard u.count == l.count else { return false }
         // Native and small strings (all of ours) compare as two byte buffers.
         if let same = u.withContiguousStorageIfAvailable({ a in
-            l.withContiguousStorageIfAvailable { b in Self.sameFoldingCase(a, b) }
+            l.withContiguousStorageIfAvailable { b in HTTPWire.equalsLowercaseASCII(UnsafeRawBufferPointer(a), UnsafeRawBufferPointer(b)) }
         }), let same { return same }
         var i = u.startIndex, j = l.startIndex
         while i != u.endIndex {
             let a = u[i]
-            if ((a >= 0x41 && a <= 0x5A) ? a | 0x20 : a) != l[j] { return false }
+            if asciiLowercase(a) != l[j] { return false }
             u.formIndex(after: &i)
             l.formIndex(after: &j)
-        }
-        return true
-    }
-
-    @inlinable
-    static func sameFoldingCase(_ a: UnsafeBufferPointer<UInt8>, _ lower: UnsafeBufferPointer<UInt8>) -> Bool {
-        for k in 0..<a.count {
-            let c = a[k]
-            if ((c >= 0x41 && c <= 0x5A) ? c | 0x20 : c) != lower[k] { return false }
         }
         return true
     }

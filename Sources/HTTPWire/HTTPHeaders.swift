@@ -73,7 +73,7 @@ public struct HTTPHeaders: Sendable, Equatable {
         var n = name
         return n.withUTF8 { want in
             guard want.count == len else { return false }
-            for j in 0..<len where lowercased(storage[Int(f.nameStart) + j]) != lowercased(want[j]) { return false }
+            for j in 0..<len where asciiLowercase(storage[Int(f.nameStart) + j]) != asciiLowercase(want[j]) { return false }
             return true
         }
     }

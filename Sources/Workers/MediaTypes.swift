@@ -1,3 +1,5 @@
+import HTTPWire
+
 /// Content-Type by file extension, for static files: the types a site commonly serves
 /// (nginx's mime.types, abridged). Text types carry charset=utf-8; anything unknown is
 /// application/octet-stream, which browsers download rather than render.
@@ -26,7 +28,7 @@ enum MediaTypes {
         var key: UInt64 = 0
         for b in ext.utf8 {
             guard b < 0x80 else { return nil }
-            key = key << 8 | UInt64(b >= 0x41 && b <= 0x5A ? b | 0x20 : b)
+            key = key << 8 | UInt64(asciiLowercase(b))
         }
         return key
     }
@@ -37,7 +39,7 @@ enum MediaTypes {
         if let key = pack(ext) {
             for e in packed where e.key == key { return e.type }
         } else {
-            for (e, type) in byExtension where e.utf8.count > 8 && ext.lowercased() == e { return type }
+            for (e, type) in byExtension where e.utf8.count > 8 && ext.equalsLowercaseASCII(e) { return type }
         }
         return "application/octet-stream"
     }
