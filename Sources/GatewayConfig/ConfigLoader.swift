@@ -8,7 +8,7 @@ public enum ConfigLoader {
     static let serverKeys = ["bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
                              "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog",
                              "unix_socket_mode", "pidfile", "user", "group", "server_name", "status_path", "metrics_path", "forwarded_allow_ips", "proxy_protocol",
-                             "forwarded_header", "status_allow"]
+                             "forwarded_header", "status_allow", "open_file_cache", "open_file_cache_valid"]
     static let limitKeys = ["max_request_line", "max_header_count", "max_header_field_size", "max_head_size",
                             "max_chunk_extension", "max_body_size", "max_response_head"]
     static let timeoutKeys = ["header", "body", "body_total", "send", "backend_connect", "backend_read"]
@@ -94,6 +94,8 @@ public enum ConfigLoader {
         if let c = r.choice(t, "worker_class", p, WorkerClass.self) { s.workerClass = c }
         if let n = r.int(t, "threads", p, max: 4096) { s.threads = n }
         if let n = r.int(t, "worker_connections", p, max: 1_000_000) { s.workerConnections = n }
+        if let n = r.int(t, "open_file_cache", p, min: 0, max: 100_000) { s.openFileCache = n }
+        if let d = r.duration(t, "open_file_cache_valid", p) { s.openFileCacheValid = d }
         if let d = r.duration(t, "timeout", p) { s.timeout = d }
         if let d = r.duration(t, "graceful_timeout", p, allowZero: true) { s.gracefulTimeout = d }
         if let d = r.duration(t, "keepalive", p, allowZero: true) { s.keepalive = d }

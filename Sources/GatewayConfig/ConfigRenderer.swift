@@ -17,6 +17,8 @@ extension Configuration {
         kv("worker_class", q(server.workerClass.rawValue))
         kv("threads", String(server.threads))
         kv("worker_connections", String(server.workerConnections))
+        kv("open_file_cache", String(server.openFileCache))
+        kv("open_file_cache_valid", num(server.openFileCacheValid))
         kv("timeout", num(server.timeout))
         kv("graceful_timeout", num(server.gracefulTimeout))
         kv("keepalive", num(server.keepalive))

@@ -83,6 +83,12 @@ public struct ServerConfig: Sendable, Equatable {
     public var forwardedHeader: ForwardedHeaders.Kind = .xForwardedFor
     /// Clients that may see the status page and /metrics (backend addresses, pids).
     public var statusAllow: [IPRange] = ServerConfig.loopback
+    /// Static files each worker keeps open per document root (nginx's open_file_cache
+    /// max); 0 opens the file for every request.
+    public var openFileCache = 256
+    /// Seconds a kept file is used before it is opened again (nginx's
+    /// open_file_cache_valid); changes inside the root are seen at once anyway.
+    public var openFileCacheValid = 1.0
     public static let loopback = [IPRange("127.0.0.0/8")!, IPRange("::1")!]
 
     public static func defaults(cpuCount: Int) -> ServerConfig {

@@ -24,7 +24,7 @@ struct ClientOutput {
 
     private var bytes: [UInt8] = []
     private var start = 0
-    private var file: FileDescriptor? = nil
+    private var file: OpenFile? = nil
     private var fileOffset = 0
     private var fileEnd = 0
 
@@ -33,10 +33,10 @@ struct ClientOutput {
 
     mutating func queue(_ more: ArraySlice<UInt8>) { bytes += more }
 
-    /// Sends `length` bytes of `fd` from `offset` after the queued bytes; `fd` is closed
-    /// once they are out (or the output is discarded).
-    mutating func queueFile(_ fd: FileDescriptor, offset: UInt64, length: UInt64) {
-        file = fd
+    /// Sends `length` bytes of `file` from `offset` after the queued bytes; the output lets
+    /// go of it once they are out (or it is discarded).
+    mutating func queueFile(_ file: OpenFile, offset: UInt64, length: UInt64) {
+        self.file = file
         fileOffset = Int(offset)
         fileEnd = Int(offset + length)
     }
@@ -57,7 +57,7 @@ struct ClientOutput {
         while fileOffset < fileEnd {
             if budget <= 0 { return .budgetSpent }
             let n: Int?
-            do { n = try fd.sendfile(from: source, offset: &fileOffset, count: min(fileEnd - fileOffset, budget, 1 << 20)) } catch { return .failed }
+            do { n = try fd.sendfile(from: source.fd, offset: &fileOffset, count: min(fileEnd - fileOffset, budget, 1 << 20)) } catch { return .failed }
             guard let n else { return .wouldBlock }
             if n == 0 { return .fileShrank }
             budget -= n
@@ -96,7 +96,6 @@ struct ClientOutput {
     }
 
     private mutating func closeFile() {
-        try? file?.close()
         file = nil
         fileOffset = 0
         fileEnd = 0

@@ -20,11 +20,14 @@ struct DocumentTree: Sendable {
     /// The root with every link resolved, for the symlink check.
     let canonicalRoot: String
     let allowSymlinks: Bool
+    /// Files kept open between requests (nil: each request opens its file).
+    let cache: OpenFileCache?
 
-    init(root: String, allowSymlinks: Bool) {
+    init(root: String, allowSymlinks: Bool, cache: (capacity: Int, valid: Double)? = nil) {
         self.root = root
         canonicalRoot = FileSystem.realPath(root) ?? root
         self.allowSymlinks = allowSymlinks
+        self.cache = cache.flatMap { $0.capacity > 0 && $0.valid > 0 ? OpenFileCache(root: root, capacity: $0.capacity, valid: $0.valid) : nil }
     }
 
     /// Walks `path` ("/a/b.html", decoded and normalised) below the root, one lstat per segment.
@@ -59,8 +62,8 @@ struct DocumentTree: Sendable {
 }
 
 /// A file opened to be sent as a static response.
-struct StaticFile {
-    let fd: FileDescriptor
+struct StaticFile: Sendable {
+    let file: OpenFile
     let status: OpenFileStatus
     /// Its name, for the Content-Type.
     let name: Substring
@@ -75,8 +78,18 @@ enum StaticLookup {
 }
 
 extension DocumentTree {
-    /// The file a GET of `path` serves: the file itself, or a directory's first index file.
+    /// The file a GET of `path` serves: the file itself, or a directory's first index
+    /// file; from the open-file cache when it has it.
     func lookup(_ path: Substring, index: [String]) -> StaticLookup {
+        guard let cache else { return lookupUncached(path, index: index) }
+        let now = Host.monotonicSeconds()
+        if let hit = cache.find(path, now: now) { return .file(hit) }
+        let found = lookupUncached(path, index: index)
+        if case .file(let f) = found { cache.offer(path, f, now: now) }
+        return found
+    }
+
+    func lookupUncached(_ path: Substring, index: [String]) -> StaticLookup {
         if let found = openDirectly(path) { return found }
         switch walk(path) {
         case .missing:
@@ -110,7 +123,7 @@ extension DocumentTree {
                 try? fd.close()
                 return nil
             }
-            return .file(StaticFile(fd: fd, status: status, name: Self.lastSegment(file)))
+            return .file(StaticFile(file: OpenFile(fd), status: status, name: Self.lastSegment(file)))
         }
     }
 
@@ -141,6 +154,6 @@ extension DocumentTree {
             try? fd.close()
             return .refuse(403, "\(file) is not a regular file")
         }
-        return .file(StaticFile(fd: fd, status: status, name: Self.lastSegment(file)))
+        return .file(StaticFile(file: OpenFile(fd), status: status, name: Self.lastSegment(file)))
     }
 }

@@ -14,7 +14,7 @@ indirect enum Destination {
     case app(AppConfig, index: Int, match: RouteMatch)
     /// A CGI program to run.
     case cgi(CGIScript)
-    /// A static file, opened (the caller closes it).
+    /// A static file, opened (it closes when the last holder lets go).
     case staticFile(StaticFile)
     /// Answer with this status (and headers) without going anywhere.
     case refuse(Int, [(String, String)])
@@ -232,7 +232,7 @@ extension WorkerContext {
         case .staticFile(let file):
             let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: httpDate())
             out.queue(reply.head[...])
-            if let body = reply.body { out.queueFile(file.fd, offset: body.offset, length: body.length) } else { try? file.fd.close() }
+            if let body = reply.body { out.queueFile(file.file, offset: body.offset, length: body.length) }
             return (reply.status, reply.head.count + Int(reply.body?.length ?? 0))
         default:
             return nil

@@ -95,7 +95,8 @@ public final class WorkerContext {
         var trees: [String: DocumentTree] = [:]
         for r in config.routes {
             guard let root = Self.documentRoot(of: r, config) else { continue }
-            trees[Self.treeKey(root, r.allowSymlinks)] = DocumentTree(root: root, allowSymlinks: r.allowSymlinks)
+            trees[Self.treeKey(root, r.allowSymlinks)] = DocumentTree(root: root, allowSymlinks: r.allowSymlinks,
+                                                                      cache: (config.server.openFileCache, config.server.openFileCacheValid))
         }
         routeTrees = config.routes.map { r in Self.documentRoot(of: r, config).flatMap { trees[Self.treeKey($0, r.allowSymlinks)] } }
         routeApps = config.routes.map { r in

@@ -107,6 +107,8 @@ struct ConfigLoaderTests {
         timeout = "2m"
         keepalive = 0
         graceful_timeout = 2.5
+        open_file_cache = 0
+        open_file_cache_valid = "30s"
         [limits]
         max_body_size = "1G"
         max_head_size = "32K"
@@ -116,6 +118,7 @@ struct ConfigLoaderTests {
         #expect(c.server.timeout == 120)
         #expect(c.server.keepalive == 0)
         #expect(c.server.gracefulTimeout == 2.5)
+        #expect(c.server.openFileCache == 0 && c.server.openFileCacheValid == 30)
         #expect(c.limits.maxBodySize == 1 << 30)
         #expect(c.limits.maxHeadSize == 32768)
         #expect(c.timeouts.backendConnect == 0.5)
@@ -134,6 +137,8 @@ struct ConfigLoaderTests {
         ("[server]\nbind = [\"127.0.0.1:99999\"]\n", "gateway.toml:2: server.bind: port must be 1-65535, got \"99999\""),
         ("[server]\nbind = [\"::1:80\"]\n", "gateway.toml:2: server.bind: an IPv6 address needs brackets: [::1]:80"),
         ("[server]\ntimeout = \"soon\"\n", "gateway.toml:2: server.timeout: expected a duration in seconds (30, 2.5, \"500ms\", \"5m\"), got \"soon\""),
+        ("[server]\nopen_file_cache = -1\n", "gateway.toml:2: server.open_file_cache: expected a non-negative integer, got -1"),
+        ("[server]\nopen_file_cache_valid = 0\n", "gateway.toml:2: server.open_file_cache_valid: must be greater than 0"),
         ("[server]\nkeepalive = -1\n", "gateway.toml:2: server.keepalive: expected a duration in seconds (30, 2.5, \"500ms\", \"5m\"), got -1"),
         ("[limits]\nmax_body_size = \"lots\"\n", "gateway.toml:2: limits.max_body_size: expected a size in bytes (65536, \"64K\", \"100M\", \"1G\"), got \"lots\""),
         ("[log]\nlevel = \"verbose\"\n", "gateway.toml:2: log.level: expected one of trace, debug, info, notice, warning, error, critical, got \"verbose\""),

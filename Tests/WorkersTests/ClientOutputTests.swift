@@ -31,7 +31,7 @@ import Testing
         let file = try Host.anonymousFile(contents: content)
         var out = ClientOutput()
         out.queue(Array("HEAD\r\n\r\n".utf8)[...])
-        out.queueFile(file, offset: 1000, length: 50_000)
+        out.queueFile(OpenFile(file), offset: 1000, length: 50_000)
         #expect(out.pending == 8 + 50_000)
         #expect(out.write(to: ours) == .done)
         #expect(out.pending == 0)
@@ -53,7 +53,7 @@ import Testing
         let (ours2, peer2) = try Self.pair()
         defer { try? ours2.close(); try? peer2.close() }
         var out2 = ClientOutput()
-        out2.queueFile(try Host.anonymousFile(contents: [UInt8](repeating: 1, count: 3000)), offset: 0, length: 3000)
+        out2.queueFile(OpenFile(try Host.anonymousFile(contents: [UInt8](repeating: 1, count: 3000))), offset: 0, length: 3000)
         #expect(out2.write(to: ours2, fileBudget: 1000) == .budgetSpent)
         #expect(out2.pending == 2000)
         #expect(out2.write(to: ours2) == .done)
@@ -78,7 +78,7 @@ import Testing
         let (ours2, peer2) = try Self.pair()
         defer { try? ours2.close(); try? peer2.close() }
         var out2 = ClientOutput()
-        out2.queueFile(try Host.anonymousFile(contents: [UInt8](repeating: 2, count: 100)), offset: 0, length: 500)
+        out2.queueFile(OpenFile(try Host.anonymousFile(contents: [UInt8](repeating: 2, count: 100))), offset: 0, length: 500)
         #expect(out2.write(to: ours2) == .fileShrank, "100 bytes sent of the 500 promised")
         out2.discard()
         #expect(out2.pending == 0)

@@ -9,7 +9,7 @@ import HTTPWire
 struct StaticResponseTests {
     // 1,000 bytes, modified at RFC 9110's example time.
     static let modified: Int64 = 784_111_777
-    static let file = StaticFile(fd: FileDescriptor(-1), status: OpenFileStatus(kind: .regular, size: 1000, modified: modified), name: "a.css")
+    static let file = StaticFile(file: OpenFile(FileDescriptor(-1)), status: OpenFileStatus(kind: .regular, size: 1000, modified: modified), name: "a.css")
     static let etag = FileValidators(modified: modified, size: 1000).etag
 
     static func respond(_ method: String = "GET", _ headers: [(String, String)] = [], minor: Int = 1, keepAlive: Bool = true) -> (StaticResponse, String) {
