@@ -145,14 +145,26 @@ public struct HTTPRequestParser: Sendable {
     private mutating func findEndOfHead(_ input: UnsafeRawBufferPointer, from scanned: Int) throws(HTTPParseError) -> Int? {
         var i = scanned
         let n = input.count
+        let maxHead = limits.maxHeadSize, maxLine = limits.maxRequestLine
         if scanned == 0 { headSawLF = false }
+        var sawLF = headSawLF
+        defer { headSawLF = sawLF }
         while i < n {
-            if i >= limits.maxHeadSize {
-                throw HTTPParseError(431, "request head larger than \(limits.maxHeadSize) bytes")
+            // Skip what is neither CR nor LF, up to the first limit that applies (in
+            // locals: the loop is most of the head's cost).
+            let bound = min(n, maxHead, sawLF ? n : maxLine)
+            while i < bound {
+                let b = input[i]
+                if b == ASCII.lf || b == ASCII.cr { break }
+                i += 1
+            }
+            if i == n { break }
+            if i >= maxHead {
+                throw HTTPParseError(431, "request head larger than \(maxHead) bytes")
             }
             let b = input[i]
             if b == ASCII.lf {
-                headSawLF = true
+                sawLF = true
                 if i + 1 >= n { break }
                 if input[i + 1] == ASCII.lf { return i + 2 }
                 if input[i + 1] == ASCII.cr {
@@ -162,8 +174,8 @@ public struct HTTPRequestParser: Sendable {
             } else if b == ASCII.cr {
                 if i + 1 >= n { break }
                 if input[i + 1] != ASCII.lf { throw .bad("bare CR in head") }
-            } else if !headSawLF && i >= limits.maxRequestLine {
-                throw HTTPParseError(414, "request line longer than \(limits.maxRequestLine) bytes")
+            } else {
+                throw HTTPParseError(414, "request line longer than \(maxLine) bytes")  // the bound was the line's
             }
             i += 1
         }
