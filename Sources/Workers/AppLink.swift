@@ -60,7 +60,7 @@ final class AppLink {
     /// one write: three writes per small response cost the client three wake-ups.
     private var output: [UInt8] = []
 
-    init(ctx: WorkerContext, record: RequestRecord, app: AppConfig, appIndex: Int, match: RouteMatch, body held: BufferedBody,
+    init(ctx: WorkerContext, record: RequestRecord, appIndex: Int, match: RouteMatch, body held: BufferedBody,
          remote: (address: String, port: Int), local: (address: String, port: Int), host: AppLinkHost) {
         self.ctx = ctx
         self.record = record
@@ -69,7 +69,7 @@ final class AppLink {
         // A local redirect is a GET without the body; the body is held whole (memory or a
         // temporary file), so a retry can send it again.
         body = record.redirected ? BufferedBody() : held
-        let params = ctx.fastCGIParams(head: record.head, target: record.target, match: match, app: app, appIndex: appIndex, remote: remote,
+        let params = ctx.fastCGIParams(head: record.head, target: record.target, match: match, appIndex: appIndex, remote: remote,
                                        local: local, contentLength: record.bodyLengthKnown ? body.length : nil)
         let engineBody: AppExchange.Body = body.spool != nil ? .pieces(replayable: true) : body.memory.isEmpty ? .none : .memory(body.memory)
         x = AppExchange(app: ctx.appExchanges[appIndex], request: record.head, params: params, body: engineBody, keepAlive: record.keepAlive)

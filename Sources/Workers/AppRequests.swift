@@ -17,19 +17,19 @@ extension WorkerContext {
 
     /// The CGI variables an app gets for `head` (served at `target`: its own, or a local
     /// redirect's, which the app sees as a GET without a body).
-    func fastCGIParams(head: HTTPRequestHead, target: String, match: RouteMatch, app: AppConfig, appIndex: Int,
+    func fastCGIParams(head: HTTPRequestHead, target: String, match: RouteMatch, appIndex: Int,
                        remote: (address: String, port: Int), local: (address: String, port: Int),
                        contentLength: UInt64?) -> [(name: String, value: String)] {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
         let client = clientPeer(remote, head: head)
-        let filename = match.scriptFilename ?? app.root.map { CGIEnvironment.joinPath($0, match.scriptName) }
-        let routeEnv = match.route.env.isEmpty ? [] : match.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        let root = config.apps[appIndex].root
+        let filename = match.scriptFilename ?? root.map { CGIEnvironment.joinPath($0, match.scriptName) }
         let context = CGIRequestContext(
-            scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: app.root, scriptFilename: filename,
+            scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: root, scriptFilename: filename,
             contentLength: contentLength, remoteAddress: client.address.isEmpty ? "127.0.0.1" : client.address,
             remotePort: client.port, serverName: config.server.serverName ?? (host.isEmpty ? "localhost" : host),
             serverPort: local.port, serverAddress: local.address.isEmpty ? nil : local.address,
-            https: client.https, serverSoftware: WorkerContext.software, extra: routeEnv + appEnvironments[appIndex])
+            https: client.https, serverSoftware: WorkerContext.software, extra: extraEnvironments[match.index])
         return CGIEnvironment.build(head: CGILink.requestHead(head, target: target), context: context)
     }
 

@@ -9,8 +9,8 @@ import Exchanges
 /// bytes are written whole before the link reads on.
 final class BlockingAppLink: BlockingHost, AppLinkHost {
     /// Runs the request's FastCGI exchange to its end; its body is whole.
-    func run(_ r: WorkerRequest, app: AppConfig, index: Int, match: RouteMatch) -> ExchangeEnd {
-        let link = AppLink(ctx: ctx, record: r, app: app, appIndex: index, match: match, body: r.body, remote: conn.remote,
+    func run(_ r: WorkerRequest, index: Int, match: RouteMatch) -> ExchangeEnd {
+        let link = AppLink(ctx: ctx, record: r, appIndex: index, match: match, body: r.body, remote: conn.remote,
                            local: conn.local, host: self)
         while true {
             switch link.pump(buffer: &conn.scratch) {

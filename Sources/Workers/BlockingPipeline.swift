@@ -1,7 +1,6 @@
 import GatewayConfig
 import GatewaySystem
 import HTTPWire
-import Logging
 import Exchanges
 
 /// The blocking workers' driver of a client connection's session (ClientSession): each
@@ -38,21 +37,12 @@ public struct BlockingPipeline {
     /// session's deadline); without, the first read that would wait returns `.needsInput`.
     func drive(_ conn: ClientConnection, waitForInput: Bool) -> Pause {
         while true {
-            let now = Host.monotonicSeconds()
-            let step = conn.session.next(ctx, now: now)
-            if !conn.session.notes.isEmpty { ctx.log(conn.session.takeNotes(), meta(conn)) }
+            let (step, _) = ctx.nextStep(conn) { head, now in
+                WorkerRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head))
+            }
             switch step {
             case .read:
                 guard read(conn, wait: waitForInput) else { return .needsInput }
-            case .proxied(let address, let port):
-                conn.remote = (address, port)
-            case .begin(let head):
-                conn.session.begin(WorkerRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head)))
-            case .route(let r):
-                guard let w = r as? WorkerRequest else { return .closed }  // (begin made it one)
-                ctx.routeStep(w, peer: conn.remote, &conn.session, &conn.out)
-            case .holdBody(let piece):
-                ctx.holdBody(piece, &conn.session)
             case .exchange(let r):
                 conn.session.exchangeEnded(exchange(r, conn), ctx)
             case .send(let bytes):
@@ -64,11 +54,11 @@ public struct BlockingPipeline {
                 } catch {
                     clientGone(conn)
                 }
-            case .finished(let r):
-                ctx.finished(r, remote: conn.remote.address)
             case .close(let linger):
                 conn.lingerOnClose = linger
                 return .closed
+            default:
+                break  // carried out by nextStep
             }
         }
     }
@@ -91,11 +81,6 @@ public struct BlockingPipeline {
         return true
     }
 
-    func meta(_ conn: ClientConnection) -> Logger.Metadata {
-        guard let r = conn.session.record else { return ["client": "\(conn.remote.address)"] }
-        return ["request_id": "\(r.id)"]
-    }
-
     // MARK: - Routing
 
     /// The client stopped taking output: what it did not get is dropped.
@@ -108,8 +93,8 @@ public struct BlockingPipeline {
     func exchange(_ record: RequestRecord, _ conn: ClientConnection) -> ExchangeEnd {
         guard let r = record as? WorkerRequest else { return .failed(500, []) }
         switch r.destination {
-        case .app(let app, let index, let match):
-            return BlockingAppLink(ctx: ctx, conn: conn).run(r, app: app, index: index, match: match)
+        case .app(let index, let match):
+            return BlockingAppLink(ctx: ctx, conn: conn).run(r, index: index, match: match)
         case .cgi(let script):
             return BlockingCGILink(ctx: ctx, conn: conn).run(r, script: script)
         default:

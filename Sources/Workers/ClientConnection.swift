@@ -15,7 +15,7 @@ public enum ClientError: Error {
 /// request to switch modes, were a third of its system calls). Waits are bounded by
 /// deadlines, so a slow client holds a worker only as long as the configured timeouts
 /// allow, and they keep the worker's heartbeat fresh.
-public final class ClientConnection {
+public final class ClientConnection: SessionConnection {
     public let fd: FileDescriptor
     /// The socket's peer, or the source a PROXY protocol header named.
     public var remote: (address: String, port: Int)

@@ -16,7 +16,7 @@ extension EpollWorker {
         guard ctx.cgiGate.tryAcquire() else {
             cgiQueue.append(c)
             c.phase = .queued
-            setDeadline(c, Host.monotonicSeconds() + cgi.queueTimeout)
+            c.deadline = Host.monotonicSeconds() + cgi.queueTimeout
             return
         }
         runCGI(c, r)
@@ -31,7 +31,7 @@ extension EpollWorker {
         }
         r.cgiLink = link
         c.phase = .upstream
-        setDeadline(c, link.deadline)
+        c.deadline = link.deadline
         for (fd, writable) in link.watched {
             nextCGIGeneration = (nextCGIGeneration &+ 1) & Self.serialMask
             let events: Epoll.Events = fd == link.run.child.exitWatch ? [.readable] : writable ? [.writable, .edgeTriggered] : [.readable, .edgeTriggered]
@@ -68,7 +68,7 @@ extension EpollWorker {
             return exchangeEnded(c, link.end())
         }
         guard link.finished else {
-            if c.outputPending > 0 { setDeadline(c, min(link.deadline, Host.monotonicSeconds() + timeouts.send)) }
+            if c.outputPending > 0 { c.deadline = min(link.deadline, Host.monotonicSeconds() + timeouts.send) }
             return
         }
         r.cgiLink = nil
@@ -132,7 +132,7 @@ extension EpollWorker {
             return clientGone(c)
         }
         link.tick(now: now)
-        setDeadline(c, now + min(cgi.killGrace, 1))
+        c.deadline = now + min(cgi.killGrace, 1)
     }
 
     func cgiQueueTimedOut(_ c: EpollClient, _ r: EpollRequest) {

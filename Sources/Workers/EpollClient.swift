@@ -6,7 +6,7 @@ import Exchanges
 
 /// One client connection of the epoll worker: its session (ClientSession: the input,
 /// the intake and every decision about the connection), its output and its readiness.
-final class EpollClient {
+final class EpollClient: SessionConnection {
     enum Phase: UInt8 {
         /// The session has the connection: reading a request, or writing a response.
         case session
@@ -73,7 +73,7 @@ final class EpollRequest: WorkerRequest {
 
     /// The app's index in the slot table (an app route).
     var appIndex: Int {
-        if case .app(_, let index, _) = destination { return index }
+        if case .app(let index, _) = destination { return index }
         return 0
     }
 

@@ -19,7 +19,7 @@ extension EpollWorker {
             r.ticket = ticket
             queued[r.appIndex].append((ticket, c))  // tickets only grow: the list stays in order
             c.phase = .queued
-            setDeadline(c, link.queueStart + link.x.app.queueTimeout)
+            c.deadline = link.queueStart + link.x.app.queueTimeout
             return false
         case .queueFull:
             link.x.noSlot(.queueFull)
@@ -38,16 +38,19 @@ extension EpollWorker {
             guard !granted.isEmpty else { continue }
             let waiting = queued[app]
             queued[app].removeFirst(granted.count)
-            for (i, (_, lease)) in granted.enumerated() {
-                let c = waiting[i].client
-                guard !c.closed, let r = c.request else {
-                    ctx.dispatcher.release(lease, connection: lease.keptConnection, reusable: true, served: false)
-                    continue
-                }
-                r.ticket = nil
-                startUpstream(c, r, lease)
-            }
+            for (i, (_, lease)) in granted.enumerated() { hand(lease, to: waiting[i].client) }
         }
+    }
+
+    /// A slot granted to a waiting request: it goes on, or the slot goes back if its
+    /// client has left meanwhile.
+    func hand(_ lease: AppDispatcher.Lease, to c: EpollClient?) {
+        guard let c, !c.closed, let r = c.request else {
+            _ = ctx.dispatcher.release(lease, connection: lease.keptConnection, reusable: true, served: false)
+            return
+        }
+        r.ticket = nil
+        startUpstream(c, r, lease)
     }
 
     /// Takes a request out of the list of queued ones (it timed out, or its client left).
@@ -60,7 +63,7 @@ extension EpollWorker {
         guard let ticket = r.ticket else { return exchangeEnded(c, .failed(500, [])) }
         unqueue(r, ticket)
         if let lease = ctx.dispatcher.cancelWait(app: r.appIndex, ticket: ticket, timedOut: true) {
-            return startUpstream(c, r, lease)  // granted at the last moment
+            return hand(lease, to: c)  // granted at the last moment
         }
         c.phase = .upstream
         r.link?.x.noSlot(.queueTimedOut)
@@ -83,15 +86,7 @@ extension EpollWorker {
     func startHandedOff() {
         while !handedOff.isEmpty {
             let (app, ticket, next) = handedOff.removeFirst()
-            if let i = queued[app].firstIndex(where: { $0.ticket == ticket }) {
-                let waiter = queued[app].remove(at: i).client
-                if !waiter.closed, let wr = waiter.request {
-                    wr.ticket = nil
-                    startUpstream(waiter, wr, next)
-                    continue
-                }
-            }
-            ctx.dispatcher.release(next, connection: next.keptConnection, reusable: true, served: false)
+            hand(next, to: queued[app].firstIndex { $0.ticket == ticket }.map { queued[app].remove(at: $0).client })
         }
     }
 

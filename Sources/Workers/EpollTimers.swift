@@ -5,13 +5,10 @@ import Exchanges
 
 /// The epoll worker's timers: one deadline per connection, swept from the loop.
 extension EpollWorker {
-    /// Each connection has one deadline at a time, that of its current phase; moving it
-    /// costs a store. The loop sweeps them every `sweepSeconds` (10,000 connections take
-    /// well under a millisecond), so no timer structure grows with the request rate.
-    func setDeadline(_ c: EpollClient, _ t: Double) {
-        c.deadline = t
-    }
-
+    /// Each connection has one deadline at a time (`EpollClient.deadline`), that of its
+    /// current phase; moving it costs a store. The loop sweeps them every `sweepSeconds`
+    /// (10,000 connections take well under a millisecond), so no timer structure grows
+    /// with the request rate.
     func sweepTimeouts(_ now: Double) {
         lastSweep = now
         sweepDyingCGI(now)
@@ -21,7 +18,7 @@ extension EpollWorker {
     }
 
     /// Unix sockets with a full backlog, tried again soon.
-    func retryConnects(_ now: Double) {
+    func retryConnects() {
         let due = connectRetries
         connectRetries = []
         for c in due where !c.closed && c.phase == .upstream {

@@ -9,8 +9,8 @@ import Exchanges
 extension EpollWorker {
     /// The request's body is whole: its FastCGI exchange starts.
     func startApp(_ c: EpollClient, _ r: EpollRequest) {
-        guard case .app(let app, let index, let match) = r.destination else { return exchangeEnded(c, .failed(500, [])) }
-        r.link = AppLink(ctx: ctx, record: r, app: app, appIndex: index, match: match, body: r.body, remote: c.remote,
+        guard case .app(let index, let match) = r.destination else { return exchangeEnded(c, .failed(500, [])) }
+        r.link = AppLink(ctx: ctx, record: r, appIndex: index, match: match, body: r.body, remote: c.remote,
                          local: c.local, host: r)
         driveApp(c, r)
     }
@@ -19,16 +19,17 @@ extension EpollWorker {
     func driveApp(_ c: EpollClient, _ r: EpollRequest) {
         defer { if !handedOff.isEmpty { startHandedOff() } }
         while c.request === r && !c.closed, let link = r.link {
-            switch link.pump(buffer: &scratch) {
+            let wait = link.pump(buffer: &scratch)
+            switch wait {
             case .slot:
                 guard acquireSlot(c, r, link) else { return }
-            case .connectBusy:
-                connectRetries.append(c)
-                return setDeadline(c, link.deadline)
-            case .app:
-                return setDeadline(c, link.deadline)
+            case .connectBusy, .app:  // (a unix socket's full backlog is tried again soon)
+                if case .connectBusy = wait { connectRetries.append(c) }
+                c.deadline = link.deadline
+                return
             case .client:
-                return setDeadline(c, Host.monotonicSeconds() + timeouts.send)
+                c.deadline = Host.monotonicSeconds() + timeouts.send
+                return
             case .ended(let end):
                 r.link = nil
                 if case .clientGone = end { return clientGone(c) }

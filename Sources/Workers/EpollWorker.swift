@@ -114,7 +114,7 @@ public final class EpollWorker {
             startHandedOff()
             if grantsMayWait { collectGrants(periodic: false) }
             let after = Host.monotonicSeconds()
-            if !connectRetries.isEmpty { retryConnects(after) }
+            if !connectRetries.isEmpty { retryConnects() }
             if after - lastSweep >= Self.sweepSeconds { sweepTimeouts(after) }
             if after - lastTick >= 0.2 { tick() }
             if ctx.draining {
@@ -228,23 +228,13 @@ public final class EpollWorker {
         defer { c.driving = false }
         var served = 0
         while !c.closed && c.phase == .session {
-            let now = Host.monotonicSeconds()
-            let step = c.session.next(ctx, now: now)
-            if !c.session.notes.isEmpty { ctx.log(c.session.takeNotes(), clientMeta(c)) }
+            let (step, now) = ctx.nextStep(c) { head, now in
+                EpollRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head), worker: self, client: c)
+            }
             switch step {
             case .read:
                 c.deadline = c.session.deadline
                 guard readClient(c) else { return }
-            case .proxied(let address, let port):
-                c.remote = (address, port)
-            case .begin(let head):
-                c.session.begin(EpollRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head),
-                                             worker: self, client: c))
-            case .route:
-                guard let r = c.request else { return closeClient(c) }
-                ctx.routeStep(r, peer: c.remote, &c.session, &c.out)
-            case .holdBody(let piece):
-                ctx.holdBody(piece, &c.session)
             case .exchange:
                 guard let r = c.request else { return closeClient(c) }
                 startExchange(c, r)
@@ -261,8 +251,7 @@ public final class EpollWorker {
                     return
                 }
                 c.session.flushed()
-            case .finished(let r):
-                ctx.finished(r, remote: c.remote.address)
+            case .finished:
                 served += 1
                 // A client with more pipelined requests waits for the next turn.
                 if served >= Self.requestsPerTurn && !c.session.unconsumed.isEmpty {
@@ -271,6 +260,8 @@ public final class EpollWorker {
                 }
             case .close(let linger):
                 return linger ? startLingering(c) : closeClient(c)
+            default:
+                break  // carried out by nextStep
             }
         }
     }
@@ -290,10 +281,5 @@ public final class EpollWorker {
         if n < scratch.count { c.readable = false }
         if n == 0 { c.session.clientClosed() } else { c.session.received(scratch[0..<n]) }
         return true
-    }
-
-    func clientMeta(_ c: EpollClient) -> Logger.Metadata {
-        guard let r = c.request else { return ["client": "\(c.remote.address)"] }
-        return ["request_id": "\(r.id)"]
     }
 }

@@ -10,8 +10,9 @@ import Exchanges
 indirect enum Destination {
     /// The status page (server.status_path) or Prometheus metrics (server.metrics_path).
     case page(Page)
-    /// A FastCGI app, by its configuration and its index in the slot table.
-    case app(AppConfig, index: Int, match: RouteMatch)
+    /// A FastCGI app, by its index in the configuration and the slot table (a copy of its
+    /// AppConfig per request was two dozen retains and releases).
+    case app(index: Int, match: RouteMatch)
     /// A CGI program to run.
     case cgi(CGIScript)
     /// A static file, opened (it closes when the last holder lets go).
@@ -68,9 +69,9 @@ extension WorkerContext {
                 }
                 var m = match
                 m.scriptFilename = file
-                return .app(app, index: index, match: m)
+                return .app(index: index, match: m)
             }
-            return .app(app, index: index, match: match)
+            return .app(index: index, match: match)
         case .cgi(let base):
             var mount = "/"
             if case .path(let p) = match.route.match { mount = p }
@@ -132,7 +133,7 @@ extension WorkerContext {
         guard let tree = documentTree(route: match.index), let (prefix, rel) = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(500, []) }
         let route = match.route
         func run(_ script: String, _ pathInfo: String, _ file: String) -> Destination {
-            .app(app, index: index, match: RouteMatch(route: route, index: match.index, scriptName: prefix + script, pathInfo: pathInfo, scriptFilename: file))
+            .app(index: index, match: RouteMatch(route: route, index: match.index, scriptName: prefix + script, pathInfo: pathInfo, scriptFilename: file))
         }
         func serve(_ file: String) -> Destination {
             guard method == "GET" || method == "HEAD" else { return .refuse(405, [("Allow", "GET, HEAD")]) }

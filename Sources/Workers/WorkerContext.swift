@@ -76,7 +76,9 @@ public final class WorkerContext {
     var view: ServerView { ServerView(config: config, table: dispatcher.table) }
     /// Each app's settings for the FastCGI engine, and its env sorted once, by app index.
     let appExchanges: [AppExchange.App]
-    let appEnvironments: [[(String, String)]]
+    /// By route index: the route's env, then its app's, each sorted, made once at boot
+    /// (the order CGIEnvironment.build takes them in, as before).
+    let extraEnvironments: [[(String, String)]]
     /// Called while waiting (each second at most): heartbeat and signal checks.
     public var onWait: () -> Void = {}
 
@@ -89,7 +91,6 @@ public final class WorkerContext {
         intakeTimeouts = RequestIntake.Timeouts(header: config.timeouts.header, keepalive: config.server.keepalive,
                                                 body: config.timeouts.body, bodyTotal: config.timeouts.bodyTotal)
         appExchanges = Self.appExchanges(config)
-        appEnvironments = config.apps.map { $0.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
         cgiScripts = CGIScripts(config: config, searchPath: Host.environmentValue("PATH") ?? "/usr/local/bin:/usr/bin:/bin")
         cgiGate = CGIGate(places: config.cgi.maxProcesses)
         var trees: [String: DocumentTree] = [:]
@@ -103,6 +104,8 @@ public final class WorkerContext {
             guard case .app(let name) = r.target, let i = config.apps.firstIndex(where: { $0.name == name }) else { return nil }
             return (config.apps[i], i)
         }
+        let sortedEnv = { (env: [String: String]) in env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+        extraEnvironments = zip(config.routes, routeApps).map { route, app in sortedEnv(route.env) + (app.map { sortedEnv(config.apps[$0.index].env) } ?? []) }
         for (ext, found) in cgiScripts.interpreters where found == nil {
             logger.error("cgi.interpreters: \(config.cgi.interpreters[ext] ?? "?") (for \(ext) files) is not in PATH; such scripts answer 502")
         }

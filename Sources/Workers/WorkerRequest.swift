@@ -1,4 +1,5 @@
 import GatewaySystem
+import HTTPWire
 import Logging
 import Exchanges
 
@@ -16,8 +17,52 @@ class WorkerRequest: RequestRecord {
     }
 }
 
+/// A client connection as the session steps every driver carries out alike see it.
+protocol SessionConnection: AnyObject {
+    var session: ClientSession { get set }
+    var out: ClientOutput { get set }
+    /// The peer, or the client a PROXY header named.
+    var remote: (address: String, port: Int) { get set }
+}
+
+extension SessionConnection {
+    /// Error-log metadata of the connection's lines: its request, or its client.
+    var logMeta: Logger.Metadata {
+        guard let r = session.record else { return ["client": "\(remote.address)"] }
+        return ["request_id": "\(r.id)"]
+    }
+}
+
 /// The session steps whose work is the same in every worker class.
 extension WorkerContext {
+    /// The session's next step that is the driver's own (read, exchange, send, flush,
+    /// finished, close), once those that are the same everywhere are carried out: the
+    /// session's notes logged, a PROXY header's client taken, a request made
+    /// (`newRequest`), routed, its body held. `now` is the step's time.
+    func nextStep<C: SessionConnection>(_ c: C, newRequest: (HTTPRequestHead, _ now: Double) -> WorkerRequest) -> (ClientSession.Step, now: Double) {
+        while true {
+            let now = Host.monotonicSeconds()
+            let step = c.session.next(self, now: now)
+            if !c.session.notes.isEmpty { log(c.session.takeNotes(), c.logMeta) }
+            switch step {
+            case .proxied(let address, let port):
+                c.remote = (address, port)
+            case .begin(let head):
+                c.session.begin(newRequest(head, now))
+            case .route(let r):
+                guard let w = r as? WorkerRequest else { return (.close(linger: false), now) }  // (begin made it one)
+                routeStep(w, peer: c.remote, &c.session, &c.out)
+            case .holdBody(let piece):
+                holdBody(piece, &c.session)
+            case .finished(let r):
+                finished(r, remote: c.remote.address)
+                return (step, now)
+            default:
+                return (step, now)
+            }
+        }
+    }
+
     /// Routes the request (again after a local redirect): a page or a static file is
     /// queued on `out` for the session's flush step, a refusal answered, an exchange's
     /// destination kept on the request.

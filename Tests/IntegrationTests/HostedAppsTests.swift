@@ -107,6 +107,35 @@ struct HostedAppsTests {
         #expect(try http(server.port, "GET", "/app.php/hello").status == 200)
     }
 
+    /// A route's env and its app's reach the app; the route's wins a name both set (the
+    /// two lists are joined once at boot, by route).
+    @Test func routeAndAppEnvironmentsReachTheApp() throws {
+        let config = """
+        [[app]]
+        name = "py"
+        command = ["python3", "\(Self.pythonApp)"]
+        env_copy = ["PATH", "HOME"]
+        env = { FROM_APP = "app", BOTH = "app" }
+        [[route]]
+        path = "/py"
+        app = "py"
+        env = { FROM_ROUTE = "route", BOTH = "route" }
+        [[route]]
+        path = "/other"
+        app = "py"
+        """
+        let server = try GatewaydServer(config: config, workers: 1, workerClass: "epoll")
+        defer { server.stop() }
+        func env(_ path: String) throws -> [String: String] {
+            let r = try http(server.port, "GET", path)
+            return (try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: String]) ?? [:]
+        }
+        let routed = try env("/py/env")
+        #expect(routed["FROM_APP"] == "app" && routed["FROM_ROUTE"] == "route" && routed["BOTH"] == "route", "\(routed)")
+        let other = try env("/other/env")
+        #expect(other["FROM_APP"] == "app" && other["FROM_ROUTE"] == nil && other["BOTH"] == "app", "\(other)")
+    }
+
     @Test func killedAppProcessIsReplacedAndCostsAtMostItsRequest() throws {
         let config = Self.app("py", ["python3", Self.pythonApp], "processes = 2")
         let server = try GatewaydServer(config: config, workers: 4)
