@@ -22,12 +22,6 @@ public struct BlockingPipeline {
         case needsInput
     }
 
-    /// A new connection's session (the thread worker's loop and the sync worker alike).
-    func session(listener: Int) -> ClientSession {
-        ClientSession(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds(),
-                      proxyHeader: ctx.speaksProxyProtocol(listener: listener), capIdle: ctx.idleDeadline)
-    }
-
     /// Serves requests on `conn` until the connection should close (sync worker).
     public func serve(_ conn: ClientConnection) {
         _ = drive(conn, waitForInput: true)

@@ -72,9 +72,7 @@ extension EpollWorker {
             return
         }
         r.cgiLink = nil
-        forgetCGI(link)
-        link.run.finish()
-        ctx.cgiGate.release()
+        retire(link)
         startQueuedCGI()
         exchangeEnded(c, link.end())
     }
@@ -98,28 +96,27 @@ extension EpollWorker {
         let done = cgiDying.filter { $0.run.exited }
         guard !done.isEmpty else { return }
         cgiDying.removeAll { $0.run.exited }
-        for link in done {
-            forgetCGI(link)
-            link.run.finish()
-            ctx.cgiGate.release()
-        }
+        done.forEach(retire)
         startQueuedCGI()
     }
 
-    func forgetCGI(_ link: CGILink) {
+    /// A program is over and reaped: its registrations go, and its place is free.
+    func retire(_ link: CGILink) {
         for fd in link.registered where cgiRuns[fd]?.link === link { cgiRuns[fd] = nil }
         link.registered = []
+        link.run.finish()
+        ctx.cgiGate.release()
     }
 
     /// A place is free: the oldest waiting request takes it.
     func startQueuedCGI() {
-        while !cgiQueue.isEmpty {
-            let c = cgiQueue.removeFirst()
-            guard !c.closed, c.phase == .queued, let r = c.request, r.cgi != nil, r.cgiLink == nil else { continue }
-            guard ctx.cgiGate.tryAcquire() else {
-                cgiQueue.insert(c, at: 0)
-                return
+        while let c = cgiQueue.first {
+            guard !c.closed, c.phase == .queued, let r = c.request, r.cgi != nil, r.cgiLink == nil else {
+                cgiQueue.removeFirst()
+                continue
             }
+            guard ctx.cgiGate.tryAcquire() else { return }
+            cgiQueue.removeFirst()
             runCGI(c, r)
         }
     }

@@ -70,16 +70,4 @@ final class EpollRequest: WorkerRequest {
         self.client = client
         super.init(head: head, id: id, started: started, keepAlive: keepAlive)
     }
-
-    /// The app's index in the slot table (an app route).
-    var appIndex: Int {
-        if case .app(let index, _) = destination { return index }
-        return 0
-    }
-
-    /// The program (a CGI route).
-    var cgi: CGIScript? {
-        if case .cgi(let script) = destination { return script }
-        return nil
-    }
 }

@@ -22,8 +22,7 @@ extension EpollWorker {
         let due = connectRetries
         connectRetries = []
         for c in due where !c.closed && c.phase == .upstream {
-            guard let r = c.request, r.link?.awaitsConnectRetry == true else { continue }
-            driveApp(c, r)
+            if let r = c.request, r.link?.awaitsConnectRetry == true { driveApp(c, r) }
         }
     }
 

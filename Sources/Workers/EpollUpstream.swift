@@ -69,17 +69,12 @@ extension EpollWorker {
     /// token: its fd and registration generation, not the client).
     func watchBackend(_ fd: FileDescriptor, for c: EpollClient, kept: Bool) throws(SystemError) {
         let index = Int(fd.rawValue)
-        if index >= backendOwners.count { backendOwners += Array(repeating: nil, count: max(index + 1 - backendOwners.count, backendOwners.count)) }
-        backendOwners[index] = c
-        if index >= parkedEvents.count {
-            let more = max(index + 1 - parkedEvents.count, parkedEvents.count)
-            parkedEvents += Array(repeating: false, count: more)
-            backendGenerations += Array(repeating: 0, count: more)
-        }
-        parkedEvents[index] = false
+        if index >= backends.count { backends += Array(repeating: Backend(), count: max(index + 1 - backends.count, backends.count)) }
+        backends[index].owner = c
+        backends[index].stirred = false
         guard !kept else { return }
-        backendGenerations[index] = (backendGenerations[index] &+ 1) & Self.serialMask
-        let token = Self.backendTag | UInt64(backendGenerations[index]) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))
+        backends[index].generation = (backends[index].generation &+ 1) & Self.serialMask
+        let token = Self.backendTag | UInt64(backends[index].generation) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))
         try epoll.add(fd, Self.clientEvents, data: token)
     }
 
@@ -88,9 +83,9 @@ extension EpollWorker {
     /// (AppDispatcher.loopWatchesParked). nginx learns of its cached connections the same way.
     func stirredWhileParked(_ fd: FileDescriptor) -> Bool {
         let i = Int(fd.rawValue)
-        guard i < parkedEvents.count else { return false }
-        defer { parkedEvents[i] = false }
-        return parkedEvents[i]
+        guard i < backends.count else { return false }
+        defer { backends[i].stirred = false }
+        return backends[i].stirred
     }
 
     /// Response bytes from an exchange: written at once as far as the client takes them,
@@ -111,7 +106,7 @@ extension EpollRequest: AppLinkHost {
     var clientBacklog: Int { client.outputPending }
     func watch(_ fd: FileDescriptor, kept: Bool) throws(SystemError) { try worker.watchBackend(fd, for: client, kept: kept) }
     func stirredWhileParked(_ fd: FileDescriptor) -> Bool { worker.stirredWhileParked(fd) }
-    func unwatch(_ fd: FileDescriptor) { worker.backendOwners[Int(fd.rawValue)] = nil }
+    func unwatch(_ fd: FileDescriptor) { worker.backends[Int(fd.rawValue)].owner = nil }
     func releaseSlot(_ lease: AppDispatcher.Lease, connection: FileDescriptor?, reusable: Bool, served: Bool, overloaded: Bool) -> Bool {
         worker.releaseSlot(lease, connection: connection, reusable: reusable, served: served, overloaded: overloaded)
     }

@@ -40,14 +40,19 @@ public final class EpollWorker {
     let events = Epoll.EventBuffer(capacity: 256)
     var scratch = [UInt8].readBuffer(65536)
 
-    /// Open clients, by fd; and the client each app connection belongs to, by its fd.
+    /// Open clients, by fd.
     var clients: [EpollClient?] = []
-    var backendOwners: [EpollClient?] = []
-    /// App connections parked between requests stay registered; an event that comes
-    /// meanwhile (the app closed it) is noted here, by fd, for the request that reuses it.
-    var parkedEvents: [Bool] = []
-    /// Bumped for every app connection registered under an fd number.
-    var backendGenerations: [UInt32] = []
+    /// App connections, by fd.
+    var backends: [Backend] = []
+    struct Backend {
+        /// The client whose request uses the connection (nil: parked between requests).
+        var owner: EpollClient? = nil
+        /// A parked connection stays registered; an event that comes meanwhile (the app
+        /// closed it) is noted here for the request that reuses it.
+        var stirred = false
+        /// Bumped for every connection registered under this fd number.
+        var generation: UInt32 = 0
+    }
     var openClients = 0
     var nextSerial: UInt32 = 0
     var lastSweep = 0.0
@@ -116,7 +121,11 @@ public final class EpollWorker {
             let after = Host.monotonicSeconds()
             if !connectRetries.isEmpty { retryConnects() }
             if after - lastSweep >= Self.sweepSeconds { sweepTimeouts(after) }
-            if after - lastTick >= 0.2 { tick() }
+            if after - lastTick >= 0.2 {  // heartbeat, and a queued request's chores (as a blocking waiter's)
+                lastTick = after
+                process.beat()
+                if queued.contains(where: { !$0.isEmpty }) { collectGrants(periodic: true) }
+            }
             if ctx.draining {
                 setListening(false)
                 shortenIdleDeadlines()
@@ -130,21 +139,14 @@ public final class EpollWorker {
         }
     }
 
-    /// Heartbeat, and a queued request's periodic chores (as a blocking waiter does them).
-    func tick() {
-        lastTick = Host.monotonicSeconds()
-        process.beat()
-        if queued.contains(where: { !$0.isEmpty }) { collectGrants(periodic: true) }
-    }
-
     func handle(_ events: Epoll.Events, _ data: UInt64) {
         if data & Self.backendTag != 0 {
             let fd = Int(data & 0xffff_ffff)
             // An event of an earlier connection with this fd number (closed within this
             // batch) is ignored: each registration carries its own generation.
-            guard fd < backendGenerations.count, backendGenerations[fd] == UInt32(truncatingIfNeeded: data >> 32) & Self.serialMask else { return }
-            guard let c = backendOwners[fd] else {
-                parkedEvents[fd] = true  // a parked connection: the app closed it?
+            guard fd < backends.count, backends[fd].generation == UInt32(truncatingIfNeeded: data >> 32) & Self.serialMask else { return }
+            guard let c = backends[fd].owner else {
+                backends[fd].stirred = true  // a parked connection: the app closed it?
                 return
             }
             backendEvent(c, events)
@@ -184,33 +186,26 @@ public final class EpollWorker {
     func adopt(_ fd: FileDescriptor, listener: Int) {
         Socket.setNoDelay(fd)
         nextSerial = (nextSerial + 1) & Self.serialMask
-        let session = ClientSession(limits: ctx.limits, timeouts: ctx.intakeTimeouts, now: Host.monotonicSeconds(),
-                                    proxyHeader: ctx.speaksProxyProtocol(listener: listener), capIdle: ctx.idleDeadline)
-        let c = EpollClient(fd: fd, serial: nextSerial, session: session)
+        let c = EpollClient(fd: fd, serial: nextSerial, session: ctx.newSession(listener: listener))
         let index = Int(fd.rawValue)
         if index >= clients.count { clients += Array(repeating: nil, count: max(index + 1 - clients.count, clients.count)) }
         clients[index] = c
         openClients += 1
         ctx.connectionsChanged(by: 1)
-        do { try epoll.add(fd, Self.clientEvents, data: token(c)) } catch { return closeClient(c) }
+        do { try epoll.add(fd, Self.clientEvents, data: UInt64(c.serial) << 32 | UInt64(UInt32(bitPattern: fd.rawValue))) } catch { return closeClient(c) }
         c.deadline = c.session.deadline
     }
-
-    func token(_ c: EpollClient) -> UInt64 { UInt64(c.serial) << 32 | UInt64(UInt32(bitPattern: c.fd.rawValue)) }
 
     func clientEvent(_ c: EpollClient, _ events: Epoll.Events) {
         if !events.isDisjoint(with: [.readable, .peerClosed, .hangup, .error]) { c.readable = true }
         if !events.isDisjoint(with: [.writable, .hangup, .error]) { c.writable = true }
-        switch c.phase {
-        case .queued, .upstream:
+        if c.phase == .queued || c.phase == .upstream {
             // Reset or gone both ways: nobody is left to answer. A client that closed its
             // side while its request waits for a slot gives up its place (nothing has
             // reached the app; once the app has it, it runs to the end); a CGI program is
             // ended when its client leaves (its output would go nowhere).
-            if !events.isDisjoint(with: [.hangup, .error]) { return clientGone(c) }
-            if events.contains(.peerClosed) && (c.phase == .queued || c.request?.cgiLink != nil) { return clientGone(c) }
-        default:
-            break
+            let halfClosedGone = events.contains(.peerClosed) && (c.phase == .queued || c.request?.cgiLink != nil)
+            if halfClosedGone || !events.isDisjoint(with: [.hangup, .error]) { return clientGone(c) }
         }
         if c.writable && c.outputPending > 0 { flushClient(c) }
         guard !c.closed && c.readable else { return }

@@ -15,6 +15,18 @@ class WorkerRequest: RequestRecord {
         body.close()
         body = BufferedBody()
     }
+
+    /// The app's index in the slot table (an app route).
+    var appIndex: Int {
+        if case .app(let index, _) = destination { return index }
+        return 0
+    }
+
+    /// The program (a CGI route).
+    var cgi: CGIScript? {
+        if case .cgi(let script) = destination { return script }
+        return nil
+    }
 }
 
 /// A client connection as the session steps every driver carries out alike see it.
@@ -35,6 +47,12 @@ extension SessionConnection {
 
 /// The session steps whose work is the same in every worker class.
 extension WorkerContext {
+    /// A new connection's session, in every class.
+    func newSession(listener: Int) -> ClientSession {
+        ClientSession(limits: limits, timeouts: intakeTimeouts, now: Host.monotonicSeconds(),
+                      proxyHeader: speaksProxyProtocol(listener: listener), capIdle: idleDeadline)
+    }
+
     /// The session's next step that is the driver's own (read, exchange, send, flush,
     /// finished, close), once those that are the same everywhere are carried out: the
     /// session's notes logged, a PROXY header's client taken, a request made
