@@ -37,6 +37,14 @@ final class OpenFileCache: Sendable {
         var unavailable = false
         /// Directories watched since the cache was last emptied.
         var watched: Set<String> = []
+
+        /// Empties the cache if anything changed below the root since the last look (the
+        /// watches of removed directories are gone: the next offers watch again).
+        mutating func dropIfChanged() {
+            guard watch?.changed() == true else { return }
+            entries = [:]
+            watched = []
+        }
     }
 
     let root: String
@@ -54,11 +62,7 @@ final class OpenFileCache: Sendable {
     func find(_ path: Substring, now: Double) -> StaticFile? {
         state.withLock { s in
             guard !s.entries.isEmpty else { return nil }
-            if s.watch?.changed() == true {
-                s.entries = [:]
-                s.watched = []
-                return nil
-            }
+            s.dropIfChanged()
             guard let e = s.entries[path] else { return nil }
             guard e.expires > now else {
                 s.entries[path] = nil
@@ -80,10 +84,7 @@ final class OpenFileCache: Sendable {
                 }
                 s.watch = w
             }
-            if s.watch?.changed() == true {
-                s.entries = [:]
-                s.watched = []
-            }
+            s.dropIfChanged()
             var watchedBefore = true
             for d in directories where !s.watched.contains(d) {
                 watchedBefore = false
