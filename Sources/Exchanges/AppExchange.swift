@@ -69,6 +69,8 @@ public struct AppExchange: Sendable {
         case respond(status: Int, retryAfter: String?)
         /// The end: the app asked for a local redirect (Location: /path, no Status).
         case redirect(String)
+        /// The end: the app handed the response to gatewayd (X-Accel-Redirect, X-Sendfile).
+        case offload(Offload)
         /// The end: the response is complete; keep the client connection when `keepAlive`.
         case finished(keepAlive: Bool)
         /// The end: the head went out but the response broke; close the client connection.
@@ -259,6 +261,8 @@ public struct AppExchange: Sendable {
         oneShot.append(.release(reusable: r.reusable && whole, served: true, overloaded: false))
         if let location = r.redirect {
             phase = .over(.redirect(location))
+        } else if let o = r.offload {
+            phase = .over(.offload(o))
         } else {
             phase = .over(.finished(keepAlive: r.keepAlive))
         }

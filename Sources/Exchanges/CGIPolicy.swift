@@ -33,6 +33,8 @@ public enum CGIDecision: Sendable, Equatable {
     case clientGone
     /// The program asked for a local redirect.
     case localRedirect(String)
+    /// The program handed the response to gatewayd (X-Accel-Redirect, X-Sendfile).
+    case offload(Offload)
 }
 
 /// The end of every CGI run, for both worker families (one table, as UpstreamPolicy is
@@ -51,6 +53,7 @@ public enum CGIPolicy {
             return (relay.headSent ? .close : .respond(status: 502), notes)
         }
         if let location = relay.redirect { return (.localRedirect(location), notes) }
+        if let o = relay.offload { return (.offload(o), notes) }
         return (.done(keepAlive: relay.keepAlive), notes)
     }
 }

@@ -16,6 +16,8 @@ public struct CGIResponseRelay: Sendable {
     public private(set) var body: ResponseBody? = nil
     /// `Location: /path` without Status: the server serves that path instead.
     public private(set) var redirect: String? = nil
+    /// The program handed the response to gatewayd (X-Accel-Redirect, X-Sendfile).
+    public private(set) var offload: Offload? = nil
     public private(set) var status = 0
     private var rawBytes = 0
 
@@ -33,7 +35,7 @@ public struct CGIResponseRelay: Sendable {
     public mutating func receive(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], date: @autoclosure () -> String,
                           draining: Bool) throws(CGIResponseError) {
         if nph { return passRaw(bytes, into: &out) }
-        if redirect != nil { return }  // what follows a local redirect's head is dropped
+        if redirect != nil || offload != nil { return }  // what follows a local redirect's (or an offload's) head is dropped
         if body != nil { return body!.append(bytes, into: &out) }
         headBytes += bytes
         let (consumed, parsed) = try parser.parse(headBytes[...])
@@ -41,6 +43,10 @@ public struct CGIResponseRelay: Sendable {
         status = head.status
         let rest = headBytes[consumed...]
         defer { headBytes = [] }
+        if let o = Offload.from(head) {
+            offload = o
+            return
+        }
         if case .localRedirect(let location) = head.kind {
             redirect = location
             return
@@ -61,7 +67,7 @@ public struct CGIResponseRelay: Sendable {
             guard rawBytes > 0 else { throw CGIResponseError("no output") }
             return nil
         }
-        if redirect != nil { return nil }
+        if redirect != nil || offload != nil { return nil }
         guard let b = body else {
             throw CGIResponseError(headBytes.isEmpty ? "no output" : "output ended inside the head")
         }

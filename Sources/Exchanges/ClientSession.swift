@@ -183,6 +183,12 @@ public struct ClientSession {
             r.target = location
             r.keepAlive = r.responseKeepAlive
             phase = .routing
+        case .offload(let o):
+            // Routed once more, to the file (never to another exchange: no loop to cap).
+            notes.append(ExchangeNote(.debug, "the app handed the response over (\(o.target))"))
+            r.offload = o
+            r.keepAlive = r.responseKeepAlive
+            phase = .routing
         case .clientGone:
             clientGone(unsent: 0)
         }

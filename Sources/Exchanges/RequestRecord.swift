@@ -38,6 +38,9 @@ open class RequestRecord {
     public var clientGone = false
     /// The route label /metrics counts it under, from its first routing.
     public var label: String? = nil
+    /// What the app handed over (X-Accel-Redirect, X-Sendfile): the next routing finds
+    /// that file instead of the target's route.
+    public var offload: Offload? = nil
     /// The version the access log shows when it is not the request's (a 400 before one was read).
     public var logVersion: String? = nil
 
@@ -80,6 +83,8 @@ public enum ExchangeEnd {
     case failed(Int, [(String, String)], keepAlive: Bool = true)
     /// A local redirect (`Location: /path`, no Status): routed again, up to the cap.
     case redirect(String)
+    /// The app handed the response to gatewayd: the file is found and sent instead.
+    case offload(Offload)
     /// The client left before it had the whole response.
     case clientGone
 }
@@ -91,6 +96,7 @@ extension AppExchange.Step {
         switch self {
         case .respond(let status, let retryAfter): .failed(status, retryAfter.map { [("Retry-After", $0)] } ?? [])
         case .redirect(let location): .redirect(location)
+        case .offload(let o): .offload(o)
         case .finished(let keep): .done(keepAlive: keep)
         case .closeClient: .done(keepAlive: false)
         default: nil
@@ -107,6 +113,7 @@ extension CGIDecision {
         case .close: .done(keepAlive: false)
         case .clientGone: .clientGone
         case .localRedirect(let location): .redirect(location)
+        case .offload(let o): .offload(o)
         }
     }
 }

@@ -14,6 +14,8 @@ public struct ResponseRelay: Sendable {
     public var framing: HTTPResponseFraming? { body?.framing }
     /// The app's local redirect (Location: /path on a GET or HEAD), followed instead of sent.
     public private(set) var redirect: String? = nil
+    /// The app handed the response to gatewayd (X-Accel-Redirect, X-Sendfile).
+    public private(set) var offload: Offload? = nil
     public private(set) var status = 0
     public private(set) var ended = false
     /// STDERR records, logged with a cap per request.
@@ -59,6 +61,10 @@ public struct ResponseRelay: Sendable {
             switch output {
             case .head(let cgi):
                 status = cgi.status
+                if let o = Offload.from(cgi) {
+                    offload = o
+                    continue
+                }
                 if case .localRedirect(let location) = cgi.kind, request.method == "GET" || request.method == "HEAD" {
                     redirect = location
                     continue
@@ -69,14 +75,14 @@ public struct ResponseRelay: Sendable {
                 if f == .untilClose { keepAlive = false }
                 out += head
             case .body(let bytes):
-                guard redirect == nil else { continue }
+                guard redirect == nil && offload == nil else { continue }
                 body?.append(bytes, into: &out)
             case .stderr(let text):
                 stderrLines.append(text, notes: &notes)
             case .end(let appStatus):
                 ended = true
                 stderrLines.finish(notes: &notes)
-                if redirect != nil { return }
+                if redirect != nil || offload != nil { return }
                 if appStatus != 0 { notes.append(ExchangeNote(.debug, "app exit status \(appStatus)")) }
                 if let short = body?.finish(into: &out) {
                     notes.append(ExchangeNote(.error, "app sent \(short.sent) body bytes but Content-Length \(short.declared)"))

@@ -53,9 +53,28 @@ extension ConfigLoader {
             if let b = v.bool { keep = b } else { r.fail("\(p).keep_conn", "expected true or false, got \(r.describe(v))") }
         }
         let slow = r.duration(t, "slow_request", p, allowZero: true) ?? 5
+        let roots = sendfileRoots(&r, t, p)
         guard r.issues.count == before, let name, let kind else { return nil }
-        return AppConfig(name: name, kind: kind, queueTimeout: queueTimeout, env: env, envCopy: envCopy, root: root,
-                         cwd: cwd, user: user, group: group, maxRequests: maxRequests, keepConnection: keep, slowRequest: slow)
+        var app = AppConfig(name: name, kind: kind, queueTimeout: queueTimeout, env: env, envCopy: envCopy, root: root,
+                            cwd: cwd, user: user, group: group, maxRequests: maxRequests, keepConnection: keep, slowRequest: slow)
+        app.sendfileRoots = roots
+        return app
+    }
+
+    /// `sendfile_roots`: directories (absolute, or relative to the file) an X-Sendfile
+    /// answer may name files under. "/" would hand the app every file gatewayd can read.
+    static func sendfileRoots(_ r: inout ConfigReader, _ t: TOMLTable, _ p: String) -> [String] {
+        guard let list = r.stringArray(t, "sendfile_roots", p) else { return [] }
+        var roots: [String] = []
+        for dir in list {
+            let resolved = r.resolve(dir)
+            if dir.isEmpty || resolved == "/" {
+                r.fail("\(p).sendfile_roots", "\"\(dir)\" would let X-Sendfile name any file on the machine; name the directories the app's files live in")
+            } else {
+                roots.append(resolved)
+            }
+        }
+        return roots
     }
 
     /// pm, processes, min_spare, max_spare and idle_timeout of a hosted app, checked together.

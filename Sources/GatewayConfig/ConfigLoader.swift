@@ -15,9 +15,9 @@ public enum ConfigLoader {
     static let logKeys = ["level", "error_log", "access_log", "access_log_format"]
     static let appKeys = ["name", "command", "connect", "processes", "max_conns", "queue_timeout", "env", "env_copy",
                           "root", "cwd", "user", "group", "max_requests", "keep_conn", "pm", "min_spare", "max_spare",
-                          "idle_timeout", "slow_request"]
-    static let cgiKeys = ["max_processes", "queue_timeout", "timeout", "kill_grace", "interpreters"]
-    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks", "index", "php", "deny", "allow"]
+                          "idle_timeout", "slow_request", "sendfile_roots"]
+    static let cgiKeys = ["max_processes", "queue_timeout", "timeout", "kill_grace", "interpreters", "sendfile_roots"]
+    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks", "index", "php", "deny", "allow", "internal"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// - Parameters:
@@ -211,6 +211,7 @@ public enum ConfigLoader {
         if let d = r.duration(t, "queue_timeout", p, allowZero: true) { c.queueTimeout = d }
         if let d = r.duration(t, "timeout", p) { c.timeout = d }
         if let d = r.duration(t, "kill_grace", p, allowZero: true) { c.killGrace = d }
+        c.sendfileRoots = sendfileRoots(&r, t, p)
         if let v = t["interpreters"] {
             if let table = v.table {
                 for ext in table.keys {

@@ -59,6 +59,7 @@ extension Configuration {
         kv("queue_timeout", num(cgi.queueTimeout))
         kv("timeout", num(cgi.timeout))
         kv("kill_grace", num(cgi.killGrace))
+        if !cgi.sendfileRoots.isEmpty { kv("sendfile_roots", list(cgi.sendfileRoots)) }
         // Extension keys start with "." and must be quoted.
         kv("interpreters", "{ " + cgi.interpreters.keys.sorted().map { "\(q($0)) = \(q(cgi.interpreters[$0]!))" }.joined(separator: ", ") + " }")
 
@@ -95,6 +96,7 @@ extension Configuration {
             kv("max_requests", String(a.maxRequests))
             kv("keep_conn", a.keepConnection ? "true" : "false")
             kv("slow_request", num(a.slowRequest))
+            if !a.sendfileRoots.isEmpty { kv("sendfile_roots", list(a.sendfileRoots)) }
         }
         for r in routes {
             out.append("\n[[route]]")
@@ -113,6 +115,7 @@ extension Configuration {
             if !r.env.isEmpty { kv("env", table(r.env)) }
             if r.allowSymlinks { kv("allow_symlinks", "true") }
             if r.php { kv("php", "true") }
+            if r.internalOnly { kv("internal", "true") }
             if r.index != RouteConfig(match: r.match, target: r.target, php: r.php).index { kv("index", list(r.index)) }
         }
         return out.joined(separator: "\n") + "\n"

@@ -60,9 +60,17 @@ extension ConfigLoader {
             if case .cgi? = target { r.fail("\(p).index", "applies to static and php routes only") }
             if case .app? = target, !php { r.fail("\(p).index", "applies to static and php routes only") }
         }
+        var internalOnly = false
+        if let v = t["internal"] {
+            if let b = v.bool { internalOnly = b } else { r.fail("\(p).internal", "expected true or false, got \(r.describe(v))") }
+            if internalOnly, case .static? = target {} else if internalOnly {
+                r.fail("\(p).internal", "applies to static routes only (the files an app's X-Accel-Redirect names)")
+            }
+            if internalOnly, case .extension? = match { r.fail("\(p).internal", "needs a path route (such as path = \"/protected\")") }
+        }
         guard r.issues.count == before, let match, let target else { return nil }
         return RouteConfig(match: match, target: target, env: env, allowSymlinks: allowSymlinks, index: index, php: php,
-                           deny: deny, allow: allow)
+                           deny: deny, allow: allow, internalOnly: internalOnly)
     }
 
     static func crossCheck(_ r: inout ConfigReader, server: ServerConfig, apps: [AppConfig], routes: [RouteConfig]) {

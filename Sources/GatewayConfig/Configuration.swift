@@ -140,6 +140,8 @@ public struct CGIConfig: Sendable, Equatable {
     /// such a file needs no execute bit; the interpreter runs it. A name without "/" is
     /// looked up in PATH when the worker starts.
     public var interpreters: [String: String] = [:]
+    /// Directories an `X-Sendfile` answer of a CGI program may name a file under.
+    public var sendfileRoots: [String] = []
     public init() {}
 }
 
@@ -185,6 +187,9 @@ public struct AppConfig: Sendable, Equatable {
     public var keepConnection: Bool = false
     /// A request that holds its slot longer than this counts as slow (status page, log).
     public var slowRequest: Double = 5
+    /// Directories an `X-Sendfile` answer may name a file under (empty: X-Sendfile is
+    /// refused with a 502). X-Accel-Redirect needs none: it names a route marked internal.
+    public var sendfileRoots: [String] = []
 
     /// Connection slots: one per process for a hosted app, max_conns for an external one.
     public var slotCount: Int {
@@ -283,9 +288,14 @@ public struct RouteConfig: Sendable, Equatable {
     public var deny: Bool = false
     /// When not empty, only clients in these networks pass; others get 403.
     public var allow: [IPRange] = []
+    /// A static route only an app's X-Accel-Redirect reaches (nginx's `internal;`): a
+    /// client that asks for it directly gets 404.
+    public var internalOnly: Bool = false
 
     public init(match: Match, target: Target, env: [String: String] = [:], allowSymlinks: Bool = false,
-                index: [String]? = nil, php: Bool = false, deny: Bool = false, allow: [IPRange] = []) {
+                index: [String]? = nil, php: Bool = false, deny: Bool = false, allow: [IPRange] = [],
+                internalOnly: Bool = false) {
+        self.internalOnly = internalOnly
         self.match = match
         self.target = target
         self.deny = deny || target == .deny

@@ -106,7 +106,7 @@ final class AppLink {
                 if let wait = read(&buffer) { return wait }
             case .release(let reusable, let served, let overloaded):
                 release(reusable: reusable, served: served, overloaded: overloaded)
-            case .respond, .redirect, .finished, .closeClient:
+            case .respond, .redirect, .offload, .finished, .closeClient:
                 if x.status != 0 { record.status = x.status }  // the head that went out
                 return .ended(record.clientGone ? .clientGone : step.exchangeEnd!)
             }

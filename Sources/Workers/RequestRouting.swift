@@ -51,6 +51,7 @@ extension WorkerContext {
         // extension route has its own). No allocation when no route has either.
         let found = router.match(path)
         label = found.map { Self.label(of: $0.route) } ?? "unrouted"
+        if found?.route.internalOnly == true { return .refuse(404, []) }  // only an app's X-Accel-Redirect goes there
         for r in router.accessRules(path) { if let refused = accessRefusal(path, r, client) { return refused } }
         guard let match = found else { return .refuse(404, []) }
         if let refused = accessRefusal(path, match.route, client) { return refused }
@@ -231,7 +232,7 @@ extension WorkerContext {
             out.queue(bytes[...])
             return (200, bytes.count)
         case .staticFile(let file):
-            let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: httpDate())
+            let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: httpDate(), offload: r.offload)
             out.queue(reply.head[...])
             if let body = reply.body { out.queueFile(file.file, offset: body.offset, length: body.length) }
             return (reply.status, reply.head.count + Int(reply.body?.length ?? 0))

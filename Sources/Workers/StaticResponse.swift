@@ -12,10 +12,13 @@ struct StaticResponse {
     /// The part of the file to send after the head (nil: none, e.g. HEAD or 304).
     let body: (offset: UInt64, length: UInt64)?
 
-    static func make(request: HTTPRequestHead, file: StaticFile, keepAlive: Bool, date: String) -> StaticResponse {
+    /// `offload`: the file an app handed over (X-Accel-Redirect, X-Sendfile) is sent as a
+    /// GET's (nginx turns every method but HEAD into GET), with the app's kept fields.
+    static func make(request: HTTPRequestHead, file: StaticFile, keepAlive: Bool, date: String, offload: Offload? = nil) -> StaticResponse {
         let validators = FileValidators(modified: file.status.modified, size: file.status.size)
         let isHead = request.method == "HEAD"
-        switch ConditionalRequest.evaluate(method: request.method, headers: request.headers, file: validators) {
+        let method = offload == nil || isHead ? request.method : "GET"
+        switch ConditionalRequest.evaluate(method: method, headers: request.headers, file: validators) {
         case .notModified:
             var out = head(304, date: date, contentType: nil, validators)
             HTTPResponseWriter.appendEndOfHead(framing: .noBody, keepAlive: keepAlive, version: request.version, into: &out)
@@ -29,7 +32,7 @@ struct StaticResponse {
         let size = validators.size
         // Range is defined for GET only (HEAD gets the whole file's head).
         var range = ByteRange.Outcome.whole
-        if request.method == "GET", let header = request.headers.first("Range"),
+        if method == "GET", let header = request.headers.first("Range"),
            ConditionalRequest.rangeApplies(ifRange: request.headers.first("If-Range"), file: validators) {
             range = ByteRange.evaluate(header, size: size)
         }
@@ -43,7 +46,10 @@ struct StaticResponse {
         case .whole:
             (status, offset, length) = (200, 0, size)
         }
-        var out = head(status, date: date, contentType: MediaTypes.forFile(file.name), validators)
+        var out = head(status, date: date, contentType: offload?.contentType ?? MediaTypes.forFile(file.name), validators)
+        for f in offload?.fields ?? [] where !f.name.equalsLowercaseASCII("content-type") {
+            HTTPResponseWriter.appendCheckedField(f.name, f.value, into: &out)
+        }
         HTTPResponseWriter.appendFieldName("Accept-Ranges", into: &out)
         out.appendUTF8("bytes\r\n")
         if status == 206 {

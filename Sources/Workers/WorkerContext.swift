@@ -66,6 +66,9 @@ public final class WorkerContext {
     /// app's index in the slot table.
     let routeTrees: [DocumentTree?]
     let routeApps: [(app: AppConfig, index: Int)?]
+    /// The directories X-Sendfile may name files under: by app index, then one more entry
+    /// for CGI programs ([cgi] sendfile_roots).
+    let sendfileTrees: [[DocumentTree]]
     /// Metric entries in the shared region, by route label (found once per label).
     var metricEntries: [String: Int] = [:]
     /// Open client connections, for the status page.
@@ -100,6 +103,10 @@ public final class WorkerContext {
                                                                       cache: (config.server.openFileCache, config.server.openFileCacheValid))
         }
         routeTrees = config.routes.map { r in Self.documentRoot(of: r, config).flatMap { trees[Self.treeKey($0, r.allowSymlinks)] } }
+        let cache = (config.server.openFileCache, config.server.openFileCacheValid)
+        sendfileTrees = (config.apps.map(\.sendfileRoots) + [config.cgi.sendfileRoots]).map { roots in
+            roots.map { trees[Self.treeKey($0, false)] ?? DocumentTree(root: $0, allowSymlinks: false, cache: cache) }
+        }
         routeApps = config.routes.map { r in
             guard case .app(let name) = r.target, let i = config.apps.firstIndex(where: { $0.name == name }) else { return nil }
             return (config.apps[i], i)

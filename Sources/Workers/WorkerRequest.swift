@@ -85,7 +85,7 @@ extension WorkerContext {
     /// queued on `out` for the session's flush step, a refusal answered, an exchange's
     /// destination kept on the request.
     func routeStep(_ r: WorkerRequest, peer: (address: String, port: Int), _ session: inout ClientSession, _ out: inout ClientOutput) {
-        let d = route(r, peer: peer)
+        let d = r.offload.map { offloadDestination($0, for: r) } ?? route(r, peer: peer)
         if let (status, bytes) = answer(d, for: r, into: &out) { return session.answered(status: status, bytes: bytes) }
         if case .refuse(let status, let headers) = d { return session.refuse(status, headers, self) }
         r.destination = d
