@@ -44,6 +44,13 @@ public struct CGIResponseHeadParser: Sendable {
         self.maxHeadSize = maxHeadSize
     }
 
+    /// The fields by which an app hands its response to the server: nginx's
+    /// X-Accel-Redirect, and X-Sendfile under its Apache and lighttpd names.
+    public static func handsOver(_ name: String) -> Bool {
+        name.equalsLowercaseASCII("x-accel-redirect") || name.equalsLowercaseASCII("x-sendfile")
+            || name.equalsLowercaseASCII("x-lighttpd-send-file")
+    }
+
     public mutating func parse(_ input: UnsafeRawBufferPointer) throws(CGIResponseError) -> (consumed: Int, head: CGIResponseHead?) {
         let lf: UInt8 = 0x0A, cr: UInt8 = 0x0D
         var i = scanned
@@ -106,11 +113,13 @@ public struct CGIResponseHeadParser: Sendable {
                 sawCGIField = true
             } else {
                 headers.append(CGIHeaderField(name, value))
-                if name.equalsLowercaseASCII("content-type") { sawCGIField = true }
+                // A head that hands the response to the server (X-Accel-Redirect, X-Sendfile)
+                // needs no Content-Type: the file's name gives one.
+                if name.equalsLowercaseASCII("content-type") || (!value.isEmpty && Self.handsOver(name)) { sawCGIField = true }
             }
             pos = next
         }
-        guard sawCGIField else { throw CGIResponseError("none of Content-Type, Location or Status") }
+        guard sawCGIField else { throw CGIResponseError("none of Content-Type, Location, Status or X-Accel-Redirect") }
         var kind = CGIResponseHead.Kind.document
         if let loc = location {
             let local = loc.hasPrefix("/") && !loc.hasPrefix("//")

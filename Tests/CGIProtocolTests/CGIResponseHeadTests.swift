@@ -51,6 +51,15 @@ struct CGIResponseHeadTests {
         #expect(h.kind == .localRedirect("/other/page?x=1"))
     }
 
+    @Test("a head that only hands the response over needs no Content-Type; an empty one does")
+    func handOverHeads() throws {
+        for field in ["X-Accel-Redirect: /p/f", "x-sendfile: /srv/f", "X-LIGHTTPD-send-file: /srv/f"] {
+            let (h, _) = try parseCGI(field + "\r\n\r\n")
+            #expect(h.kind == .document && h.headers.count == 1)
+        }
+        #expect(throws: CGIResponseError.self) { try parseCGI("X-Accel-Redirect:\r\n\r\n") }
+    }
+
     @Test func clientRedirectDefaultsTo302() throws {
         let (h, _) = try parseCGI("Location: https://example.com/x\r\n\r\n")
         #expect(h.kind == .clientRedirect("https://example.com/x"))

@@ -182,6 +182,16 @@ struct AppExchangeTests {
         #expect(x.next() == .redirect("/other"))
     }
 
+    @Test func anOffloadIsHandedToTheDriverAndTheSlotFreedFirst() {
+        var x = Self.exchange()
+        Self.connectAndSend(&x)
+        var out: [UInt8] = []
+        x.received(Self.answer(id: 1, "X-Accel-Redirect: /internal/f\r\n\r\nbody")[...], into: &out, mayKeepAlive: true, date: "D", now: 1)
+        #expect(out.isEmpty)
+        #expect(x.next() == .release(reusable: true, served: true, overloaded: false))
+        #expect(x.next() == .offload(Offload(target: .uri("/internal/f"))))
+    }
+
     @Test func aStreamedBodyNeverRidesAKeptConnectionAndIsNotReplayed() {
         var x = Self.exchange("POST", body: .pieces(replayable: false))
         #expect(!x.replayable)

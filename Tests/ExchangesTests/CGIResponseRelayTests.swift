@@ -74,6 +74,14 @@ struct CGIResponseRelayTests {
         #expect(client.hasPrefix("HTTP/1.1 302 ") && c.redirect == nil)
     }
 
+    @Test func offloadIsNotSent() throws {
+        let (out, r) = try Self.relay("X-Sendfile: /srv/a.bin\nContent-Type: text/x-a\n\nignored", step: 3)
+        #expect(out.isEmpty && r.offload == Offload(target: .file("/srv/a.bin"), fields: [.init("Content-Type", "text/x-a")]))
+        var o: [UInt8] = []
+        var relay = r
+        #expect(try relay.finish(into: &o) == nil && o.isEmpty)
+    }
+
     @Test(arguments: [1, 1000])
     func nphPassesThroughAndCloses(step: Int) throws {
         let raw = "HTTP/1.0 299 Odd\r\nX: y\r\n\r\nbody"

@@ -192,6 +192,21 @@ struct ClientSessionTests {
         #expect(s.takeNotes().contains { $0.level == .error })
     }
 
+    @Test("an offload is routed once more with the record carrying it; the target stays the request's")
+    func offloadRoutesAgain() {
+        let host = Host()
+        var s = Self.session()
+        s.received(Array("POST /dl HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".utf8)[...])
+        guard case .route = Self.run(&s, host) else { Issue.record("no route"); return }
+        s.forward(now: 0)
+        guard case .exchange = s.next(host, now: 0) else { Issue.record("no exchange"); return }
+        s.exchangeEnded(.offload(Offload(target: .file("/srv/a"))), host)
+        guard case .route(let r) = s.next(host, now: 0) else { Issue.record("not routed again"); return }
+        #expect(r.offload?.target == .file("/srv/a") && r.target == "/dl" && r.keepAlive)
+        s.answered(status: 200, bytes: 10)
+        #expect(Self.finish(&s, host)?.status == 200)
+    }
+
     @Test("a client gone mid-response is logged 499 with the bytes it had")
     func clientGone() {
         let host = Host()

@@ -65,6 +65,21 @@ struct ResponseRelayTests {
         #expect(r.redirect == "/other" && r.ended)
     }
 
+    @Test("X-Accel-Redirect and X-Sendfile hand the response over; the body is dropped, the kept fields travel", arguments: [1, 5, 1000])
+    func offloadIsHandedOverNotSent(step: Int) throws {
+        let head = "Content-Type: application/zip\r\nContent-Disposition: attachment\r\nX-Other: no\r\nSet-Cookie: a=1\r\n"
+        let (text, r, _) = try Self.relay(Self.records(id: 1, stdout: head + "X-Accel-Redirect: /protected/a.zip\r\n\r\ndropped"), method: "POST", step: step)
+        #expect(text.isEmpty && r.ended && r.reusable)
+        #expect(r.offload?.target == .uri("/protected/a.zip"))
+        #expect(r.offload?.fields.map(\.name) == ["Content-Type", "Content-Disposition", "Set-Cookie"])
+        #expect(r.offload?.contentType == "application/zip")
+        let (sent, s, _) = try Self.relay(Self.records(id: 1, stdout: "Content-Type:\r\nX-Sendfile: /srv/f.txt\r\n\r\n"), step: step)
+        #expect(sent.isEmpty && s.offload == Offload(target: .file("/srv/f.txt")))
+        // An empty X-Accel-Redirect (a framework clearing it) is an ordinary answer.
+        let (plain, p, _) = try Self.relay(Self.records(id: 1, stdout: "X-Accel-Redirect:\r\nContent-Type: text/plain\r\n\r\nhi"), step: step)
+        #expect(p.offload == nil && p.body?.sent == 2 && !plain.lowercased().contains("x-accel"))
+    }
+
     @Test("a late record of the last request id is skipped; the connection is not reused", arguments: [1, 1000])
     func strayRecordsOfTheLastRequest(step: Int) throws {
         let input = Self.records(id: 1, stdout: "Content-Type: text/plain\r\n\r\nCROSSED\n") + Self.records(id: 2, stdout: "Content-Type: text/plain\r\n\r\nmine\n")

@@ -179,6 +179,12 @@ struct ConfigLoaderTests {
         ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\n[[route]]\nextension = \".php\"\napp = \"a\"\nphp = true\n", "gateway.toml:7: route[0].php: needs a path route"),
         ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\n[[route]]\npath = \"/\"\napp = \"a\"\nphp = true\n", "gateway.toml:7: route[0].php: app \"a\" needs root"),
         ("[[route]]\npath = \"/c\"\ncgi = \"/x\"\nallow_symlinks = \"yes\"\n", "gateway.toml:4: route[0].allow_symlinks: expected true or false, got \"yes\""),
+        ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\n[[route]]\npath = \"/p\"\napp = \"a\"\ninternal = true\n", "gateway.toml:7: route[0].internal: applies to static routes only"),
+        ("[[route]]\npath = \"/p\"\nstatic = \"/x\"\ninternal = 1\n", "gateway.toml:4: route[0].internal: expected true or false, got 1"),
+        ("[[route]]\nextension = \".zip\"\nstatic = \"/x\"\ninternal = true\n", "gateway.toml:4: route[0].internal: needs a path route"),
+        ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\nsendfile_roots = [\"/\"]\n", "gateway.toml:4: app[0].sendfile_roots: \"/\" would let X-Sendfile name any file"),
+        ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\nsendfile_roots = \"/srv\"\n", "gateway.toml:4: app[0].sendfile_roots: expected"),
+        ("[cgi]\nsendfile_roots = [\"/srv/..\"]\n", "gateway.toml:2: cgi.sendfile_roots: \"/srv/..\" would let X-Sendfile name any file"),
         ("[server]\nmax_requests_jitter = 5\n", "gateway.toml:2: server.max_requests_jitter: has no effect without server.max_requests"),
         ("[server]\nworkers = 3\nworkers = 4\n", "gateway.toml:3: TOML syntax: Error while parsing key-value pair: cannot redefine existing integer 'workers'"),
         ("[server\nworkers = 3\n", "gateway.toml:1: TOML syntax:"),
@@ -230,6 +236,26 @@ struct ConfigLoaderTests {
         #expect(again.cgi == c.cgi)
         #expect(text.contains("workers = 5"))
         #expect(text.contains("backlog = 2048"))
+    }
+
+    @Test func offloadSettingsLoadAndRoundTrip() throws {
+        let c = try load("""
+            [cgi]
+            sendfile_roots = ["/srv/cgi-files"]
+            [[app]]
+            name = "a"
+            connect = "127.0.0.1:9000"
+            sendfile_roots = ["/srv/files", "downloads"]
+            [[route]]
+            path = "/protected"
+            static = "/srv/files"
+            internal = true
+            """)
+        #expect(c.apps[0].sendfileRoots.first == "/srv/files" && c.apps[0].sendfileRoots.count == 2)
+        #expect(c.apps[0].sendfileRoots[1].hasSuffix("/downloads") && c.apps[0].sendfileRoots[1].hasPrefix("/"))
+        #expect(c.routes[0].internalOnly && c.cgi.sendfileRoots == ["/srv/cgi-files"])
+        let again = try load(c.renderTOML())
+        #expect(again.apps == c.apps && again.routes == c.routes && again.cgi == c.cgi)
     }
 
     @Test func commandLineOverrides() throws {

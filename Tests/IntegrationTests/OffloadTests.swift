@@ -44,12 +44,24 @@ struct OffloadTests {
                 echo "php answered\\n";
             }
             """.write(toFile: site + "/dl.php", atomically: true, encoding: .utf8)
+            // A CGI program hands over the same way: ?s=PATH is X-Sendfile, else X-Accel-Redirect.
+            try FileManager.default.createDirectory(atPath: dir + "/cgi", withIntermediateDirectories: true)
+            try """
+            #!/bin/sh
+            case "$QUERY_STRING" in
+              s=*) printf 'X-Sendfile: %s\\r\\n\\r\\n' "${QUERY_STRING#s=}" ;;
+              *) printf 'X-Accel-Redirect: /protected/sub/note.txt\\r\\n\\r\\n' ;;
+            esac
+            """.write(toFile: dir + "/cgi/hand.sh", atomically: true, encoding: .utf8)
+            chmod(dir + "/cgi/hand.sh", 0o755)
         }
 
         deinit { try? FileManager.default.removeItem(atPath: dir) }
 
         func config(_ socket: String) -> String {
             """
+            [cgi]
+            sendfile_roots = ["\(files)"]
             [[app]]
             name = "fpm"
             connect = "unix:\(socket)"
@@ -63,6 +75,9 @@ struct OffloadTests {
             path = "/protected"
             static = "\(files)"
             internal = true
+            [[route]]
+            path = "/cgi-bin"
+            cgi = "\(dir)/cgi"
             """
         }
     }
@@ -133,6 +148,10 @@ struct OffloadTests {
         }
         #expect(server.errorLog.contains("not under a route marked internal"))
         #expect(server.errorLog.contains("not under fpm's sendfile_roots"))
+        // A CGI program hands over too, under [cgi]'s roots only.
+        #expect(try http(port, "GET", "/cgi-bin/hand.sh").text == "a note\n")
+        #expect(try http(port, "GET", "/cgi-bin/hand.sh?s=\(tree.files)/sub/note.txt").text == "a note\n")
+        #expect(try http(port, "GET", "/cgi-bin/hand.sh?s=\(tree.dir)/secret.txt").status == 502)
         // A file the route does not have is a 404, as on the static route itself.
         #expect(try http(port, "GET", "/dl.php?a=/protected/missing.bin").status == 404)
     }
