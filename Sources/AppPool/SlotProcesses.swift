@@ -24,6 +24,21 @@ extension AppArea {
         return slots[s].processPID
     }
 
+    /// Slot `s`'s process is to be ended when its request is released (it held one past
+    /// request_timeout): no request goes to it again, and the master stops it (TERM, then
+    /// KILL after kill_grace) and starts another. Its pid; 0 when the slot has another
+    /// process by now (generation) or none.
+    public func markForEnding(_ s: Int, generation: Int64) -> Int64 {
+        guard slots[s].generation == generation, slots[s].processPID != 0 else { return 0 }
+        slots[s].retire = 1
+        return slots[s].processPID
+    }
+
+    /// The pid of slot `s`'s process while it is still the one of `generation`; 0 otherwise.
+    public func processPID(_ s: Int, generation: Int64) -> Int64 {
+        slots[s].generation == generation ? slots[s].processPID : 0
+    }
+
     /// Processes marked retiring, with the request limit each reached (max_requests), if that is why.
     public func retiringProcesses() -> [(pid: Int32, slot: Int, recycled: Int64?)] {
         slotIndices.compactMap { s in

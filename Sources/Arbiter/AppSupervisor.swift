@@ -106,14 +106,14 @@ public final class AppSupervisor {
         }
     }
 
-    /// TERM to processes marked retiring; KILL to those that ignore it for 5 s.
+    /// TERM to processes marked retiring; KILL to those that ignore it for the app's kill_grace.
     func stopRetiring(_ app: Int, now: Double) {
         // (pid, slot, its request limit when it reached it), read under the lock.
         let retiring = table.withLock(app) { a in a.retiringProcesses() }
         for (pid, slot, recycled) in retiring {
             guard var child = children[pid] else { continue }
             if let t = child.termSentAt {
-                if now - t > 5 { Processes.signal(pid, Signals.kill) }
+                if now - t > config.apps[app].killGrace { Processes.signal(pid, Signals.kill) }
                 continue
             }
             if let limit = recycled {

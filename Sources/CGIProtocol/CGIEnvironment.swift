@@ -122,7 +122,7 @@ public enum CGIEnvironment {
     /// de-chunked body of CONTENT_LENGTH bytes).
     static func withheld(_ name: UnsafeRawBufferPointer) -> Bool {
         equalsLowercase(name, "proxy") || equalsLowercase(name, "content-length") || equalsLowercase(name, "content-type")
-            || equalsLowercase(name, "transfer-encoding")
+            || equalsLowercase(name, "transfer-encoding") || equalsLowercase(name, "x-request-start")
     }
 
     static func variableName(forHeaderBytes name: UnsafeRawBufferPointer) -> String? {

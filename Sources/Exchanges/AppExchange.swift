@@ -22,9 +22,14 @@ public struct AppExchange: Sendable {
         public let maxResponseHead: Int
         public let connectTimeout: Double
         public let readTimeout: Double
+        /// request_timeout (0: none) and slow_request (0: none), from when the app has the request.
+        public let requestTimeout: Double
+        public let slowRequest: Double
 
         public init(name: String, slotCount: Int, queueTimeout: Double, keepConnection: Bool, maxResponseHead: Int,
-                    connectTimeout: Double, readTimeout: Double) {
+                    connectTimeout: Double, readTimeout: Double, requestTimeout: Double = 0, slowRequest: Double = 0) {
+            self.requestTimeout = requestTimeout
+            self.slowRequest = slowRequest
             self.name = name
             self.slotCount = slotCount
             self.queueTimeout = queueTimeout
@@ -65,6 +70,11 @@ public struct AppExchange: Sendable {
         /// Give the slot back with the connection in hand (kept for the next request only
         /// when `reusable`); then ask again.
         case release(reusable: Bool, served: Bool, overloaded: Bool)
+        /// The app has held the request `elapsed` seconds: past slow_request (`end` false),
+        /// write the slow-request entry and go on; past request_timeout (`end` true), the
+        /// entry, then end the process that holds it (hosted) or abort the request
+        /// (connect). Then ask again (the release and the 504 follow).
+        case inspect(elapsed: Double, end: Bool)
         /// The end, with nothing sent to the client: answer with this error page.
         case respond(status: Int, retryAfter: String?)
         /// The end: the app asked for a local redirect (Location: /path, no Status).
@@ -88,6 +98,8 @@ public struct AppExchange: Sendable {
     let idempotent: Bool
     let request: HTTPRequestHead
     let keepAliveWanted: Bool
+    let queuedSince: Double
+    let requestStartMicros: Int64
 
     var phase = Phase.slot
     /// Steps that come before the phase's own: a release, a discard.
@@ -105,15 +117,28 @@ public struct AppExchange: Sendable {
     /// The app closed its side while we wrote: what it sent may still be read.
     var writeFailed = false
     var relay: ResponseRelay? = nil
-    /// Deadline of the current wait, in the driver's clock.
-    public private(set) var deadline = Double.infinity
+    /// Deadline of the current wait (connect, backend_read), in the driver's clock.
+    var waitDeadline = Double.infinity
+    /// While the app holds the request: when it counts as slow (the slow-request entry)
+    /// and when it has held it too long (request_timeout).
+    var inspectAt = Double.infinity
+    var hardDeadline = Double.infinity
+    /// When the app was given the request (its connection open, the first record sent).
+    public private(set) var heldSince = 0.0
+    /// The next time the driver must report (`timedOut`), in its clock.
+    public var deadline: Double { min(waitDeadline, inspectAt, hardDeadline) }
     /// When the slot was granted (upstream time in the access log).
     public private(set) var grantedAt = 0.0
     /// Status of the last head the app sent (0: none).
     public private(set) var status = 0
     var notes: [ExchangeNote] = []
 
-    public init(app: App, request: HTTPRequestHead, params: [(name: String, value: String)], body: Body, keepAlive: Bool) {
+    /// `queuedSince`: when the request began to wait for a slot (the driver's clock);
+    /// `requestStartMicros`: when it reached gatewayd, in epoch microseconds (0: unknown).
+    public init(app: App, request: HTTPRequestHead, params: [(name: String, value: String)], body: Body, keepAlive: Bool,
+                queuedSince: Double = 0, requestStartMicros: Int64 = 0) {
+        self.queuedSince = queuedSince
+        self.requestStartMicros = requestStartMicros
         self.app = app
         self.request = request
         self.params = params
@@ -175,7 +200,7 @@ public struct AppExchange: Sendable {
         } else {
             if kept { oneShot.append(.discardConnection) }
             phase = .connect
-            deadline = now + app.connectTimeout
+            waitDeadline = now + app.connectTimeout
         }
     }
 
@@ -205,7 +230,7 @@ public struct AppExchange: Sendable {
             outgoing.removeAll(keepingCapacity: true)
             outgoingSent = 0
         }
-        deadline = now + app.readTimeout
+        waitDeadline = now + app.readTimeout
     }
 
     /// Writing failed: the app closed its side. Its answer, if it sent one, is read next.
@@ -216,7 +241,7 @@ public struct AppExchange: Sendable {
         outgoingSent = 0
         bodyEnded = true
         phase = .read
-        deadline = now + app.readTimeout
+        waitDeadline = now + app.readTimeout
     }
 
     /// The next piece of the body, at `bodyOffset`.
@@ -245,7 +270,7 @@ public struct AppExchange: Sendable {
     public mutating func received(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8], mayKeepAlive: Bool,
                                   date: @autoclosure () -> String, now: Double) {
         guard phase == .send || phase == .read, relay != nil else { return }
-        deadline = now + app.readTimeout
+        waitDeadline = now + app.readTimeout
         do {
             try relay!.receive(bytes, into: &out, mayKeepAlive: mayKeepAlive, date: date(), notes: &notes)
         } catch {
@@ -256,6 +281,7 @@ public struct AppExchange: Sendable {
         guard relay!.ended else { return }
         let r = relay!
         relay = nil
+        (inspectAt, hardDeadline) = (.infinity, .infinity)
         // Reused only when the app took the whole request and ended on a record boundary.
         let whole = !writeFailed && bodyEnded && outgoingSent == outgoing.count
         oneShot.append(.release(reusable: r.reusable && whole, served: true, overloaded: false))
@@ -277,6 +303,17 @@ public struct AppExchange: Sendable {
     /// The current deadline passed: a connect that did not complete, or an app silent
     /// for the read timeout.
     public mutating func timedOut(now: Double) {
+        if phase == .send || phase == .read {
+            if now >= hardDeadline {
+                oneShot.append(.inspect(elapsed: now - heldSince, end: true))
+                return fail(.broken(.deadline(app.requestTimeout)), now: now)
+            }
+            if now >= inspectAt {
+                inspectAt = .infinity
+                oneShot.append(.inspect(elapsed: now - heldSince, end: false))
+                if now < waitDeadline { return }
+            }
+        }
         switch phase {
         case .connect: fail(.unreachable(.connect("timed out after \(app.connectTimeout) s")), now: now)
         case .send, .read: fail(.broken(.timeout), now: now)
@@ -294,6 +331,7 @@ public struct AppExchange: Sendable {
             oneShot = oneShot.filter { if case .release = $0 { return true } else { return false } }
         }
         relay = nil
+        (inspectAt, hardDeadline) = (.infinity, .infinity)
         phase = .over(.finished(keepAlive: false))
     }
 
@@ -301,10 +339,13 @@ public struct AppExchange: Sendable {
 
     mutating func startSending(_ now: Double) {
         phase = .send
+        heldSince = now
+        hardDeadline = app.requestTimeout > 0 ? now + app.requestTimeout : .infinity
+        inspectAt = app.slowRequest > 0 && (app.requestTimeout == 0 || app.slowRequest < app.requestTimeout) ? now + app.slowRequest : .infinity
         writeFailed = false
         bodyOffset = 0
         outgoingSent = 0
-        outgoing = FastCGIRequestWriter.begin(requestID: requestID, params: params, keepConnection: app.keepConnection)
+        outgoing = FastCGIRequestWriter.begin(requestID: requestID, params: params, more: timing(), keepConnection: app.keepConnection)
         switch body {
         case .none:
             bodyEnded = true
@@ -320,12 +361,23 @@ public struct AppExchange: Sendable {
             bodyEnded = false
         }
         relay = ResponseRelay(request: request, requestID: requestID, maxHeadSize: app.maxResponseHead, keepAlive: keepAliveWanted)
-        deadline = now + app.readTimeout
+        waitDeadline = now + app.readTimeout
+    }
+
+    /// What only the send knows: when the request reached gatewayd (X-Request-Start, in
+    /// epoch microseconds, as Heroku's router and New Relic write it) and how long it
+    /// waited for its slot.
+    func timing() -> [(name: String, value: String)] {
+        let waited = Int64((max(0, grantedAt - queuedSince) * 1_000_000).rounded())
+        var out: [(name: String, value: String)] = [("GATEWAY_QUEUE_WAIT_US", String(waited))]
+        if requestStartMicros > 0 { out.append(("HTTP_X_REQUEST_START", "t=" + String(requestStartMicros))) }
+        return out
     }
 
     /// Every failure goes through the one retry table.
     mutating func fail(_ failure: UpstreamFailure, now: Double) {
         let hadSlot = phase != .slot
+        (inspectAt, hardDeadline) = (.infinity, .infinity)
         let state = AttemptState(tries: max(tries, 1), slot: slot, reusedConnection: reusedConnection, replayable: replayable,
                                  idempotent: idempotent, headSent: headSent)
         let (decision, note) = UpstreamPolicy.decide(failure, state, app: app.name, slotCount: app.slotCount,
@@ -339,11 +391,11 @@ public struct AppExchange: Sendable {
             oneShot.append(.discardConnection)
             reusedConnection = false
             phase = .connect
-            deadline = now + app.connectTimeout
+            waitDeadline = now + app.connectTimeout
         case .anotherSlot(let overloaded):
             oneShot.append(.release(reusable: false, served: false, overloaded: overloaded))
             phase = .slot
-            deadline = .infinity
+            waitDeadline = .infinity
         case .respond(let code, let retryAfter):
             if hadSlot { oneShot.append(.release(reusable: false, served: false, overloaded: overloaded)) }
             phase = .over(.respond(status: code, retryAfter: retryAfter))

@@ -3,11 +3,12 @@ import FastCGIWire
 /// The bytes a worker sends to an app for one request.
 public enum FastCGIRequestWriter {
     /// BEGIN_REQUEST and the whole PARAMS stream.
-    public static func begin(requestID: UInt16, params: [(name: String, value: String)], keepConnection: Bool) -> [UInt8] {
+    public static func begin(requestID: UInt16, params: [(name: String, value: String)], more: [(name: String, value: String)] = [],
+                             keepConnection: Bool) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(1024)
         FastCGIEncoder.appendBeginRequest(requestID: requestID, keepConnection: keepConnection, into: &out)
-        FastCGIEncoder.appendParams(requestID: requestID, strings: params, into: &out)
+        FastCGIEncoder.appendParams(requestID: requestID, strings: params, more: more, into: &out)
         return out
     }
 
@@ -16,6 +17,13 @@ public enum FastCGIRequestWriter {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count + 16)
         bytes.withUnsafeBytes { FastCGIEncoder.appendStdin(requestID: requestID, bytes: $0, into: &out) }
+        return out
+    }
+
+    /// FCGI_ABORT_REQUEST: the app should stop work on the request (request_timeout).
+    public static func abort(requestID: UInt16) -> [UInt8] {
+        var out: [UInt8] = []
+        FastCGIEncoder.appendAbortRequest(requestID: requestID, into: &out)
         return out
     }
 

@@ -13,10 +13,12 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     case timeout
     /// The app answered FCGI_OVERLOADED or CANT_MPX_CONN (503).
     case overloaded
+    /// The app held the request past request_timeout (504; its process is ended).
+    case deadline(Double)
 
     public var status: Int {
         switch self {
-        case .timeout: return 504
+        case .timeout, .deadline: return 504
         case .overloaded: return 503
         default: return 502
         }
@@ -27,6 +29,7 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .connect(let m): return "cannot reach the app: \(m)"
         case .protocolError(let m): return "bad response from the app: \(m)"
         case .closedEarly: return "the app closed the connection before ending the request"
+        case .deadline(let s): return "the app held the request past request_timeout (\(s) s)"
         case .timeout: return "the app sent nothing within the read timeout"
         case .overloaded: return "the app is overloaded"
         }

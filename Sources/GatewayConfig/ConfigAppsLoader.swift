@@ -54,12 +54,30 @@ extension ConfigLoader {
         }
         let slow = r.duration(t, "slow_request", p, allowZero: true) ?? 5
         let roots = sendfileRoots(&r, t, p)
+        let requestTimeout = r.duration(t, "request_timeout", p, allowZero: true) ?? 0
+        let killGrace = r.duration(t, "kill_grace", p, allowZero: true) ?? 5
+        let dumpSignal = r.string(t, "dump_signal", p).map { $0.uppercased().hasPrefix("SIG") ? $0.uppercased() : "SIG" + $0.uppercased() }
+        if let s = dumpSignal, !dumpSignals.contains(s) {
+            r.fail("\(p).dump_signal", "expected one of \(dumpSignals.joined(separator: ", ")), got \"\(s)\"")
+        }
+        if command == nil && t["connect"] != nil {
+            for key in ["kill_grace", "dump_signal"] where t[key] != nil {
+                r.fail("\(p).\(key)", "applies to hosted apps (command); a connect app's processes are not gatewayd's to signal")
+            }
+        }
         guard r.issues.count == before, let name, let kind else { return nil }
         var app = AppConfig(name: name, kind: kind, queueTimeout: queueTimeout, env: env, envCopy: envCopy, root: root,
                             cwd: cwd, user: user, group: group, maxRequests: maxRequests, keepConnection: keep, slowRequest: slow)
         app.sendfileRoots = roots
+        app.requestTimeout = requestTimeout
+        app.killGrace = killGrace
+        app.dumpSignal = dumpSignal
         return app
     }
+
+    /// Signals an app may ask for its stack dump with (none that ends a process by default
+    /// in a way the app cannot catch, and none gatewayd itself uses on its apps).
+    static let dumpSignals = ["SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGHUP", "SIGWINCH", "SIGPWR", "SIGURG"]
 
     /// `sendfile_roots`: directories (absolute, or relative to the file) an X-Sendfile
     /// answer may name files under. "/" would hand the app every file gatewayd can read.

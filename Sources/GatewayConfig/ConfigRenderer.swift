@@ -97,6 +97,11 @@ extension Configuration {
             kv("keep_conn", a.keepConnection ? "true" : "false")
             kv("slow_request", num(a.slowRequest))
             if !a.sendfileRoots.isEmpty { kv("sendfile_roots", list(a.sendfileRoots)) }
+            kv("request_timeout", num(a.requestTimeout))
+            if case .hosted = a.kind {
+                kv("kill_grace", num(a.killGrace))
+                if let s = a.dumpSignal { kv("dump_signal", q(s)) }
+            }
         }
         for r in routes {
             out.append("\n[[route]]")

@@ -190,6 +190,16 @@ public struct AppConfig: Sendable, Equatable {
     /// Directories an `X-Sendfile` answer may name a file under (empty: X-Sendfile is
     /// refused with a 502). X-Accel-Redirect needs none: it names a route marked internal.
     public var sendfileRoots: [String] = []
+    /// The most time the app may hold a request, from when it has it (0: no limit): then
+    /// 504 if nothing was sent, and the process that holds it is ended and replaced
+    /// (hosted; php-fpm's request_terminate_timeout, uWSGI's harakiri) or the request
+    /// aborted with FCGI_ABORT_REQUEST and its connection closed (connect).
+    public var requestTimeout: Double = 0
+    /// Hosted: seconds between the TERM and the KILL when a process is ended.
+    public var killGrace: Double = 5
+    /// Hosted: a signal ("SIGUSR1") sent to a process just before a slow-request entry is
+    /// written, so the app can print its own stack to stderr (Python's faulthandler).
+    public var dumpSignal: String? = nil
 
     /// Connection slots: one per process for a hosted app, max_conns for an external one.
     public var slotCount: Int {

@@ -27,6 +27,13 @@ public enum Host {
         return Int64(ts.tv_sec)
     }
 
+    /// Microseconds since the Unix epoch (X-Request-Start).
+    public static func epochMicroseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+
     /// A monotonic clock in seconds, for timeouts and request durations.
     public static func monotonicSeconds() -> Double {
         var ts = timespec()

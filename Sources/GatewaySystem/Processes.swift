@@ -84,6 +84,13 @@ public enum Signals {
     public static let ttin = SIGTTIN, ttou = SIGTTOU, usr1 = SIGUSR1, usr2 = SIGUSR2, chld = SIGCHLD
     public static let abrt = SIGABRT, kill = SIGKILL
 
+    /// A signal by its name ("SIGUSR1"), for settings such as an app's dump_signal.
+    public static func number(named name: String) -> Int32? {
+        let known: [String: Int32] = ["SIGUSR1": SIGUSR1, "SIGUSR2": SIGUSR2, "SIGQUIT": SIGQUIT, "SIGHUP": SIGHUP,
+                                      "SIGWINCH": SIGWINCH, "SIGPWR": SIGPWR, "SIGURG": SIGURG, "SIGTERM": SIGTERM, "SIGINT": SIGINT]
+        return known[name]
+    }
+
     /// Installs handlers for `signals`; returns the non-blocking read end to watch.
     public static func pipe(for signals: [Int32]) throws(SystemError) -> FileDescriptor {
         let (r, w) = try Pipe.make(nonBlocking: true)

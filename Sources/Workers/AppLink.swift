@@ -48,7 +48,7 @@ final class AppLink {
     var x: AppExchange
     unowned let host: AppLinkHost
     private(set) var lease: AppDispatcher.Lease? = nil
-    private(set) var backend: FileDescriptor? = nil
+    var backend: FileDescriptor? = nil
     /// A connect in progress: writable (or an error) says how it went.
     private(set) var connecting = false
     /// Readiness of the app connection as last seen: a short read or write clears it.
@@ -72,7 +72,8 @@ final class AppLink {
         let params = ctx.fastCGIParams(head: record.head, target: record.target, match: match, appIndex: appIndex, remote: remote,
                                        local: local, contentLength: record.bodyLengthKnown ? body.length : nil)
         let engineBody: AppExchange.Body = body.spool != nil ? .pieces(replayable: true) : body.memory.isEmpty ? .none : .memory(body.memory)
-        x = AppExchange(app: ctx.appExchanges[appIndex], request: record.head, params: params, body: engineBody, keepAlive: record.keepAlive)
+        x = AppExchange(app: ctx.appExchanges[appIndex], request: record.head, params: params, body: engineBody, keepAlive: record.keepAlive,
+                        queuedSince: Host.monotonicSeconds(), requestStartMicros: ctx.epochMicros(record.started))
         output.reserveCapacity(4096)
     }
 
@@ -106,6 +107,8 @@ final class AppLink {
                 if let wait = read(&buffer) { return wait }
             case .release(let reusable, let served, let overloaded):
                 release(reusable: reusable, served: served, overloaded: overloaded)
+            case .inspect(let elapsed, let end):
+                inspect(elapsed: elapsed, end: end)
             case .respond, .redirect, .offload, .finished, .closeClient:
                 if x.status != 0 { record.status = x.status }  // the head that went out
                 return .ended(record.clientGone ? .clientGone : step.exchangeEnd!)
@@ -272,7 +275,9 @@ final class AppLink {
         lease = nil
         record.upstreamTime = Host.monotonicSeconds() - x.grantedAt
         if host.releaseSlot(l, connection: connection, reusable: keep, served: served, overloaded: overloaded) {
-            ctx.logger.warning("\(ctx.slowRequestMessage(x.app.name, record.head.method, record.target, slot: l.slot, seconds: record.upstreamTime ?? 0))",
+            // (The entry with the process's kernel view was written at slow_request; this
+            // says how long it held the slot in the end.)
+            ctx.logger.info("\(ctx.slowRequestMessage(x.app.name, record.head.method, record.target, slot: l.slot, seconds: record.upstreamTime ?? 0))",
                                metadata: meta)
         }
     }

@@ -1,3 +1,4 @@
+import GatewaySystem
 import CGIProtocol
 import GatewayConfig
 import HTTPWire
@@ -11,7 +12,7 @@ extension WorkerContext {
         config.apps.map { app in
             AppExchange.App(name: app.name, slotCount: app.slotCount, queueTimeout: app.queueTimeout, keepConnection: app.keepConnection,
                             maxResponseHead: config.limits.maxResponseHead, connectTimeout: config.timeouts.backendConnect,
-                            readTimeout: config.timeouts.backendRead)
+                            readTimeout: config.timeouts.backendRead, requestTimeout: app.requestTimeout, slowRequest: app.slowRequest)
         }
     }
 
@@ -31,6 +32,11 @@ extension WorkerContext {
             serverPort: local.port, serverAddress: local.address.isEmpty ? nil : local.address,
             https: client.https, serverSoftware: WorkerContext.software, extra: extraEnvironments[match.index])
         return CGIEnvironment.build(head: CGILink.requestHead(head, target: target), context: context)
+    }
+
+    /// A monotonic instant (a request's start) as epoch microseconds, for X-Request-Start.
+    func epochMicros(_ monotonic: Double) -> Int64 {
+        Host.epochMicroseconds() - Int64(((Host.monotonicSeconds() - monotonic) * 1_000_000).rounded())
     }
 
     /// The slow_request warning, worded once for both drivers.

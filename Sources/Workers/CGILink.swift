@@ -53,7 +53,7 @@ final class CGILink {
         let body = r.redirected ? BufferedBody() : held
         let request = requestHead(r.head, target: r.target)
         let env = environment(ctx: ctx, script: script, head: request, remote: remote, local: local,
-                              contentLength: r.bodyLengthKnown ? body.length : nil)
+                              contentLength: r.bodyLengthKnown ? body.length : nil, startMicros: ctx.epochMicros(r.started))
         let run: CGIRun
         do { run = try CGIRun.start(script, environment: env, body: body) } catch {
             ctx.log([CGINotes.cannotStart(script.program, error)], ["request_id": "\(r.id)", "cgi": "\(script.scriptName)"])
@@ -120,6 +120,10 @@ final class CGILink {
         if !output.timedOut && now >= deadline {
             output.timeout(after: ctx.config.cgi.timeout)
             ctx.log(output.takeNotes(), meta)
+            // The slow-request entry, as for an app past request_timeout: what the kernel
+            // shows of the program before it is ended.
+            let view = ProcessView.read(run.child.pid).map(\.summary) ?? "pid \(run.child.pid) (gone)"
+            ctx.logger.warning("cgi.timeout (\(ctx.config.cgi.timeout) s) passed: \(record.head.method) \(record.target) ran \(AppLink.seconds(now - run.started)) s; \(view)", metadata: meta)
             run.terminate(now: now)
         }
         run.escalate(now: now, grace: ctx.config.cgi.killGrace)
@@ -155,7 +159,7 @@ final class CGILink {
     }
 
     static func environment(ctx: WorkerContext, script: CGIScript, head: HTTPRequestHead, remote: (address: String, port: Int),
-                            local: (address: String, port: Int), contentLength: UInt64?) -> [String] {
+                            local: (address: String, port: Int), contentLength: UInt64?, startMicros: Int64) -> [String] {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
         let client = ctx.clientPeer(remote, head: head)
         let context = CGIRequestContext(
@@ -164,7 +168,7 @@ final class CGILink {
             remoteAddress: client.address.isEmpty ? "127.0.0.1" : client.address, remotePort: client.port,
             serverName: ctx.config.server.serverName ?? (host.isEmpty ? "localhost" : host), serverPort: local.port,
             serverAddress: local.address.isEmpty ? nil : local.address, https: client.https, serverSoftware: WorkerContext.software,
-            extra: script.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            extra: [("HTTP_X_REQUEST_START", "t=\(startMicros)")] + script.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         return CGIRun.environment(CGIEnvironment.build(head: head, context: context), ctx: ctx, script: script)
     }
 }

@@ -192,6 +192,59 @@ struct AppExchangeTests {
         #expect(x.next() == .offload(Offload(target: .uri("/internal/f"))))
     }
 
+    static let timed = AppExchange.App(name: "a", slotCount: 2, queueTimeout: 2.5, keepConnection: true, maxResponseHead: 8192,
+                                       connectTimeout: 1, readTimeout: 30, requestTimeout: 5, slowRequest: 2)
+
+    @Test("slow_request: an entry while the app holds the request, and the wait goes on")
+    func slowRequestIsInspectedOnce() {
+        var x = AppExchange(app: Self.timed, request: Self.request(), params: [], body: .none, keepAlive: true)
+        Self.connectAndSend(&x, now: 10)
+        #expect(x.deadline == 12)
+        x.timedOut(now: 12)
+        #expect(x.next() == .inspect(elapsed: 2, end: false))
+        #expect(x.next() == .read && x.deadline == 15)
+        var out: [UInt8] = []
+        x.received(Self.answer(id: 1, Self.hello)[...], into: &out, mayKeepAlive: true, date: "D", now: 13)
+        #expect(x.next() == .release(reusable: true, served: true, overloaded: false))
+        #expect(x.next() == .finished(keepAlive: true) && x.deadline == 13 + 30)  // (the read deadline only)
+    }
+
+    @Test("request_timeout: the entry and the end of the process come first, then the release and 504; never a retry")
+    func requestTimeoutEndsTheRequest() {
+        var x = AppExchange(app: Self.timed, request: Self.request(), params: [], body: .none, keepAlive: true)
+        Self.connectAndSend(&x, now: 10)
+        x.timedOut(now: 12)
+        _ = x.next()
+        x.timedOut(now: 15)
+        #expect(x.next() == .inspect(elapsed: 5, end: true))
+        #expect(x.next() == .release(reusable: false, served: false, overloaded: false))
+        #expect(x.next() == .respond(status: 504, retryAfter: nil))
+        #expect(x.takeNotes().contains(ExchangeNote(.error, "the app held the request past request_timeout (5.0 s)")))
+    }
+
+    @Test("past request_timeout after the head went out, the client connection closes")
+    func requestTimeoutAfterTheHead() {
+        var x = AppExchange(app: Self.timed, request: Self.request(), params: [], body: .none, keepAlive: true)
+        Self.connectAndSend(&x, now: 0)
+        Self.receiveHeadAndPart(&x)
+        x.timedOut(now: 5)
+        #expect(x.next() == .inspect(elapsed: 5, end: true))
+        #expect(x.next() == .release(reusable: false, served: false, overloaded: false))
+        #expect(x.next() == .closeClient)
+    }
+
+    @Test("the app gets X-Request-Start and the time the request waited for its slot")
+    func timingReachesTheApp() throws {
+        var x = AppExchange(app: Self.app, request: Self.request(), params: [("A", "b")], body: .none, keepAlive: true,
+                            queuedSince: 100, requestStartMicros: 1_700_000_000_123_456)
+        #expect(x.next() == .acquireSlot)
+        x.granted(slot: 0, requestID: 1, kept: false, now: 100.25)
+        x.connected(now: 100.25)
+        let sent = String(decoding: x.outgoing, as: UTF8.self)
+        #expect(sent.contains("GATEWAY_QUEUE_WAIT_US250000") && sent.contains("HTTP_X_REQUEST_STARTt=1700000000123456"))
+        #expect(sent.contains("Ab"))
+    }
+
     @Test func aStreamedBodyNeverRidesAKeptConnectionAndIsNotReplayed() {
         var x = Self.exchange("POST", body: .pieces(replayable: false))
         #expect(!x.replayable)

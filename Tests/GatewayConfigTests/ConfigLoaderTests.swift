@@ -185,6 +185,9 @@ struct ConfigLoaderTests {
         ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\nsendfile_roots = [\"/\"]\n", "gateway.toml:4: app[0].sendfile_roots: \"/\" would let X-Sendfile name any file"),
         ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\nsendfile_roots = \"/srv\"\n", "gateway.toml:4: app[0].sendfile_roots: expected"),
         ("[cgi]\nsendfile_roots = [\"/srv/..\"]\n", "gateway.toml:2: cgi.sendfile_roots: \"/srv/..\" would let X-Sendfile name any file"),
+        ("[[app]]\nname = \"a\"\ncommand = [\"x\"]\ndump_signal = \"SIGKILL\"\n", "gateway.toml:4: app[0].dump_signal: expected one of SIGUSR1"),
+        ("[[app]]\nname = \"a\"\nconnect = \"127.0.0.1:9000\"\nkill_grace = 3\n", "gateway.toml:4: app[0].kill_grace: applies to hosted apps"),
+        ("[[app]]\nname = \"a\"\ncommand = [\"x\"]\nrequest_timeout = \"soon\"\n", "gateway.toml:4: app[0].request_timeout:"),
         ("[server]\nmax_requests_jitter = 5\n", "gateway.toml:2: server.max_requests_jitter: has no effect without server.max_requests"),
         ("[server]\nworkers = 3\nworkers = 4\n", "gateway.toml:3: TOML syntax: Error while parsing key-value pair: cannot redefine existing integer 'workers'"),
         ("[server\nworkers = 3\n", "gateway.toml:1: TOML syntax:"),
@@ -246,6 +249,7 @@ struct ConfigLoaderTests {
             name = "a"
             connect = "127.0.0.1:9000"
             sendfile_roots = ["/srv/files", "downloads"]
+            request_timeout = "30s"
             [[route]]
             path = "/protected"
             static = "/srv/files"
@@ -253,9 +257,15 @@ struct ConfigLoaderTests {
             """)
         #expect(c.apps[0].sendfileRoots.first == "/srv/files" && c.apps[0].sendfileRoots.count == 2)
         #expect(c.apps[0].sendfileRoots[1].hasSuffix("/downloads") && c.apps[0].sendfileRoots[1].hasPrefix("/"))
-        #expect(c.routes[0].internalOnly && c.cgi.sendfileRoots == ["/srv/cgi-files"])
+        #expect(c.routes[0].internalOnly && c.cgi.sendfileRoots == ["/srv/cgi-files"] && c.apps[0].requestTimeout == 30)
         let again = try load(c.renderTOML())
         #expect(again.apps == c.apps && again.routes == c.routes && again.cgi == c.cgi)
+    }
+
+    @Test func hostedDeadlineSettingsRoundTrip() throws {
+        let c = try load("[[app]]\nname = \"a\"\ncommand = [\"x\"]\nrequest_timeout = 20\nkill_grace = \"1s\"\ndump_signal = \"usr1\"\n")
+        #expect(c.apps[0].requestTimeout == 20 && c.apps[0].killGrace == 1 && c.apps[0].dumpSignal == "SIGUSR1")
+        #expect(try load(c.renderTOML()).apps == c.apps)
     }
 
     @Test func commandLineOverrides() throws {
