@@ -9,7 +9,8 @@ import AppPool
 /// a client socket.
 ///
 /// Signals: TERM graceful stop; INT and QUIT fast stop; HUP reload (new workers first,
-/// then the old ones drain); TTIN/TTOU one worker more/less; USR1 reopen log files.
+/// then the old ones drain); TTIN/TTOU one worker more/less; USR1 reopen log files;
+/// USR2 start a new master from the binary on disk (BinaryUpgrade.swift).
 public final class Arbiter {
     struct Worker {
         let pid: Int32
@@ -48,6 +49,8 @@ public final class Arbiter {
     /// (a request waits for a process; a process reached max_requests).
     var nudgeRead: FileDescriptor!
     var nudgeWrite: FileDescriptor!
+    /// A new master started by USR2 (binary upgrade), while it runs beside this one.
+    var upgrade: (pid: Int32, since: Double)? = nil
 
     public init(config: Configuration, executable: String, errorSink: LogSink, reload: @escaping () throws -> Configuration) {
         self.config = config
@@ -62,11 +65,16 @@ public final class Arbiter {
     public func run() -> Int32 {
         do {
             signalPipe = try Signals.pipe(for: [Signals.term, Signals.int, Signals.quit, Signals.hup, Signals.ttin,
-                                                Signals.ttou, Signals.usr1, Signals.chld])
+                                                Signals.ttou, Signals.usr1, Signals.usr2, Signals.chld])
             Signals.ignore(13)  // SIGPIPE
             let passed = listeners.adoptSystemdSockets()
             if !passed.isEmpty { logger.info("socket activation: systemd passed \(passed.joined(separator: ", "))") }
+            let inherited = listeners.adoptInherited()
+            if !inherited.isEmpty { logger.info("binary upgrade: took over \(inherited.joined(separator: ", ")) from the old master") }
             _ = try listeners.update(to: config.server.bind, backlog: config.server.backlog, unixMode: config.server.unixSocketMode)
+            for address in listeners.closeUnclaimedInherited() {
+                logger.warning("binary upgrade: the old master listens on \(address), which is not in server.bind; not taking it over")
+            }
             for address in listeners.closeUnclaimedSystemdSockets() {
                 logger.error("socket activation: systemd passed a socket on \(address), which is not in server.bind; it is closed (list the same addresses in the .socket unit and in bind)")
             }
@@ -157,6 +165,8 @@ public final class Arbiter {
             target -= 1
             logger.info("TTOU: \(target) workers")
             if let oldest = currentWorkers.min(by: { $0.id < $1.id }) { terminate(oldest.pid) }
+        case Signals.usr2:
+            startNewBinary()
         case Signals.usr1:
             logger.info("USR1: reopening log files")
             errorSink.reopen()
@@ -227,6 +237,10 @@ public final class Arbiter {
     func reapChildren() -> Int32? {
         for (pid, status) in Processes.reap() {
             if apps.processExited(pid, status) { continue }
+            if pid == upgrade?.pid {
+                newMasterExited(status)
+                continue
+            }
             guard let w = workers.removeValue(forKey: pid) else { continue }
             try? w.heartbeat.close()
             apps.workerExited(pid)
@@ -350,6 +364,7 @@ public final class Arbiter {
     func cleanUp() {
         apps?.stopAll(grace: 1)  // idempotent: nothing left after a clean stop
         listeners.closeAll()
-        if let path = config.server.pidfile { Host.removeFile(path) }
+        // After an upgrade the pidfile is the new master's; ours is the .oldbin.
+        if let path = config.server.pidfile { Host.removeFile(upgrade == nil ? path : path + ".oldbin") }
     }
 }

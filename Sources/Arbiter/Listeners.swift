@@ -10,6 +10,39 @@ final class Listeners {
     var fromSystemd: [String: FileDescriptor] = [:]
     /// Addresses whose socket systemd owns: closing ours never removes a unix socket file.
     var systemdOwned = Set<String>()
+    /// Sockets an upgrading master passed us (USR2), by address: used as systemd's are,
+    /// but ours to close and remove once we own them.
+    var inherited: [String: FileDescriptor] = [:]
+    /// A new master (USR2) shares every socket: a stop then closes ours without putting
+    /// the drop-all filter on them or removing a unix socket file (both would be the new
+    /// master's loss).
+    var handedOver = false
+
+    /// The variable that carries the listening fds to a new master (nginx's NGINX variable).
+    static let inheritVariable = "GATEWAYD_LISTEN_FDS"
+
+    /// Takes the sockets an old master passed on USR2 ("3,4" in GATEWAYD_LISTEN_FDS); the
+    /// variable is removed so no worker or app sees it.
+    func adoptInherited() -> [String] {
+        guard let list = Host.environmentValue(Self.inheritVariable) else { return [] }
+        Host.unsetEnvironment(Self.inheritVariable)
+        for raw in list.split(separator: ",").compactMap({ Int32($0) }) {
+            let fd = FileDescriptor(raw)
+            let address = SystemdSockets.boundAddress(fd)
+            guard !address.isEmpty, let moved = try? fd.duplicate(atLeast: 64) else { continue }
+            try? fd.close()
+            inherited[address] = moved
+        }
+        return inherited.keys.sorted()
+    }
+
+    /// Closes the inherited sockets no `bind` address wanted; returns their addresses.
+    func closeUnclaimedInherited() -> [String] {
+        let left = inherited.keys.sorted()
+        for fd in inherited.values { try? fd.close() }
+        inherited = [:]
+        return left
+    }
 
     /// Takes the sockets of systemd socket activation, to be used by the `bind`
     /// addresses they listen on instead of binding again.
@@ -53,6 +86,7 @@ final class Listeners {
     /// systemd's socket for the address if it passed one; else a new one.
     private func open(_ address: BindAddress, backlog: Int, unixMode: Int) throws(SystemError) -> FileDescriptor {
         let key = address.description.replacingLocalhost
+        if let passed = inherited.removeValue(forKey: key) { return passed }
         if let passed = fromSystemd.removeValue(forKey: key) {
             systemdOwned.insert(key)
             return passed
@@ -72,7 +106,7 @@ final class Listeners {
         for l in byAddress {
             let tcp: Bool
             if case .unix = l.address { tcp = false } else { tcp = true }
-            if refusingNew && tcp && !systemdOwned.contains(l.address.description) { Socket.refuseNewConnections(l.fd) }
+            if refusingNew && tcp && !handedOver && !systemdOwned.contains(l.address.description) { Socket.refuseNewConnections(l.fd) }
             close(l)
         }
         byAddress = []
@@ -80,7 +114,7 @@ final class Listeners {
 
     private func close(_ l: (address: BindAddress, fd: FileDescriptor)) {
         try? l.fd.close()
-        if case .unix(let path) = l.address, !systemdOwned.contains(l.address.description) { Host.removeFile(path) }
+        if case .unix(let path) = l.address, !handedOver, !systemdOwned.contains(l.address.description) { Host.removeFile(path) }
     }
 }
 

@@ -116,10 +116,16 @@ int gw_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[
         if (dst[i] > high) high = dst[i];
     }
     for (int i = 0; i < count; i++) posix_spawn_file_actions_adddup2(&actions, src[i], high + 1 + i);
+    int top = 2;
     for (int i = 0; i < count; i++) {
         posix_spawn_file_actions_adddup2(&actions, high + 1 + i, dst[i]);
         posix_spawn_file_actions_addclose(&actions, high + 1 + i);
+        if (dst[i] > top) top = dst[i];
     }
+    // Nothing else: an fd someone left inheritable (a test harness's status pipe, a
+    // library's) would otherwise outlive us in a worker or a new master (USR2), and
+    // whoever waits for its end would wait for them too.
+    posix_spawn_file_actions_addclosefrom_np(&actions, top + 1);
     clean_signals(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     int r = posix_spawn(pid, path, &actions, &attr, argv, envp);

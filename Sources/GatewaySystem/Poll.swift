@@ -84,6 +84,9 @@ extension Host {
 
     public static func removeFile(_ path: String) { unlink(path) }
 
+    /// rename(2): `from` takes the name `to`, atomically (a pidfile to its .oldbin).
+    public static func renameFile(_ from: String, _ to: String) -> Bool { rename(from, to) == 0 }
+
     public static func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     public static func sleep(seconds: Double) {

@@ -101,6 +101,7 @@ extension Host {
     }
 
     public static func environmentValue(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+    public static func unsetEnvironment(_ name: String) { unsetenv(name) }
 
     public static var isRoot: Bool { geteuid() == 0 }
 }

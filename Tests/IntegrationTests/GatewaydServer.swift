@@ -23,14 +23,16 @@ final class GatewaydServer: Sendable {
     /// The worker class every config written by this server names (unless `server` does).
     let workerClass: String
 
-    init(config body: String, server extra: String = "", workers: Int = 2, workerClass: String = "sync", wait: Bool = true) throws {
+    /// `binary`: another copy of gatewayd to run (the binary upgrade test replaces it on disk).
+    init(config body: String, server extra: String = "", workers: Int = 2, workerClass: String = "sync", wait: Bool = true,
+         binary: String = gatewaydBinary) throws {
         self.workerClass = workerClass
         dir = "/tmp/gatewayd-it-srv-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         port = try freePort()
         configPath = dir + "/gateway.toml"
         try writeConfig(body, server: extra, workers: workers)
-        process.executableURL = URL(fileURLWithPath: gatewaydBinary)
+        process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["-c", configPath]
         FileManager.default.createFile(atPath: accessLogPath, contents: nil)
         FileManager.default.createFile(atPath: errorLogPath, contents: nil)
