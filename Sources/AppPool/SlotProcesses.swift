@@ -24,6 +24,25 @@ extension AppArea {
         return slots[s].processPID
     }
 
+    /// A rolling restart takes slot `s`'s process out: no new request goes to it, and
+    /// the master stops it (TERM) now if it is idle, or when its request ends; then a
+    /// process with the new settings takes the slot. Its pid; 0 when it has none.
+    public func markForReplacement(_ s: Int) -> Int64 {
+        guard slots[s].processPID != 0 else { return 0 }
+        if slots[s].state == SlotState.idle.rawValue {
+            slots[s].state = SlotState.retiring.rawValue
+            slots[s].keeper = 0
+        } else if slots[s].state == SlotState.busy.rawValue {
+            slots[s].retire = 1
+        }
+        return slots[s].processPID
+    }
+
+    /// Slot `s`'s process pid and whether the slot takes requests (idle or busy).
+    public func processOf(_ s: Int) -> (pid: Int64, serving: Bool) {
+        (slots[s].processPID, slots[s].state == SlotState.idle.rawValue || slots[s].state == SlotState.busy.rawValue)
+    }
+
     /// Slot `s`'s process is to be ended when its request is released (it held one past
     /// request_timeout): no request goes to it again, and the master stops it (TERM, then
     /// KILL after kill_grace) and starts another. Its pid; 0 when the slot has another

@@ -33,13 +33,15 @@ public final class AppSupervisor {
         var lastRetireAt = 0.0
     }
 
-    let config: Configuration
+    var config: Configuration
     let table: SlotTable
     public let runDirectory: String
     let executable: String
     var logger: Logger
     var children: [Int32: Child] = [:]
     var states: [AppState]
+    /// Rolling restarts in progress, by app index (AppRollout.swift).
+    var rollouts: [Int: Rollout] = [:]
     let masterPID = Processes.currentPID
 
     public init(config: Configuration, table: SlotTable, runDirectory: String, executable: String, logger: Logger) {
@@ -68,6 +70,7 @@ public final class AppSupervisor {
     public func tick() {
         let now = Host.monotonicSeconds()
         for (i, app, command, pm) in hostedApps {
+            advanceRollout(i)
             stopRetiring(i, now: now)
             let (empty, idleSlots, waiting) = snapshot(i, now: now)
             let running = app.slotCount - empty.count

@@ -317,8 +317,11 @@ public final class Arbiter {
             logger.error("HUP: the new configuration is invalid; still serving with the old one:\n\(error)")
             return
         }
-        guard new.apps == config.apps else {
-            logger.error("HUP: the [[app]] sections changed; app processes and slots are set at start, so restart gatewayd to apply that. Still serving with the old configuration.")
+        let restarts: [Int]
+        switch AppRollout.plan(old: config.apps, new: new.apps) {
+        case .success(let r): restarts = r
+        case .failure(let why):
+            logger.error("HUP: \(why); the apps' slots are set at start, so restart gatewayd (or upgrade with USR2) to apply that. Still serving with the old configuration.")
             return
         }
         let oldWorkers = workers.values.filter { $0.termSentAt == nil }.map(\.pid)
@@ -342,6 +345,8 @@ public final class Arbiter {
         logger.info("HUP: configuration reloaded; starting \(target) new workers, then draining \(oldWorkers.count) old ones")
         spawnMissingWorkers()
         for pid in oldWorkers { terminate(pid) }
+        apps.update(config: new)
+        for i in restarts { apps.rollingRestart(i, why: "its command or environment changed (HUP)") }
     }
 
     /// The effective configuration workers read, as TOML in an unlinked file (fd 3 in a
