@@ -49,6 +49,8 @@ public final class Arbiter {
     /// (a request waits for a process; a process reached max_requests).
     var nudgeRead: FileDescriptor!
     var nudgeWrite: FileDescriptor!
+    /// The control socket (`gatewayd reload-app`), when there is one (ControlSocket.swift).
+    var control: FileDescriptor? = nil
     /// A new master started by USR2 (binary upgrade), while it runs beside this one.
     var upgrade: (pid: Int32, since: Double)? = nil
 
@@ -86,6 +88,7 @@ public final class Arbiter {
             return 1
         }
         writePidfile()
+        openControlSocket()
         logger.info("gatewayd \(config.server.workerClass.rawValue) master listening on \(config.server.bind.map(\.description).joined(separator: ", ")), \(target) workers")
         defer { cleanUp() }
         while true {
@@ -117,8 +120,10 @@ public final class Arbiter {
     /// One turn of the loop: signals, dead workers and app processes, silent workers,
     /// the worker count, the app processes.
     func step() -> Int32? {
-        let watched = [(signalPipe!, Poll.readable), (nudgeRead!, Poll.readable)] + apps.outputDescriptors.map { ($0, Poll.readable) }
+        var watched = [(signalPipe!, Poll.readable), (nudgeRead!, Poll.readable)] + apps.outputDescriptors.map { ($0, Poll.readable) }
+        if let c = control { watched.append((c, Poll.readable)) }
         _ = try? Poll.wait(watched, timeoutMilliseconds: apps.hasHostedApps ? 100 : 250)
+        serveControl()
         for sig in Signals.drain(signalPipe) { handle(sig) }
         _ = Signals.drain(nudgeRead)
         apps.readOutput()
@@ -369,6 +374,7 @@ public final class Arbiter {
     func cleanUp() {
         apps?.stopAll(grace: 1)  // idempotent: nothing left after a clean stop
         listeners.closeAll()
+        closeControlSocket()
         // After an upgrade the pidfile is the new master's; ours is the .oldbin.
         if let path = config.server.pidfile { Host.removeFile(upgrade == nil ? path : path + ".oldbin") }
     }

@@ -7,7 +7,7 @@ public enum ConfigLoader {
     static let topKeys = ["server", "limits", "timeouts", "log", "cgi", "app", "route"]
     static let serverKeys = ["bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
                              "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog",
-                             "unix_socket_mode", "pidfile", "user", "group", "server_name", "status_path", "metrics_path", "forwarded_allow_ips", "proxy_protocol",
+                             "unix_socket_mode", "pidfile", "control_socket", "user", "group", "server_name", "status_path", "metrics_path", "forwarded_allow_ips", "proxy_protocol",
                              "forwarded_header", "status_allow", "open_file_cache", "open_file_cache_valid"]
     static let limitKeys = ["max_request_line", "max_header_count", "max_header_field_size", "max_head_size",
                             "max_chunk_extension", "max_body_size", "max_response_head"]
@@ -111,6 +111,7 @@ public enum ConfigLoader {
             }
         }
         if let f = r.string(t, "pidfile", p) { s.pidfile = r.resolve(f) }
+        if let f = r.string(t, "control_socket", p) { s.controlSocket = r.resolve(f) }
         s.user = r.string(t, "user", p)
         s.group = r.string(t, "group", p)
         if let n = r.string(t, "server_name", p) {

@@ -27,6 +27,7 @@ extension Configuration {
         kv("backlog", String(server.backlog))
         kv("unix_socket_mode", q("0" + String(server.unixSocketMode, radix: 8)))
         if let p = server.pidfile { kv("pidfile", q(p)) } else { out.append("# pidfile: none") }
+        if let c = server.controlSocket { kv("control_socket", q(c)) }
         if let u = server.user { kv("user", q(u)) }
         if let g = server.group { kv("group", q(g)) }
         if let n = server.serverName { kv("server_name", q(n)) } else { out.append("# server_name: the request's host") }

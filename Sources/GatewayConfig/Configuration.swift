@@ -89,6 +89,10 @@ public struct ServerConfig: Sendable, Equatable {
     /// Seconds a kept file is used before it is opened again (nginx's
     /// open_file_cache_valid); changes inside the root are seen at once anyway.
     public var openFileCacheValid = 1.0
+    /// The master's control socket (`gatewayd reload-app`); default: PIDFILE.ctl when
+    /// a pidfile is set, else none.
+    public var controlSocket: String? = nil
+    public var controlPath: String? { controlSocket ?? pidfile.map { $0 + ".ctl" } }
     public static let loopback = [IPRange("127.0.0.0/8")!, IPRange("::1")!]
 
     public static func defaults(cpuCount: Int) -> ServerConfig {

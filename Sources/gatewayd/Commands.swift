@@ -152,6 +152,40 @@ struct Check: ParsableCommand {
     }
 }
 
+/// `gatewayd reload-app NAME -c FILE`: after a deploy, replace a hosted app's processes
+/// one at a time with no configuration change and no signal (the master's control socket).
+struct ReloadApp: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reload-app",
+        abstract: "Restart a hosted app's processes one at a time, without dropping a request.")
+
+    @Argument(help: "The app's name ([[app]] name).") var name: String
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let c = try options.load()
+        guard let path = c.server.controlPath else {
+            printError("gatewayd: \(c.sourcePath) sets neither server.pidfile nor server.control_socket, so the master has no control socket")
+            throw ExitCode(1)
+        }
+        let reply: String
+        do {
+            let fd = try Socket.connectUnix(path: path)
+            defer { try? fd.close() }
+            try fd.writeAll(Array("reload-app \(name)\n".utf8))
+            var bytes: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 1024)
+            while let n = try fd.read(into: &buffer, from: 0), n > 0 { bytes += buffer[0..<n] }
+            reply = String(decoding: bytes.prefix { $0 != 10 }, as: UTF8.self)
+        } catch {
+            printError("gatewayd: cannot reach the master at \(path): \(error) (is it running?)")
+            throw ExitCode(1)
+        }
+        print(reply)
+        if !reply.hasPrefix("ok") { throw ExitCode(1) }
+    }
+}
+
 struct VersionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the version.")
     func run() { print("gatewayd \(Gatewayd.version)") }

@@ -23,7 +23,7 @@ struct Gatewayd: ParsableCommand {
           backend_connect 5 s, backend_read 60 s, queue_timeout 10 s.
         """,
         version: "gatewayd \(version)",
-        subcommands: [Run.self, Check.self, VersionCommand.self, WorkerCommand.self, AppExec.self],
+        subcommands: [Run.self, Check.self, ReloadApp.self, VersionCommand.self, WorkerCommand.self, AppExec.self],
         defaultSubcommand: Run.self
     )
 }

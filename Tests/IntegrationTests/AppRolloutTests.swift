@@ -49,4 +49,26 @@ struct AppRolloutTests {
         #expect(server.appPIDs("c-app").isEmpty && server.appPIDs("app.py").count == 4)
         #expect(DrainTests.loudLines(server.errorLog).isEmpty, "\(DrainTests.loudLines(server.errorLog).prefix(10))")
     }
+
+    @Test("reload-app after a deploy: every process replaced under load, through the control socket")
+    func reloadAppCommand() throws {
+        let server = try GatewaydServer(config: Self.config(Self.cApp), server: "keepalive = 2", workers: 2, workerClass: "epoll")
+        defer { server.stop() }
+        let old = Set(server.appPIDs("c-app"))
+        #expect(old.count == 4)
+        let load = try DrainTests.Load(port: server.port, path: "/c/hello")
+        usleep(300_000)
+        let r = try runGatewayd(["reload-app", "c", "-c", server.configPath])
+        #expect(r.status == 0 && r.stdout.hasPrefix("ok: replacing the 4 processes of app c one at a time"), "\(r)")
+        let deadline = Date().addingTimeInterval(30)
+        while !server.errorLog.contains("app c: every process replaced (reload-app)") && Date() < deadline { usleep(100_000) }
+        usleep(300_000)
+        let result = try load.finish()
+        #expect(result.failures == 0, "\(result.errors)")
+        let now = Set(server.appPIDs("c-app"))
+        #expect(now.count == 4 && now.isDisjoint(with: old), "\(old) -> \(now)")
+        // What it refuses, with a clear line and exit 1.
+        let unknown = try runGatewayd(["reload-app", "nope", "-c", server.configPath])
+        #expect(unknown.status == 1 && unknown.stdout.hasPrefix("error: no app named nope (apps: c)"), "\(unknown)")
+    }
 }
