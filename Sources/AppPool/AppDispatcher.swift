@@ -72,15 +72,15 @@ public final class AppDispatcher {
 
     static func address(_ app: AppConfig, slot: Int, runDirectory: String) -> ConnectAddress {
         switch app.kind {
-        case .external(let a, _): return a
+        case .external(let servers): return servers[AppConfig.server(ofSlot: slot, servers)].address
         case .hosted: return .unix(path: socketPath(runDirectory: runDirectory, app: app.name, slot: slot))
         }
     }
 
     /// A slot for one request to `app`, waiting in the queue until `deadline` if all are
     /// busy. `onWait` runs at least every 200 ms while waiting (heartbeat, signals).
-    public func acquire(app: Int, deadline: Double, onWait: () -> Void) -> Result<Lease, QueueFailure> {
-        switch tryAcquire(app: app, notifyBySignal: false) {
+    public func acquire(app: Int, deadline: Double, avoid: Int64 = 0, onWait: () -> Void) -> Result<Lease, QueueFailure> {
+        switch tryAcquire(app: app, notifyBySignal: false, avoid: avoid) {
         case .granted(let lease): return .success(lease)
         case .queueFull: return .failure(.queueFull)
         case .queued(let ticket): return waitForGrant(app: app, ticket: ticket, deadline: deadline, onWait: onWait)
@@ -96,7 +96,8 @@ public final class AppDispatcher {
 
     /// Takes a free slot now, or joins the queue without waiting. An event loop passes
     /// `notifyBySignal`: its grant then comes as SIGUSR2, and it collects it with `collectGrants`.
-    public func tryAcquire(app: Int, notifyBySignal: Bool) -> Attempt {
+    /// `avoid`: servers (a bit each) the request should not get unless only they are free (a retry).
+    public func tryAcquire(app: Int, notifyBySignal: Bool, avoid: Int64 = 0) -> Attempt {
         let now = Host.monotonicSeconds()
         var keeper: Int64? = nil
         var nudge = false
@@ -104,11 +105,11 @@ public final class AppDispatcher {
         // The lease is made after the lock is released: `keptLock` is never taken inside it.
         enum Locked { case granted(Granted), queued(Int64), full }
         let result: Locked = table.withLock(app) { a in
-            if a.record.pointee.queueLength == 0, let s = a.pickSlot(for: pid, now: now) {
+            if a.record.pointee.queueLength == 0, let s = a.pickSlot(for: pid, now: now, avoid: avoid) {
                 a.take(s, for: pid, now: now)
                 return .granted(Granted(a, s, pid))
             }
-            guard let t = a.enqueue(pid, notify: notifyBySignal, now: now) else {
+            guard let t = a.enqueue(pid, notify: notifyBySignal, now: now, avoid: avoid) else {
                 a.record.pointee.rejected += 1
                 return .full
             }
@@ -241,6 +242,16 @@ public final class AppDispatcher {
     /// `overloaded`: the app answered FCGI_OVERLOADED; the slot rests for a moment.
     /// Returns whether the request counted as slow (slow_request).
     @discardableResult
+    /// Passive health of a connect app's server: how the request on `lease` ended.
+    /// Returns the server's index, and how long it was marked down for (nil: it was not).
+    public func serverOutcome(_ lease: Lease, _ error: ServerError) -> (server: Int, downFor: Double?) {
+        let app = config.apps[lease.app]
+        let k = AppConfig.server(ofSlot: lease.slot, app.servers)
+        guard app.servers.count > 1 else { return (k, nil) }
+        let now = Host.monotonicSeconds()
+        return (k, table.withLock(lease.app) { a in a.serverOutcome(lease.slot, error, maxFails: app.maxFails, failTimeout: app.failTimeout, now: now) })
+    }
+
     public func release(_ lease: Lease, connection: FileDescriptor?, reusable: Bool, served: Bool, overloaded: Bool = false) -> Bool {
         releasing(lease, connection: connection, reusable: reusable, served: served, overloaded: overloaded, collectHandOff: false).slow
     }

@@ -9,7 +9,8 @@ extension AppArea {
     /// A slot `pid` may take now: its own kept connection first (the process behind
     /// it is idle and the connection is open), else the lowest free idle slot, so that
     /// load concentrates on few processes and the rest can idle and retire.
-    public func pickSlot(for pid: Int64, now: Double) -> Int? {
+    public func pickSlot(for pid: Int64, now: Double, avoid: Int64 = 0) -> Int? {
+        if record.pointee.serverCount > 1 { return pickServerSlot(for: pid, now: now, avoid: avoid) }
         var free: Int? = nil
         for s in slotIndices {
             let slot = slots[s]
@@ -24,6 +25,7 @@ extension AppArea {
         slots[s].state = SlotState.busy.rawValue
         slots[s].owner = pid
         slots[s].busySince = now
+        slots[Int(slots[s].serverFirst)].picks += 1
         record.pointee.accepted += 1
     }
 
@@ -34,7 +36,8 @@ extension AppArea {
         skipServed()
         while r.pointee.queueHead < r.pointee.queueTail {
             let head = r.pointee.queueHead
-            guard let s = pickSlot(for: waiters[Int(head % r.pointee.queueCapacity)].pid, now: now) else { break }
+            let w = waiters[Int(head % r.pointee.queueCapacity)]
+            guard let s = pickSlot(for: w.pid, now: now, avoid: w.avoid) else { break }
             grant(head, slot: s, now: now)  // (moves the head on)
         }
     }
@@ -57,14 +60,14 @@ extension AppArea {
     }
 
     /// Joins the queue; nil when it is full.
-    public func enqueue(_ pid: Int64, notify: Bool = false, now: Double = 0) -> Int64? {
+    public func enqueue(_ pid: Int64, notify: Bool = false, now: Double = 0, avoid: Int64 = 0) -> Int64? {
         let r = record
         let ticket = r.pointee.queueTail
         let i = Int(ticket % r.pointee.queueCapacity)
         guard waiters[i].state == WaiterState.free.rawValue else { return nil }
         let word = waiters[i].word
         waiters[i] = WaiterRecord(ticket: ticket, pid: pid, state: WaiterState.waiting.rawValue, slot: -1, word: word, notify: notify ? 1 : 0,
-                                  since: now)
+                                  since: now, avoid: avoid)
         r.pointee.queueTail += 1
         r.pointee.queueLength += 1
         r.pointee.queueMax = max(r.pointee.queueMax, r.pointee.queueLength)

@@ -33,8 +33,35 @@ public struct SlotRecord {
     public var busySince: Double = 0
     public var idleSince: Double = 0
     public var startedAt: Double = 0
-    /// After FCGI_OVERLOADED the slot is left alone until then.
+    /// After FCGI_OVERLOADED the slot is left alone until then (and while its server is down).
     public var unavailableUntil: Double = 0
+    /// A connect app's server this slot connects to, that server's first slot and its weight.
+    public var server: Int64 = 0
+    public var serverFirst: Int64 = 0
+    public var weight: Int64 = 1
+    /// Per server, kept on its first slot: requests given to it (the tie-break of the
+    /// choice), failures in a row, failures in all, the last one's kind (ServerError),
+    /// how many times in a row it was marked down, and until when it is down.
+    public var picks: Int64 = 0
+    public var failures: Int64 = 0
+    public var failedTotal: Int64 = 0
+    public var lastError: Int64 = 0
+    public var downCount: Int64 = 0
+    public var downUntil: Double = 0
+}
+
+/// What made a request to a server fail, for passive health and the status page.
+public enum ServerError: Int64, Sendable, CustomStringConvertible {
+    case none = 0, refused = 1, reset = 2, timeout = 3
+
+    public var description: String {
+        switch self {
+        case .none: "-"
+        case .refused: "connect failed"
+        case .reset: "closed before answering"
+        case .timeout: "timed out"
+        }
+    }
 }
 
 public enum SlotState: Int64, Sendable {
@@ -65,6 +92,8 @@ public struct AppRecord {
     public var slowRequests: Int64 = 0
     /// Requests answered 503: queue_timeout passed or the queue was full.
     public var rejected: Int64 = 0
+    /// A connect app's servers (their slots follow one another); 1 for a hosted app.
+    public var serverCount: Int64 = 1
 }
 
 /// A request waiting for a slot.
@@ -82,6 +111,8 @@ public struct WaiterRecord {
     /// When it joined the queue (monotonic seconds): how long the oldest has waited
     /// decides how far a release may pass it over (SlotDecisions.ownWaiter).
     public var since: Double = 0
+    /// Servers it should not get (a bit each: its earlier tries there failed).
+    public var avoid: Int64 = 0
 }
 
 public enum WaiterState: Int64 {
@@ -208,9 +239,18 @@ public final class SlotTable: @unchecked Sendable {
             record.pointee.queueCapacity = Int64(capacity)
             if case .hosted = app.kind { record.pointee.hosted = 1 }
             let (area, size) = Self.area(at: p)
+            let servers = app.servers
+            record.pointee.serverCount = Int64(max(1, servers.count))
+            var first = 0
             for s in area.slotIndices {
                 area.slots[s] = SlotRecord()
                 if record.pointee.hosted == 0 { area.slots[s].state = SlotState.idle.rawValue }
+                guard !servers.isEmpty else { continue }
+                let k = AppConfig.server(ofSlot: s, servers)
+                if s > 0 && k != area.slots[s - 1].server { first = s }
+                area.slots[s].server = Int64(k)
+                area.slots[s].serverFirst = Int64(first)
+                area.slots[s].weight = Int64(max(1, servers[k].weight))
             }
             for w in 0..<capacity { area.waiters[w] = WaiterRecord() }
             offset += size

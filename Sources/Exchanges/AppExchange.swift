@@ -25,9 +25,12 @@ public struct AppExchange: Sendable {
         /// request_timeout (0: none) and slow_request (0: none), from when the app has the request.
         public let requestTimeout: Double
         public let slowRequest: Double
+        /// A connect app's servers (a failed GET or HEAD retries on another one).
+        public let servers: Int
 
         public init(name: String, slotCount: Int, queueTimeout: Double, keepConnection: Bool, maxResponseHead: Int,
-                    connectTimeout: Double, readTimeout: Double, requestTimeout: Double = 0, slowRequest: Double = 0) {
+                    connectTimeout: Double, readTimeout: Double, requestTimeout: Double = 0, slowRequest: Double = 0, servers: Int = 1) {
+            self.servers = servers
             self.requestTimeout = requestTimeout
             self.slowRequest = slowRequest
             self.name = name
@@ -129,6 +132,8 @@ public struct AppExchange: Sendable {
     public var deadline: Double { min(waitDeadline, inspectAt, hardDeadline) }
     /// When the slot was granted (upstream time in the access log).
     public private(set) var grantedAt = 0.0
+    /// The failure of the last attempt (passive health: what its server did).
+    public private(set) var lastFailure: UpstreamFailure? = nil
     /// Status of the last head the app sent (0: none).
     public private(set) var status = 0
     var notes: [ExchangeNote] = []
@@ -379,7 +384,8 @@ public struct AppExchange: Sendable {
         let hadSlot = phase != .slot
         (inspectAt, hardDeadline) = (.infinity, .infinity)
         let state = AttemptState(tries: max(tries, 1), slot: slot, reusedConnection: reusedConnection, replayable: replayable,
-                                 idempotent: idempotent, headSent: headSent)
+                                 idempotent: idempotent, headSent: headSent, servers: app.servers)
+        lastFailure = failure
         let (decision, note) = UpstreamPolicy.decide(failure, state, app: app.name, slotCount: app.slotCount,
                                                      queueTimeout: app.queueTimeout)
         notes.append(note)

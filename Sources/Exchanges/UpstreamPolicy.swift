@@ -28,8 +28,11 @@ public struct AttemptState: Sendable, Equatable {
     public var idempotent: Bool
     /// The response head has gone to the client: only closing is left.
     public var headSent: Bool
+    /// The app has more than one server (a retry can go to another).
+    public var servers: Int = 1
 
-    public init(tries: Int, slot: Int, reusedConnection: Bool, replayable: Bool, idempotent: Bool, headSent: Bool) {
+    public init(tries: Int, slot: Int, reusedConnection: Bool, replayable: Bool, idempotent: Bool, headSent: Bool, servers: Int = 1) {
+        self.servers = servers
         self.tries = tries
         self.slot = slot
         self.reusedConnection = reusedConnection
@@ -67,13 +70,18 @@ public enum UpstreamPolicy {
         case .queueTimedOut:
             return (.respond(status: 503, retryAfter: retryAfter(queueTimeout)),
                     ExchangeNote(.warning, "app \(app): no free slot within queue_timeout (\(queueTimeout) s); answering 503"))
+        case .unreachable(let e) where s.servers > 1 && s.replayable && s.tries < s.servers:
+            // Nothing reached the app: safe for any method, on each server in turn.
+            return (.anotherSlot(overloaded: false), ExchangeNote(.warning, "app \(app): \(e); trying another server"))
         case .unreachable(let e):
             return (.respond(status: e.status, retryAfter: nil), ExchangeNote(.error, "\(e)"))
+        case .broken(.timeout) where s.servers > 1 && !s.headSent && s.replayable && s.idempotent && s.tries < s.servers:
+            return (.anotherSlot(overloaded: false), ExchangeNote(.warning, "app \(app): slot \(s.slot): \(UpstreamError.timeout); trying another server"))
         case .closedBeforeAnswer where s.reusedConnection && s.replayable:
             return (.reconnect, ExchangeNote(.debug, "kept connection was closed by the app; retrying on a new one"))
-        case .closedBeforeAnswer where s.replayable && s.idempotent && s.tries < 2:
+        case .closedBeforeAnswer where s.replayable && s.idempotent && s.tries < max(2, s.servers):
             return (.anotherSlot(overloaded: false),
-                    ExchangeNote(.warning, "app \(app): slot \(s.slot) closed the connection before answering; retrying once"))
+                    ExchangeNote(.warning, "app \(app): slot \(s.slot) closed the connection before answering; " + (s.servers > 1 ? "trying another server" : "retrying once")))
         case .closedBeforeAnswer:
             return (s.headSent ? .close : .respond(status: 502, retryAfter: nil), ExchangeNote(.error, "\(UpstreamError.closedEarly)"))
         case .overloaded where s.replayable && s.tries <= slotCount:

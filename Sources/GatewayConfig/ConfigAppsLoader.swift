@@ -11,13 +11,15 @@ extension ConfigLoader {
             r.fail("\(p).name", "use letters, digits, - and _ only, got \"\(n)\"")
         }
         let command = r.stringArray(t, "command", p, allowSingle: false)
-        let connect = r.string(t, "connect", p)
+        // connect: one address, or a list of them; servers: a list of tables.
+        let connect: [String]? = t["connect"] == nil && t["servers"] == nil ? nil
+            : t["servers"] != nil ? [] : (t["connect"]?.array != nil ? r.stringArray(t, "connect", p) : r.string(t, "connect", p).map { [$0] })
         let processes = r.int(t, "processes", p, max: 4096)
         let maxConns = r.int(t, "max_conns", p, max: 65535)
         var kind: AppConfig.Kind? = nil
         switch (command, connect) {
         case (nil, nil):
-            if t["command"] == nil && t["connect"] == nil { r.fail(p, "needs either command (gatewayd runs the app) or connect (the app runs elsewhere)") }
+            if t["command"] == nil && t["connect"] == nil && t["servers"] == nil { r.fail(p, "needs either command (gatewayd runs the app) or connect (the app runs elsewhere)") }
         case (let cmd?, nil):
             if cmd.isEmpty { r.fail("\(p).command", "must name a program") }
             if t["max_conns"] != nil { r.fail("\(p).max_conns", "applies to connect apps; a hosted app's slots are its processes") }
@@ -29,11 +31,7 @@ extension ConfigLoader {
             for key in ["pm", "min_spare", "max_spare", "idle_timeout"] where t[key] != nil {
                 r.fail("\(p).\(key)", "applies to hosted apps (command); gatewayd does not manage the processes of a connect app")
             }
-            switch ConfigValues.parseConnect(c) {
-            case .success(.unix(let path)): kind = .external(.unix(path: r.resolve(path)), maxConns: maxConns ?? 8)
-            case .success(let a): kind = .external(a, maxConns: maxConns ?? 8)
-            case .failure(let e): r.fail("\(p).connect", e.message)
-            }
+            if let servers = readServers(&r, t, p, connect: c, maxConns: maxConns ?? 8) { kind = .external(servers) }
         case (_?, _?):
             r.fail(p, "has both command and connect; choose one")
         }
@@ -69,6 +67,8 @@ extension ConfigLoader {
         var app = AppConfig(name: name, kind: kind, queueTimeout: queueTimeout, env: env, envCopy: envCopy, root: root,
                             cwd: cwd, user: user, group: group, maxRequests: maxRequests, keepConnection: keep, slowRequest: slow)
         app.sendfileRoots = roots
+        if let n = r.int(t, "max_fails", p, max: 1000) { app.maxFails = n }
+        if let d = r.duration(t, "fail_timeout", p) { app.failTimeout = d }
         app.requestTimeout = requestTimeout
         app.killGrace = killGrace
         app.dumpSignal = dumpSignal
@@ -78,6 +78,39 @@ extension ConfigLoader {
     /// Signals an app may ask for its stack dump with (none that ends a process by default
     /// in a way the app cannot catch, and none gatewayd itself uses on its apps).
     static let dumpSignals = ["SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGHUP", "SIGWINCH", "SIGPWR", "SIGURG"]
+
+    /// A connect app's servers: `connect` (one address or a list, each with the app's
+    /// max_conns and weight 1) or `servers` (tables with address, max_conns, weight).
+    static func readServers(_ r: inout ConfigReader, _ t: TOMLTable, _ p: String, connect: [String], maxConns: Int) -> [UpstreamServer]? {
+        func address(_ s: String, _ key: String) -> ConnectAddress? {
+            switch ConfigValues.parseConnect(s) {
+            case .success(.unix(let path)): return .unix(path: r.resolve(path))
+            case .success(let a): return a
+            case .failure(let e): r.fail(key, e.message); return nil
+            }
+        }
+        var servers: [UpstreamServer] = []
+        if t["connect"] != nil && t["servers"] != nil { r.fail(p, "has both connect and servers; choose one"); return nil }
+        if let list = t["servers"] {
+            guard let array = list.array, !array.isEmpty else { r.fail("\(p).servers", "expected a list of tables such as [{ address = \"10.0.0.5:9000\", max_conns = 8, weight = 2 }]"); return nil }
+            for (i, v) in array.enumerated() {
+                let key = "\(p).servers[\(i)]"
+                guard let s = v.table else { r.fail(key, "expected a table such as { address = \"10.0.0.5:9000\", weight = 2 }"); continue }
+                r.rejectUnknownKeys(s, path: key, allowed: ["address", "max_conns", "weight"])
+                guard let text = r.string(s, "address", key) else { if s["address"] == nil { r.fail(key, "needs an address") }; continue }
+                guard let a = address(text, "\(key).address") else { continue }
+                servers.append(UpstreamServer(address: a, maxConns: r.int(s, "max_conns", key, max: 65535) ?? maxConns,
+                                              weight: r.int(s, "weight", key, max: 1000) ?? 1))
+            }
+        } else {
+            if connect.isEmpty { r.fail("\(p).connect", "lists no server") }
+            for c in connect { if let a = address(c, "\(p).connect") { servers.append(UpstreamServer(address: a, maxConns: maxConns)) } }
+        }
+        for (i, s) in servers.enumerated() where servers[..<i].contains(where: { $0.address == s.address }) {
+            r.fail(p, "names the server \(s.address) twice")
+        }
+        return servers.isEmpty ? nil : servers
+    }
 
     /// `sendfile_roots`: directories (absolute, or relative to the file) an X-Sendfile
     /// answer may name files under. "/" would hand the app every file gatewayd can read.

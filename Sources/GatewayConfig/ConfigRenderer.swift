@@ -83,9 +83,11 @@ extension Configuration {
                     kv("max_spare", String(pm.maxSpare))
                 }
                 if pm.mode != .static { kv("idle_timeout", num(pm.idleTimeout)) }
-            case .external(let address, let maxConns):
-                kv("connect", q(address.description))
-                kv("max_conns", String(maxConns))
+            case .external(let servers):
+                let tables = servers.map { "{ address = \(q($0.address.description)), max_conns = \($0.maxConns), weight = \($0.weight) }" }
+                kv("servers", "[" + tables.joined(separator: ", ") + "]")
+                kv("max_fails", String(a.maxFails))
+                kv("fail_timeout", num(a.failTimeout))
             }
             kv("queue_timeout", num(a.queueTimeout))
             if !a.env.isEmpty { kv("env", table(a.env)) }

@@ -167,8 +167,25 @@ public struct AppConfig: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// gatewayd starts and supervises these processes.
         case hosted(command: [String], pm: ProcessManager)
-        /// Someone else runs the app; `maxConns` is its concurrency (php-fpm's pm.max_children).
-        case external(ConnectAddress, maxConns: Int)
+        /// Someone else runs the app, on one server or several (each with its concurrency,
+        /// php-fpm's pm.max_children, and its share of the load).
+        case external([UpstreamServer])
+    }
+
+    /// Which server slot `s` belongs to: each server's slots follow the last one's.
+    public static func server(ofSlot s: Int, _ servers: [UpstreamServer]) -> Int {
+        var first = 0
+        for (k, server) in servers.enumerated() {
+            if s < first + server.maxConns { return k }
+            first += server.maxConns
+        }
+        return max(0, servers.count - 1)
+    }
+
+    /// The servers of a connect app (none for a hosted one).
+    public var servers: [UpstreamServer] {
+        if case .external(let s) = kind { return s }
+        return []
     }
 
     public var name: String
@@ -209,8 +226,28 @@ public struct AppConfig: Sendable, Equatable {
     public var slotCount: Int {
         switch kind {
         case .hosted(_, let pm): return pm.maxProcesses
-        case .external(_, let n): return n
+        case .external(let servers): return servers.reduce(0) { $0 + $1.maxConns }
         }
+    }
+
+    /// Passive health of a connect app's servers (nginx's max_fails and fail_timeout): a
+    /// server that refuses, resets or times out `maxFails` times in a row is left alone
+    /// for `failTimeout` seconds (doubling while it keeps failing, up to 8 times), then tried again.
+    public var maxFails: Int = 3
+    public var failTimeout: Double = 10
+}
+
+/// One server of a connect app: its address, the connections it takes at once (its
+/// slots), and its weight in the choice of server (the fewest requests in flight per weight).
+public struct UpstreamServer: Sendable, Equatable {
+    public var address: ConnectAddress
+    public var maxConns: Int
+    public var weight: Int
+
+    public init(address: ConnectAddress, maxConns: Int = 8, weight: Int = 1) {
+        self.address = address
+        self.maxConns = maxConns
+        self.weight = weight
     }
 }
 

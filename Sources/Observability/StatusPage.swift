@@ -23,6 +23,18 @@ public struct StatusPage {
         var restarts: Int64
         var slowRequests: Int64
         var processList: [(slot: Int, pid: Int64, state: String, requests: Int64, seconds: Double)]
+        /// A connect app with several servers: each one's health and load.
+        var servers: [ServerRow] = []
+    }
+
+    struct ServerRow {
+        var address: String
+        var weight: Int
+        var up: Bool
+        var inFlight: Int
+        var requests: Int64
+        var failures: Int64
+        var lastError: String
     }
 
     struct WorkerRow {
@@ -55,7 +67,7 @@ public struct StatusPage {
             var kind = "connect", mode = "-"
             switch app.kind {
             case .hosted(_, let pm): kind = "hosted"; mode = pm.mode.rawValue
-            case .external(let a, _): kind = "connect \(a)"
+            case .external(let s): kind = "connect " + s.map(\.address.description).joined(separator: ", ")
             }
             let row: AppRow = table.withLock(i) { a in
                 let c = a.census()
@@ -73,10 +85,15 @@ public struct StatusPage {
                     let since = slot.state == SlotState.busy.rawValue ? slot.busySince : slot.startedAt
                     list.append((s, slot.processPID, state, slot.requests, since > 0 ? now - since : 0))
                 }
+                let servers = app.servers.count > 1 ? a.serverRows(now: now).map { s in
+                    ServerRow(address: app.servers[s.server].address.description, weight: app.servers[s.server].weight, up: s.up,
+                              inFlight: s.inFlight, requests: s.picks, failures: s.failures, lastError: s.lastError.description)
+                } : []
                 return AppRow(name: app.name, kind: kind, mode: mode, slots: a.slotCount,
                               processes: r.hosted == 1 ? c.running : 0, idle: c.idle, busy: c.busy,
                               queue: Int(r.queueLength), maxQueue: Int(r.queueMax), accepted: r.accepted,
-                              rejected: r.rejected, restarts: r.restarts, slowRequests: r.slowRequests, processList: list)
+                              rejected: r.rejected, restarts: r.restarts, slowRequests: r.slowRequests, processList: list,
+                              servers: servers)
             }
             apps.append(row)
         }
@@ -109,6 +126,9 @@ public struct StatusPage {
             out += "queue length:         \(a.queue)\nmax queue length:     \(a.maxQueue)\n"
             out += "accepted requests:    \(a.accepted)\nrejected (503):       \(a.rejected)\n"
             out += "restarts:             \(a.restarts)\nslow requests:        \(a.slowRequests)\n"
+            for s in a.servers {
+                out += "server \(s.address): \(s.up ? "up" : "down"), weight \(s.weight), \(s.inFlight) in flight, \(s.requests) requests, \(s.failures) failures, last error: \(s.lastError)\n"
+            }
         }
         out += "\nworkers:              \(workers.count)\n"
         for w in workers {
@@ -126,13 +146,20 @@ public struct StatusPage {
             return "{\"name\":\(s(a.name)),\"kind\":\(s(a.kind)),\"process_manager\":\(s(a.mode)),\"slots\":\(a.slots),"
                 + "\"processes\":\(a.processes),\"idle\":\(a.idle),\"busy\":\(a.busy),\"queue_length\":\(a.queue),"
                 + "\"max_queue_length\":\(a.maxQueue),\"accepted\":\(a.accepted),\"rejected\":\(a.rejected),"
-                + "\"restarts\":\(a.restarts),\"slow_requests\":\(a.slowRequests),\"slot_list\":[\(procs)]}"
+                + "\"restarts\":\(a.restarts),\"slow_requests\":\(a.slowRequests),\"slot_list\":[\(procs)],\"servers\":[\(servers(a))]}"
         }.joined(separator: ",")
         let workerItems = workers.map {
             "{\"id\":\($0.id),\"pid\":\($0.pid),\"connections\":\($0.connections),\"requests\":\($0.requests),\"seconds\":\(Int($0.seconds))}"
         }.joined(separator: ",")
         return "{\"server\":\(s(ServerIdentity.software)),\"worker_class\":\(s(ctx.config.server.workerClass.rawValue)),"
             + "\"apps\":[\(appItems)],\"workers\":[\(workerItems)]}\n"
+    }
+
+    static func servers(_ a: AppRow) -> String {
+        a.servers.map { s in
+            "{\"address\":\(AccessLog.json(s.address)),\"weight\":\(s.weight),\"up\":\(s.up),\"in_flight\":\(s.inFlight),"
+                + "\"requests\":\(s.requests),\"failures\":\(s.failures),\"last_error\":\(AccessLog.json(s.lastError))}"
+        }.joined(separator: ",")
     }
 
     static func html(_ ctx: ServerView, _ apps: [AppRow], _ workers: [WorkerRow]) -> String {

@@ -56,6 +56,8 @@ final class AppLink {
     private(set) var writable = false
     /// When the request asked for its slot (queue wait metrics).
     var queueStart = 0.0
+    /// Servers the next slot should not come from (a bit each: tries there failed).
+    var avoidServer: Int64 = 0
     /// What one read from the app produced (head, body, last chunk) goes to the client in
     /// one write: three writes per small response cost the client three wake-ups.
     private var output: [UInt8] = []
@@ -270,6 +272,7 @@ final class AppLink {
 
     private func release(reusable: Bool, served: Bool, overloaded: Bool) {
         guard let l = lease else { return }
+        if x.app.servers > 1 { serverHealth(l, served: served) }
         let keep = reusable && !connecting
         let connection = detach()
         lease = nil

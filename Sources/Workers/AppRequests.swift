@@ -12,7 +12,8 @@ extension WorkerContext {
         config.apps.map { app in
             AppExchange.App(name: app.name, slotCount: app.slotCount, queueTimeout: app.queueTimeout, keepConnection: app.keepConnection,
                             maxResponseHead: config.limits.maxResponseHead, connectTimeout: config.timeouts.backendConnect,
-                            readTimeout: config.timeouts.backendRead, requestTimeout: app.requestTimeout, slowRequest: app.slowRequest)
+                            readTimeout: config.timeouts.backendRead, requestTimeout: app.requestTimeout, slowRequest: app.slowRequest,
+                            servers: app.servers.count)
         }
     }
 

@@ -16,7 +16,7 @@ final class BlockingAppLink: BlockingHost, AppLinkHost {
             switch link.pump(buffer: &conn.scratch) {
             case .slot:
                 link.queueStart = Host.monotonicSeconds()
-                switch ctx.dispatcher.acquire(app: index, deadline: link.queueStart + link.x.app.queueTimeout, onWait: ctx.onWait) {
+                switch ctx.dispatcher.acquire(app: index, deadline: link.queueStart + link.x.app.queueTimeout, avoid: link.avoidServer, onWait: ctx.onWait) {
                 case .success(let lease): link.granted(lease, now: Host.monotonicSeconds())
                 case .failure(let why): link.x.noSlot(why == .queueFull ? .queueFull : .queueTimedOut)
                 }

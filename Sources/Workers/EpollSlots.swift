@@ -11,7 +11,7 @@ extension EpollWorker {
     /// or told the queue is full).
     func acquireSlot(_ c: EpollClient, _ r: EpollRequest, _ link: AppLink) -> Bool {
         link.queueStart = Host.monotonicSeconds()
-        switch ctx.dispatcher.tryAcquire(app: r.appIndex, notifyBySignal: true) {
+        switch ctx.dispatcher.tryAcquire(app: r.appIndex, notifyBySignal: true, avoid: link.avoidServer) {
         case .granted(let lease):
             link.granted(lease, now: Host.monotonicSeconds())
             return true

@@ -12,6 +12,53 @@ import Testing
         return try ConfigLoader.load(text: "[server]\nworkers = 2\n" + app, file: "t.toml", baseDirectory: "/", cpuCount: 2)
     }
 
+    static func servers(_ weights: [Int], maxConns: Int = 1) throws -> Configuration {
+        let list = weights.enumerated().map { "{ address = \"127.0.0.\($0.offset + 2):9000\", max_conns = \(maxConns), weight = \($0.element) }" }
+        let app = "[[app]]\nname = \"a\"\nservers = [\(list.joined(separator: ", "))]\nmax_fails = 2\nfail_timeout = 10\n"
+        return try ConfigLoader.load(text: "[server]\nworkers = 2\n" + app, file: "t.toml", baseDirectory: "/", cpuCount: 2)
+    }
+
+    @Test("several servers: picks by weight when idle, by fewest in flight per weight when busy")
+    func serversByWeight() throws {
+        let table = try SlotTable.create(for: Self.servers([2, 1, 1], maxConns: 4))
+        table.withLock(0) { a in
+            var picks = [0, 0, 0]
+            for _ in 0..<400 {  // one at a time: a weighted round robin
+                let s = a.pickSlot(for: 10, now: 0)!
+                a.take(s, for: 10, now: 0)
+                picks[Int(a.slots[s].server)] += 1
+                _ = a.release(s, by: 10, generation: 0, keep: false, countRequest: true, now: 0)
+            }
+            #expect(picks == [200, 100, 100])
+            // Under load: server 0 (weight 2) takes two in flight for each of the others' one.
+            var held: [Int] = []
+            for _ in 0..<8 { let s = a.pickSlot(for: 10, now: 0)!; a.take(s, for: 10, now: 0); held.append(s) }
+            let inFlight = (0..<3).map { k in held.filter { a.slots[$0].server == Int64(k) }.count }
+            #expect(inFlight == [4, 2, 2])
+        }
+    }
+
+    @Test("several servers: max_fails marks a server down (its slots passed over), a success heals it; all down, all are tried")
+    func passiveHealth() throws {
+        let table = try SlotTable.create(for: Self.servers([1, 1], maxConns: 1))
+        table.withLock(0) { a in
+            #expect(a.serverOutcome(0, .refused, maxFails: 2, failTimeout: 10, now: 0) == nil)
+            #expect(a.serverOutcome(0, .refused, maxFails: 2, failTimeout: 10, now: 0) == 10)
+            #expect(a.pickSlot(for: 10, now: 1) == 1)
+            #expect(a.serverRows(now: 1).map(\.up) == [false, true])
+            // Back after fail_timeout; one more failure and it is down again, twice as long.
+            #expect(a.serverOutcome(0, .timeout, maxFails: 2, failTimeout: 10, now: 11) == 20)
+            #expect(a.serverOutcome(1, .reset, maxFails: 2, failTimeout: 10, now: 11) == nil)
+            #expect(a.serverOutcome(1, .reset, maxFails: 2, failTimeout: 10, now: 11) == 10)
+            #expect(a.pickSlot(for: 10, now: 12) != nil)  // every server down: tried anyway
+            #expect(a.serverOutcome(0, .none, maxFails: 2, failTimeout: 10, now: 40) == nil)
+            #expect(a.serverOutcome(0, .refused, maxFails: 2, failTimeout: 10, now: 40) == nil)  // healed: max_fails again
+            // A retry avoids the servers it tried while another is free.
+            #expect(a.pickSlot(for: 10, now: 40, avoid: 1 << 0) == 1)
+            #expect(a.pickSlot(for: 10, now: 40, avoid: 1 << 1) == 0)
+        }
+    }
+
     @Test func takesFreeSlotsThenQueuesInArrivalOrder() throws {
         let table = try SlotTable.create(for: Self.config(slots: 2))
         table.withLock(0) { a in

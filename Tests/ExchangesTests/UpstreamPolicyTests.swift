@@ -31,6 +31,24 @@ struct UpstreamPolicyTests {
         #expect(Self.decide(.closedBeforeAnswer, Self.state(reused: true, replayable: false)).0 == .respond(status: 502, retryAfter: nil))
     }
 
+    @Test("several servers: a refused connect tries each server once, any method; a reset or a timeout before a byte, idempotent only")
+    func severalServers() {
+        func s(tries: Int = 1, idempotent: Bool = true, headSent: Bool = false) -> AttemptState {
+            AttemptState(tries: tries, slot: 3, reusedConnection: false, replayable: true, idempotent: idempotent, headSent: headSent, servers: 3)
+        }
+        let refused = UpstreamFailure.unreachable(.connect("refused"))
+        #expect(Self.decide(refused, s()).0 == .anotherSlot(overloaded: false))
+        #expect(Self.decide(refused, s(tries: 2, idempotent: false)).0 == .anotherSlot(overloaded: false))
+        #expect(Self.decide(refused, s(tries: 3)).0 == .respond(status: 502, retryAfter: nil))
+        #expect(Self.decide(refused, Self.state()).0 == .respond(status: 502, retryAfter: nil))  // one server: nowhere else
+        #expect(Self.decide(.closedBeforeAnswer, s(tries: 2)).0 == .anotherSlot(overloaded: false))
+        #expect(Self.decide(.closedBeforeAnswer, s(tries: 3)).0 == .respond(status: 502, retryAfter: nil))
+        #expect(Self.decide(.broken(.timeout), s()).0 == .anotherSlot(overloaded: false))
+        #expect(Self.decide(.broken(.timeout), s(idempotent: false)).0 == .respond(status: 504, retryAfter: nil))
+        #expect(Self.decide(.broken(.timeout), s(headSent: true)).0 == .close)
+        #expect(Self.decide(.broken(.deadline(5)), s()).0 == .respond(status: 504, retryAfter: nil))  // request_timeout: never again
+    }
+
     @Test("FCGI_OVERLOADED: another slot while slots remain, then 503 with Retry-After 1")
     func overloaded() {
         #expect(Self.decide(.overloaded, Self.state(tries: 4)).0 == .anotherSlot(overloaded: true))

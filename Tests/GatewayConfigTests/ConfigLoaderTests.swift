@@ -57,7 +57,7 @@ struct ConfigLoaderTests {
         #expect(c.apps.count == 2)
         #expect(c.apps[0].kind == .hosted(command: ["php-cgi"], pm: ProcessManager(mode: .static, maxProcesses: 4, minSpare: 1, maxSpare: 2, idleTimeout: 10)))
         #expect(c.apps[0].root == "/srv/www")
-        #expect(c.apps[1].kind == .external(.unix(path: "/run/api.sock"), maxConns: 8))
+        #expect(c.apps[1].kind == .external([UpstreamServer(address: .unix(path: "/run/api.sock"), maxConns: 8)]))
         #expect(c.apps[1].queueTimeout == 10)
         #expect(c.routes.map(\.match) == [.path("/api"), .extension(".php"), .path("/cgi-bin"), .path("/")])
         #expect(c.routes[2].target == .cgi("/srv/cgi-bin"))

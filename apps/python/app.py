@@ -6,6 +6,7 @@ same as every sample app's (apps/README.md).
 """
 import hashlib
 import json
+import os
 import sys
 import time
 from urllib.parse import parse_qs
@@ -40,6 +41,11 @@ def app(environ, start_response):
     if ep in ("hello", ""):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"Hello from Python (flup)\n"]
+    if ep == "whoami":
+        # Which process answered: APP_LABEL (from its environment) and its pid, so a
+        # test of several servers can count where requests went.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [("%s %d\n" % (os.environ.get("APP_LABEL", "python"), os.getpid())).encode()]
     if ep == "env":
         env = {k: v for k, v in environ.items() if isinstance(v, str)}
         start_response("200 OK", [("Content-Type", "application/json")])

@@ -1,0 +1,83 @@
+/// A connect app with several servers: which one a request goes to, and their passive
+/// health. The slots of one server follow one another; what is kept per server sits on
+/// its first slot. Every function runs under the app's lock (`SlotTable.withLock`).
+extension AppArea {
+    /// The free slot of the server with the fewest requests in flight for its weight
+    /// (nginx's least_conn with weights); ties go to the server given the fewest
+    /// requests for its weight, so a light load is spread by weight too, then to a
+    /// connection this worker keeps. A server that is down is passed over, as are those
+    /// in `avoid` (a bit per server: where a retry's earlier tries failed) while another
+    /// has a free slot; when every server is down, they are all tried as if none were.
+    func pickServerSlot(for pid: Int64, now: Double, avoid: Int64) -> Int? {
+        let count = Int(record.pointee.serverCount)
+        return withUnsafeTemporaryAllocation(of: Int64.self, capacity: count) { busy -> Int? in
+            busy.initialize(repeating: 0)
+            var allDown = true
+            for s in slotIndices {
+                if slots[s].state == SlotState.busy.rawValue { busy[Int(slots[s].server)] += 1 }
+                if Int(slots[s].serverFirst) == s && slots[s].downUntil <= now { allDown = false }
+            }
+            var best: Int? = nil
+            for s in slotIndices {
+                let slot = slots[s]
+                guard slot.state == SlotState.idle.rawValue, slot.keeper == 0 || slot.keeper == pid else { continue }
+                let down = slots[Int(slot.serverFirst)].downUntil > now
+                guard slot.unavailableUntil <= now || (allDown && down) else { continue }
+                guard let b = best else { best = s; continue }
+                if better(s, than: b, busy: busy, pid: pid, avoid: avoid) { best = s }
+            }
+            return best
+        }
+    }
+
+    func better(_ s: Int, than b: Int, busy: UnsafeMutableBufferPointer<Int64>, pid: Int64, avoid: Int64) -> Bool {
+        let x = slots[s], y = slots[b]
+        let avoidX = x.server < 64 && avoid & (1 << x.server) != 0, avoidY = y.server < 64 && avoid & (1 << y.server) != 0
+        if avoidX != avoidY { return avoidY }
+        if x.server == y.server { return x.keeper == pid && y.keeper != pid }
+        // busy / weight, compared without division.
+        let loadX = busy[Int(x.server)] * y.weight, loadY = busy[Int(y.server)] * x.weight
+        if loadX != loadY { return loadX < loadY }
+        let picksX = slots[Int(x.serverFirst)].picks * y.weight, picksY = slots[Int(y.serverFirst)].picks * x.weight
+        if picksX != picksY { return picksX < picksY }
+        return x.keeper == pid && y.keeper != pid
+    }
+
+    /// Passive health: a request on slot `s`'s server ended well (`.none`) or failed.
+    /// `maxFails` failures in a row mark the server down for `failTimeout`, doubled each
+    /// time it is marked down again (at most 8 times as long); a server back from being
+    /// down is marked down again by one failure, and one success makes it healthy. One
+    /// server alone is never marked down (there is nowhere else to go). Returns how long
+    /// it was marked down for (nil: not marked).
+    public func serverOutcome(_ s: Int, _ error: ServerError, maxFails: Int, failTimeout: Double, now: Double) -> Double? {
+        guard record.pointee.serverCount > 1 else { return nil }
+        let f = Int(slots[s].serverFirst)
+        guard error != .none else {
+            slots[f].failures = 0
+            slots[f].downCount = 0
+            return nil
+        }
+        slots[f].failures += 1
+        slots[f].failedTotal += 1
+        slots[f].lastError = error.rawValue
+        guard slots[f].failures >= Int64(maxFails) || slots[f].downCount > 0, slots[f].downUntil <= now else { return nil }
+        let period = failTimeout * Double(1 << Int(min(slots[f].downCount, 3)))
+        slots[f].downCount += 1
+        slots[f].failures = 0
+        slots[f].downUntil = now + period
+        for i in slotIndices where slots[i].serverFirst == Int64(f) { slots[i].unavailableUntil = max(slots[i].unavailableUntil, now + period) }
+        return period
+    }
+
+    /// Per server, for the status page and /metrics.
+    public func serverRows(now: Double) -> [(server: Int, up: Bool, inFlight: Int, picks: Int64, failures: Int64, lastError: ServerError)] {
+        var rows: [(server: Int, up: Bool, inFlight: Int, picks: Int64, failures: Int64, lastError: ServerError)] = []
+        for s in slotIndices where Int(slots[s].serverFirst) == s {
+            let k = Int(slots[s].server)
+            let inFlight = slotIndices.filter { slots[$0].server == Int64(k) && slots[$0].state == SlotState.busy.rawValue }.count
+            rows.append((k, slots[s].downUntil <= now, inFlight, slots[s].picks, slots[s].failedTotal,
+                         ServerError(rawValue: slots[s].lastError) ?? .none))
+        }
+        return rows
+    }
+}
