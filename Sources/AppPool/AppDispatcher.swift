@@ -53,8 +53,17 @@ public final class AppDispatcher {
         self.pid = Int64(Processes.currentPID)
         self.nudgeMaster = nudgeMaster
         kept = Array(repeating: [:], count: config.apps.count)
+        // Host names are resolved here, once per worker: a worker started after a DNS
+        // change (a HUP, a restart, max_requests) connects to the new address.
+        var resolved: [String: String] = [:]
         addresses = config.apps.indices.map { a in
-            (0..<table.apps[a].slotCount).map { Self.address(config.apps[a], slot: $0, runDirectory: runDirectory) }
+            (0..<table.apps[a].slotCount).map { s in
+                let address = Self.address(config.apps[a], slot: s, runDirectory: runDirectory)
+                guard case .tcp(let host, let port) = address, !host.contains(":"), host != "localhost",
+                      host.unicodeScalars.contains(where: { $0.properties.isAlphabetic }) else { return address }
+                if resolved[host] == nil { resolved[host] = Socket.resolveHost(host) ?? host }
+                return .tcp(host: resolved[host]!, port: port)
+            }
         }
     }
 

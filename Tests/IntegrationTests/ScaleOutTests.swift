@@ -90,7 +90,11 @@ struct ScaleOutTests {
     @Test("kill -9 of one server, then a stop of another, under load: no GET fails; both come back", arguments: ["thread", "epoll"])
     func faults(workerClass: String) throws {
         let backends = try [("127.0.0.2", "A"), ("127.0.0.3", "B"), ("127.0.0.4", "C")].map { try Backend(host: $0.0, c: true, label: $0.1) }
+        // backend_read 2 s: a request caught in a server's stop (libfcgi finishes a TERM
+        // only at its next accept) times out and is tried on another server in time.
         let config = """
+            [timeouts]
+            backend_read = 2
             [[app]]
             name = "pool"
             servers = [\(Self.servers(backends, weights: [1, 1, 1], maxConns: 2))]
