@@ -37,10 +37,13 @@ final class Listeners {
     }
 
     /// Closes the inherited sockets no `bind` address wanted; returns their addresses.
-    func closeUnclaimedInherited() -> [String] {
-        let left = inherited.keys.sorted()
-        for fd in inherited.values { try? fd.close() }
-        inherited = [:]
+    func closeUnclaimedInherited() -> [String] { Self.closeLeft(&inherited) }
+
+    /// Closes the passed sockets still in `sockets` (no `bind` address took them).
+    static func closeLeft(_ sockets: inout [String: FileDescriptor]) -> [String] {
+        let left = sockets.keys.sorted()
+        for fd in sockets.values { try? fd.close() }
+        sockets = [:]
         return left
     }
 
@@ -52,12 +55,7 @@ final class Listeners {
     }
 
     /// Closes the systemd sockets no `bind` address wanted; returns their addresses.
-    func closeUnclaimedSystemdSockets() -> [String] {
-        let left = fromSystemd.keys.sorted()
-        for fd in fromSystemd.values { try? fd.close() }
-        fromSystemd = [:]
-        return left
-    }
+    func closeUnclaimedSystemdSockets() -> [String] { Self.closeLeft(&fromSystemd) }
 
     /// Opens the addresses not yet open and closes those no longer wanted.
     func update(to wanted: [BindAddress], backlog: Int, unixMode: Int) throws(SystemError) -> (opened: [BindAddress], closed: [BindAddress]) {

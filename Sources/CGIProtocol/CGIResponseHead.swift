@@ -16,6 +16,9 @@ public struct CGIResponseHead: Sendable, Equatable {
     /// Every field except Status, in order (Content-Type and Location included).
     public var headers: [CGIHeaderField]
     public var kind: Kind
+    /// It has a non-empty X-Accel-Redirect or X-Sendfile field (found while parsing, so
+    /// an ordinary answer is never searched for one again).
+    public var handsOver = false
 
     public var contentType: String? { headers.first { $0.name.equalsLowercaseASCII("content-type") }?.value }
     public var location: String? { headers.first { $0.name.equalsLowercaseASCII("location") }?.value }
@@ -47,7 +50,8 @@ public struct CGIResponseHeadParser: Sendable {
     /// The fields by which an app hands its response to the server: nginx's
     /// X-Accel-Redirect, and X-Sendfile under its Apache and lighttpd names.
     public static func handsOver(_ name: String) -> Bool {
-        name.equalsLowercaseASCII("x-accel-redirect") || name.equalsLowercaseASCII("x-sendfile")
+        guard let first = name.utf8.first, first | 0x20 == UInt8(ascii: "x") else { return false }
+        return name.equalsLowercaseASCII("x-accel-redirect") || name.equalsLowercaseASCII("x-sendfile")
             || name.equalsLowercaseASCII("x-lighttpd-send-file")
     }
 
@@ -93,6 +97,7 @@ public struct CGIResponseHeadParser: Sendable {
         var reason: String? = nil
         var location: String? = nil
         var sawCGIField = false
+        var handsOver = false
         var pos = 0
         while pos < buf.count {
             var lineEnd = pos
@@ -115,7 +120,12 @@ public struct CGIResponseHeadParser: Sendable {
                 headers.append(CGIHeaderField(name, value))
                 // A head that hands the response to the server (X-Accel-Redirect, X-Sendfile)
                 // needs no Content-Type: the file's name gives one.
-                if name.equalsLowercaseASCII("content-type") || (!value.isEmpty && Self.handsOver(name)) { sawCGIField = true }
+                if name.equalsLowercaseASCII("content-type") {
+                    sawCGIField = true
+                } else if !value.isEmpty && Self.handsOver(name) {
+                    sawCGIField = true
+                    handsOver = true
+                }
             }
             pos = next
         }
@@ -130,7 +140,9 @@ public struct CGIResponseHeadParser: Sendable {
                 if status == nil { status = 302 }
             }
         }
-        return CGIResponseHead(status: status ?? 200, reason: reason, headers: headers, kind: kind)
+        var head = CGIResponseHead(status: status ?? 200, reason: reason, headers: headers, kind: kind)
+        head.handsOver = handsOver
+        return head
     }
 
     /// name ":" OWS value OWS; a token name; no CR, LF, NUL or other control byte in

@@ -112,28 +112,31 @@ public struct AppExchange: Sendable {
     var requestID: UInt16 = 0
     var reusedConnection = false
     /// The request as FastCGI records: outgoing[outgoingSent...] is still to be written.
-    public private(set) var outgoing: [UInt8] = []
-    public private(set) var outgoingSent = 0
+    public internal(set) var outgoing: [UInt8] = []
+    public internal(set) var outgoingSent = 0
     /// The driver's body pieces given so far on this connection.
-    public private(set) var bodyOffset: UInt64 = 0
+    public internal(set) var bodyOffset: UInt64 = 0
     var bodyEnded = false
     /// The app closed its side while we wrote: what it sent may still be read.
     var writeFailed = false
     var relay: ResponseRelay? = nil
     /// Deadline of the current wait (connect, backend_read), in the driver's clock.
-    var waitDeadline = Double.infinity
+    var waitDeadline = Double.infinity { didSet { deadline = min(waitDeadline, inspectAt, hardDeadline) } }
     /// While the app holds the request: when it counts as slow (the slow-request entry)
     /// and when it has held it too long (request_timeout).
-    var inspectAt = Double.infinity
-    var hardDeadline = Double.infinity
+    var inspectAt = Double.infinity { didSet { deadline = min(waitDeadline, inspectAt, hardDeadline) } }
+    var hardDeadline = Double.infinity { didSet { deadline = min(waitDeadline, inspectAt, hardDeadline) } }
     /// When the app was given the request (its connection open, the first record sent).
-    public private(set) var heldSince = 0.0
-    /// The next time the driver must report (`timedOut`), in its clock.
-    public var deadline: Double { min(waitDeadline, inspectAt, hardDeadline) }
+    public internal(set) var heldSince = 0.0
+    /// The next time the driver must report (`timedOut`), in its clock: the earliest of
+    /// the three. Stored, not computed: a driver reads it through its class, and a
+    /// computed property read there copied the whole exchange each time.
+    public private(set) var deadline = Double.infinity
     /// When the slot was granted (upstream time in the access log).
     public private(set) var grantedAt = 0.0
-    /// The failure of the last attempt (passive health: what its server did).
-    public private(set) var lastFailure: UpstreamFailure? = nil
+    /// What the last attempt's server did (passive health): a plain byte, so the
+    /// exchange stays cheap to copy (an UpstreamFailure carries Strings).
+    public private(set) var lastFailure = ServerFault.none
     /// Status of the last head the app sent (0: none).
     public private(set) var status = 0
     var notes: [ExchangeNote] = []
@@ -210,6 +213,27 @@ public struct AppExchange: Sendable {
     }
 
     public enum NoSlot: Sendable { case queueFull, queueTimedOut }
+
+    /// What a failed attempt says of the app's server.
+    public enum ServerFault: UInt8, Sendable {
+        /// Nothing of the server's (no failure, or one of the client's, the queue's or the app's protocol).
+        case none
+        /// The connect failed.
+        case refused
+        /// The connection closed before the answer.
+        case reset
+        /// Silent past backend_read.
+        case timeout
+
+        init(_ f: UpstreamFailure) {
+            switch f {
+            case .unreachable: self = .refused
+            case .closedBeforeAnswer, .broken(.closedEarly): self = .reset
+            case .broken(.timeout): self = .timeout
+            default: self = .none
+            }
+        }
+    }
 
     /// No slot: the queue is full, or none came within queue_timeout.
     public mutating func noSlot(_ why: NoSlot) {
@@ -340,44 +364,7 @@ public struct AppExchange: Sendable {
         phase = .over(.finished(keepAlive: false))
     }
 
-    // MARK: - Inside
-
-    mutating func startSending(_ now: Double) {
-        phase = .send
-        heldSince = now
-        hardDeadline = app.requestTimeout > 0 ? now + app.requestTimeout : .infinity
-        inspectAt = app.slowRequest > 0 && (app.requestTimeout == 0 || app.slowRequest < app.requestTimeout) ? now + app.slowRequest : .infinity
-        writeFailed = false
-        bodyOffset = 0
-        outgoingSent = 0
-        outgoing = FastCGIRequestWriter.begin(requestID: requestID, params: params, more: timing(), keepConnection: app.keepConnection)
-        switch body {
-        case .none:
-            bodyEnded = true
-            FastCGIEncoder.appendEndOfStream(.stdin, requestID: requestID, into: &outgoing)
-        case .memory(let bytes):
-            // One write for the whole request: an app that answers before reading the
-            // empty STDIN record would otherwise find it on the kept connection later
-            // and close it (libfcgi does).
-            bodyEnded = true
-            bytes.withUnsafeBytes { FastCGIEncoder.appendStdin(requestID: requestID, bytes: $0, into: &outgoing) }
-            FastCGIEncoder.appendEndOfStream(.stdin, requestID: requestID, into: &outgoing)
-        case .pieces:
-            bodyEnded = false
-        }
-        relay = ResponseRelay(request: request, requestID: requestID, maxHeadSize: app.maxResponseHead, keepAlive: keepAliveWanted)
-        waitDeadline = now + app.readTimeout
-    }
-
-    /// What only the send knows: when the request reached gatewayd (X-Request-Start, in
-    /// epoch microseconds, as Heroku's router and New Relic write it) and how long it
-    /// waited for its slot.
-    func timing() -> [(name: String, value: String)] {
-        let waited = Int64((max(0, grantedAt - queuedSince) * 1_000_000).rounded())
-        var out: [(name: String, value: String)] = [("GATEWAY_QUEUE_WAIT_US", String(waited))]
-        if requestStartMicros > 0 { out.append(("HTTP_X_REQUEST_START", "t=" + String(requestStartMicros))) }
-        return out
-    }
+    // MARK: - Inside (sending: AppExchangeSend.swift)
 
     /// Every failure goes through the one retry table.
     mutating func fail(_ failure: UpstreamFailure, now: Double) {
@@ -385,7 +372,7 @@ public struct AppExchange: Sendable {
         (inspectAt, hardDeadline) = (.infinity, .infinity)
         let state = AttemptState(tries: max(tries, 1), slot: slot, reusedConnection: reusedConnection, replayable: replayable,
                                  idempotent: idempotent, headSent: headSent, servers: app.servers)
-        lastFailure = failure
+        lastFailure = ServerFault(failure)
         let (decision, note) = UpstreamPolicy.decide(failure, state, app: app.name, slotCount: app.slotCount,
                                                      queueTimeout: app.queueTimeout)
         notes.append(note)

@@ -43,7 +43,7 @@ public struct CGIResponseRelay: Sendable {
         status = head.status
         let rest = headBytes[consumed...]
         defer { headBytes = [] }
-        if let o = Offload.from(head) {
+        if head.handsOver, let o = Offload.from(head) {
             offload = o
             return
         }

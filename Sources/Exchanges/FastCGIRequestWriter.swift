@@ -3,12 +3,17 @@ import FastCGIWire
 /// The bytes a worker sends to an app for one request.
 public enum FastCGIRequestWriter {
     /// BEGIN_REQUEST and the whole PARAMS stream.
-    public static func begin(requestID: UInt16, params: [(name: String, value: String)], more: [(name: String, value: String)] = [],
+    public static func begin(requestID: UInt16, params: [(name: String, value: String)], timing: AppExchange.Timing? = nil,
                              keepConnection: Bool) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(1024)
         FastCGIEncoder.appendBeginRequest(requestID: requestID, keepConnection: keepConnection, into: &out)
-        FastCGIEncoder.appendParams(requestID: requestID, strings: params, more: more, into: &out)
+        if let t = timing {
+            // Two pairs, without an array or a String for either.
+            FastCGIEncoder.appendParams(requestID: requestID, strings: params, decimals: t.pairs, into: &out)
+        } else {
+            FastCGIEncoder.appendParams(requestID: requestID, strings: params, into: &out)
+        }
         return out
     }
 

@@ -38,6 +38,7 @@ public struct Offload: Sendable, Equatable {
     /// The offload an app's head asks for, or nil for an ordinary answer. An empty value
     /// is no request (PHP frameworks clear a header by sending it empty).
     public static func from(_ head: CGIResponseHead) -> Offload? {
+        guard head.handsOver else { return nil }
         var target: Target? = nil
         for f in head.headers where !f.value.isEmpty {
             if f.name.equalsLowercaseASCII("x-accel-redirect") {

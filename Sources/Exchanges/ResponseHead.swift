@@ -4,10 +4,10 @@ import HTTPWire
 /// Client-facing responses: error pages, and the HTTP head made from an app's CGI head.
 public enum ResponseHead {
     /// Fields that describe one hop; an app's values never reach the client.
-    /// (And the hand-over fields, which are for gatewayd, as nginx hides them.)
+    /// (A hand-over field with a value never gets here: the answer is not sent. An empty
+    /// one, a framework clearing it, passes as any field.)
     public static let hopByHop = ["connection", "keep-alive", "transfer-encoding", "te", "trailer",
-                           "upgrade", "proxy-connection", "content-length", "status",
-                           "x-accel-redirect", "x-sendfile", "x-lighttpd-send-file"]
+                           "upgrade", "proxy-connection", "content-length", "status"]
 
     /// A small text error response. `keepAlive` false adds Connection: close.
     /// A 2xx (OPTIONS *) has an empty body.

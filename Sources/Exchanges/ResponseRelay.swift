@@ -61,7 +61,7 @@ public struct ResponseRelay: Sendable {
             switch output {
             case .head(let cgi):
                 status = cgi.status
-                if let o = Offload.from(cgi) {
+                if cgi.handsOver, let o = Offload.from(cgi) {
                     offload = o
                     continue
                 }

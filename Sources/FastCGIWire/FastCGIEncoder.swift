@@ -71,17 +71,20 @@ public enum FastCGIEncoder {
     /// The whole PARAMS stream from name-value Strings, encoded straight into `out`: one
     /// record (the usual case, under 64 KiB) needs no intermediate buffer and no array
     /// per name or value.
-    /// `more`: pairs that follow `pairs` in the same stream (what is known only at send time).
+    /// `decimals`: pairs that follow `pairs` in the same stream (numbers known only at
+    /// send time), written as digits.
     public static func appendParams(requestID: UInt16, strings pairs: [(name: String, value: String)],
-                                    more: [(name: String, value: String)] = [], into out: inout [UInt8]) {
+                                    decimals: [FastCGINameValue.DecimalPair] = [], into out: inout [UInt8]) {
         var total = 0
         for p in pairs { total += FastCGINameValue.encodedSize(name: p.name, value: p.value) }
-        for p in more { total += FastCGINameValue.encodedSize(name: p.name, value: p.value) }
+        for d in decimals { total += d.encodedSize }
         if total > FastCGI.maxContentLength {
-            var encoded: [UInt8] = []
-            encoded.reserveCapacity(total)
-            for p in pairs { FastCGINameValue.append(name: p.name, value: p.value, into: &encoded) }
-            for p in more { FastCGINameValue.append(name: p.name, value: p.value, into: &encoded) }
+            var encoded = [UInt8](repeating: 0, count: total)
+            var at = 0
+            encoded.withUnsafeMutableBufferPointer { buffer in
+                for p in pairs { at = FastCGINameValue.write(name: p.name, value: p.value, into: buffer, at: at) }
+                for d in decimals { at = d.write(into: buffer, at: at) }
+            }
             encoded.withUnsafeBytes { appendStream(.params, requestID: requestID, bytes: $0, into: &out) }
         } else if total > 0 {
             out.reserveCapacity(out.count + total + 24)
@@ -93,7 +96,7 @@ public enum FastCGIEncoder {
             out.withUnsafeMutableBufferPointer { buffer in
                 var at = start
                 for p in pairs { at = FastCGINameValue.write(name: p.name, value: p.value, into: buffer, at: at) }
-                for p in more { at = FastCGINameValue.write(name: p.name, value: p.value, into: buffer, at: at) }
+                for d in decimals { at = d.write(into: buffer, at: at) }
             }
             appendPadding(for: total, into: &out)
         }

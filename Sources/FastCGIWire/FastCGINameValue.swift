@@ -44,6 +44,48 @@ public enum FastCGINameValue {
         return at
     }
 
+    /// A pair whose value is a prefix and a number ("t=" and 1796616552946123), written
+    /// as digits straight into the record: no String per request.
+    public struct DecimalPair: Sendable {
+        public let name: StaticString
+        public let prefix: StaticString
+        public let value: UInt64
+
+        public init(_ name: StaticString, prefix: StaticString = "", _ value: UInt64) {
+            self.name = name
+            self.prefix = prefix
+            self.value = value
+        }
+
+        var digits: Int {
+            var n = 1, v = value
+            while v >= 10 { v /= 10; n += 1 }
+            return n
+        }
+
+        var encodedSize: Int {
+            let valueLength = prefix.utf8CodeUnitCount + digits
+            return lengthSize(name.utf8CodeUnitCount) + lengthSize(valueLength) + name.utf8CodeUnitCount + valueLength
+        }
+
+        func write(into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+            let base = buffer.baseAddress!
+            let count = digits
+            var p = writeLength(name.utf8CodeUnitCount, base + start)
+            p = writeLength(prefix.utf8CodeUnitCount + count, p)
+            p.update(from: name.utf8Start, count: name.utf8CodeUnitCount)
+            p += name.utf8CodeUnitCount
+            p.update(from: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+            p += prefix.utf8CodeUnitCount
+            var v = value
+            for i in stride(from: count - 1, through: 0, by: -1) {
+                p[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            }
+            return p + count - base
+        }
+    }
+
     @inline(__always) static func writeLength(_ n: Int, _ p: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         precondition(n >= 0 && n <= maxLength, "FastCGI name or value too long")
         if n < 128 {

@@ -56,10 +56,10 @@ extension AppLink {
             error = .none
         } else {
             switch x.lastFailure {
-            case .unreachable?: error = .refused
-            case .closedBeforeAnswer?, .broken(.closedEarly)?: error = .reset
-            case .broken(.timeout)?: error = .timeout
-            default: return  // the client left, the app answered badly: not the server's health
+            case .refused: error = .refused
+            case .reset: error = .reset
+            case .timeout: error = .timeout
+            case .none: return  // the client left, the app answered badly: not the server's health
             }
         }
         let (server, downFor) = ctx.dispatcher.serverOutcome(l, error)

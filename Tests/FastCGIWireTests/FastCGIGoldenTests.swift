@@ -28,6 +28,17 @@ struct FastCGIEncoderTests {
         #expect(out == hex("01 01 1234 0008 00 00  0002 00 0000000000"))
     }
 
+    @Test("decimal pairs: the same bytes as the String pair, after the other pairs of the record")
+    func decimalPairs() throws {
+        for (prefix, value) in [("", UInt64(0)), ("t=", 1_796_616_552_946_123), ("", UInt64.max)] as [(StaticString, UInt64)] {
+            var viaStrings: [UInt8] = []
+            FastCGIEncoder.appendParams(requestID: 1, strings: [("A", "b"), ("N", "\(prefix)\(value)")], into: &viaStrings)
+            var viaDigits: [UInt8] = []
+            FastCGIEncoder.appendParams(requestID: 1, strings: [("A", "b")], decimals: [.init("N", prefix: prefix, value)], into: &viaDigits)
+            #expect(viaDigits == viaStrings, "\(prefix)\(value)")
+        }
+    }
+
     @Test func abortRequest() {
         var out: [UInt8] = []
         FastCGIEncoder.appendAbortRequest(requestID: 7, into: &out)
