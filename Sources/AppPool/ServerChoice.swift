@@ -5,17 +5,22 @@ extension AppArea {
     /// The free slot of the server with the fewest requests in flight for its weight
     /// (nginx's least_conn with weights); ties go to the server given the fewest
     /// requests for its weight, so a light load is spread by weight too, then to a
-    /// connection this worker keeps. A server that is down is passed over, as are those
-    /// in `avoid` (a bit per server: where a retry's earlier tries failed) while another
-    /// has a free slot; when every server is down, they are all tried as if none were.
+    /// connection this worker keeps. A server that is down is passed over; so are those
+    /// in `avoid` (a bit per server: where a retry's earlier tries failed) while any other
+    /// server is up, even if the request must wait for its slot (trying again where it
+    /// just failed would only fail again). When every server is down, they are all tried
+    /// as if none were.
     func pickServerSlot(for pid: Int64, now: Double, avoid: Int64) -> Int? {
         let count = Int(record.pointee.serverCount)
         return withUnsafeTemporaryAllocation(of: Int64.self, capacity: count) { busy -> Int? in
             busy.initialize(repeating: 0)
-            var allDown = true
+            var allDown = true, otherUp = false
             for s in slotIndices {
                 if slots[s].state == SlotState.busy.rawValue { busy[Int(slots[s].server)] += 1 }
-                if Int(slots[s].serverFirst) == s && slots[s].downUntil <= now { allDown = false }
+                if Int(slots[s].serverFirst) == s && slots[s].downUntil <= now {
+                    allDown = false
+                    if !Self.avoids(avoid, slots[s].server) { otherUp = true }
+                }
             }
             var best: Int? = nil
             for s in slotIndices {
@@ -23,6 +28,7 @@ extension AppArea {
                 guard slot.state == SlotState.idle.rawValue, slot.keeper == 0 || slot.keeper == pid else { continue }
                 let down = slots[Int(slot.serverFirst)].downUntil > now
                 guard slot.unavailableUntil <= now || (allDown && down) else { continue }
+                guard !otherUp || !Self.avoids(avoid, slot.server) else { continue }
                 guard let b = best else { best = s; continue }
                 if better(s, than: b, busy: busy, pid: pid, avoid: avoid) { best = s }
             }
@@ -30,9 +36,11 @@ extension AppArea {
         }
     }
 
+    static func avoids(_ mask: Int64, _ server: Int64) -> Bool { server < 64 && mask & (1 << server) != 0 }
+
     func better(_ s: Int, than b: Int, busy: UnsafeMutableBufferPointer<Int64>, pid: Int64, avoid: Int64) -> Bool {
         let x = slots[s], y = slots[b]
-        let avoidX = x.server < 64 && avoid & (1 << x.server) != 0, avoidY = y.server < 64 && avoid & (1 << y.server) != 0
+        let avoidX = Self.avoids(avoid, x.server), avoidY = Self.avoids(avoid, y.server)
         if avoidX != avoidY { return avoidY }
         if x.server == y.server { return x.keeper == pid && y.keeper != pid }
         // busy / weight, compared without division.

@@ -53,9 +53,12 @@ import Testing
             #expect(a.pickSlot(for: 10, now: 12) != nil)  // every server down: tried anyway
             #expect(a.serverOutcome(0, .none, maxFails: 2, failTimeout: 10, now: 40) == nil)
             #expect(a.serverOutcome(0, .refused, maxFails: 2, failTimeout: 10, now: 40) == nil)  // healed: max_fails again
-            // A retry avoids the servers it tried while another is free.
+            // A retry avoids the servers it tried while another is up, even one that is busy.
             #expect(a.pickSlot(for: 10, now: 40, avoid: 1 << 0) == 1)
             #expect(a.pickSlot(for: 10, now: 40, avoid: 1 << 1) == 0)
+            a.take(1, for: 11, now: 40)
+            #expect(a.pickSlot(for: 10, now: 40, avoid: 1 << 0) == nil)  // waits for server 1
+            #expect(a.pickSlot(for: 10, now: 40, avoid: 0b11) == 0)  // every server tried: take what is free
         }
     }
 
