@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "Exchanges", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol"], swiftSettings: server),
         // The app pool: the shared slot table (slots, FIFO queue, every slot transition)
         // and each worker's side of it (AppDispatcher: leases, kept connections).
-        .target(name: "AppPool", dependencies: ["GatewayConfig", "GatewaySystem"], swiftSettings: server),
+        .target(name: "AppPool", dependencies: ["Exchanges", "GatewayConfig", "GatewaySystem"], swiftSettings: server),
         // What operators read: the access log (thread-safe, checked Sendable), the status
         // page and /metrics, from the configuration and the shared slot table.
         .target(name: "Observability", dependencies: ["AppPool", "Exchanges", "GatewayConfig", "GatewayLogging", "GatewaySystem"], swiftSettings: server),

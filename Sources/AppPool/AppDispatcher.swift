@@ -1,4 +1,5 @@
 import GatewayConfig
+import Exchanges
 import GatewaySystem
 
 /// A worker's side of the slot table: take a slot for a request (waiting in FIFO order
@@ -253,7 +254,7 @@ public final class AppDispatcher {
     @discardableResult
     /// Passive health of a connect app's server: how the request on `lease` ended.
     /// Returns the server's index, and how long it was marked down for (nil: it was not).
-    public func serverOutcome(_ lease: Lease, _ error: ServerError) -> (server: Int, downFor: Double?) {
+    public func serverOutcome(_ lease: Lease, _ error: ServerFault) -> (server: Int, downFor: Double?) {
         let app = config.apps[lease.app]
         let k = AppConfig.server(ofSlot: lease.slot, app.servers)
         guard app.servers.count > 1 else { return (k, nil) }

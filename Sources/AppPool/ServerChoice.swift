@@ -1,3 +1,5 @@
+import Exchanges
+
 /// A connect app with several servers: which one a request goes to, and their passive
 /// health. The slots of one server follow one another; what is kept per server sits on
 /// its first slot. Every function runs under the app's lock (`SlotTable.withLock`).
@@ -57,7 +59,7 @@ extension AppArea {
     /// down is marked down again by one failure, and one success makes it healthy. One
     /// server alone is never marked down (there is nowhere else to go). Returns how long
     /// it was marked down for (nil: not marked).
-    public func serverOutcome(_ s: Int, _ error: ServerError, maxFails: Int, failTimeout: Double, now: Double) -> Double? {
+    public func serverOutcome(_ s: Int, _ error: ServerFault, maxFails: Int, failTimeout: Double, now: Double) -> Double? {
         guard record.pointee.serverCount > 1 else { return nil }
         let f = Int(slots[s].serverFirst)
         guard error != .none else {
@@ -67,7 +69,7 @@ extension AppArea {
         }
         slots[f].failures += 1
         slots[f].failedTotal += 1
-        slots[f].lastError = error.rawValue
+        slots[f].lastError = Int64(error.rawValue)
         guard slots[f].failures >= Int64(maxFails) || slots[f].downCount > 0, slots[f].downUntil <= now else { return nil }
         let period = failTimeout * Double(1 << Int(min(slots[f].downCount, 3)))
         slots[f].downCount += 1
@@ -78,13 +80,13 @@ extension AppArea {
     }
 
     /// Per server, for the status page and /metrics.
-    public func serverRows(now: Double) -> [(server: Int, up: Bool, inFlight: Int, picks: Int64, failures: Int64, lastError: ServerError)] {
-        var rows: [(server: Int, up: Bool, inFlight: Int, picks: Int64, failures: Int64, lastError: ServerError)] = []
+    public func serverRows(now: Double) -> [(server: Int, up: Bool, inFlight: Int, picks: Int64, failures: Int64, lastError: ServerFault)] {
+        var rows: [(server: Int, up: Bool, inFlight: Int, picks: Int64, failures: Int64, lastError: ServerFault)] = []
         for s in slotIndices where Int(slots[s].serverFirst) == s {
             let k = Int(slots[s].server)
             let inFlight = slotIndices.filter { slots[$0].server == Int64(k) && slots[$0].state == SlotState.busy.rawValue }.count
             rows.append((k, slots[s].downUntil <= now, inFlight, slots[s].picks, slots[s].failedTotal,
-                         ServerError(rawValue: slots[s].lastError) ?? .none))
+                         ServerFault(rawValue: UInt8(truncatingIfNeeded: slots[s].lastError)) ?? .none))
         }
         return rows
     }

@@ -40,7 +40,7 @@ public struct SlotRecord {
     public var serverFirst: Int64 = 0
     public var weight: Int64 = 1
     /// Per server, kept on its first slot: requests given to it (the tie-break of the
-    /// choice), failures in a row, failures in all, the last one's kind (ServerError),
+    /// choice), failures in a row, failures in all, the last one's kind (a ServerFault),
     /// how many times in a row it was marked down, and until when it is down.
     public var picks: Int64 = 0
     public var failures: Int64 = 0
@@ -48,20 +48,6 @@ public struct SlotRecord {
     public var lastError: Int64 = 0
     public var downCount: Int64 = 0
     public var downUntil: Double = 0
-}
-
-/// What made a request to a server fail, for passive health and the status page.
-public enum ServerError: Int64, Sendable, CustomStringConvertible {
-    case none = 0, refused = 1, reset = 2, timeout = 3
-
-    public var description: String {
-        switch self {
-        case .none: "-"
-        case .refused: "connect failed"
-        case .reset: "closed before answering"
-        case .timeout: "timed out"
-        }
-    }
 }
 
 public enum SlotState: Int64, Sendable {

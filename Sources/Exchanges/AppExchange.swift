@@ -214,27 +214,6 @@ public struct AppExchange: Sendable {
 
     public enum NoSlot: Sendable { case queueFull, queueTimedOut }
 
-    /// What a failed attempt says of the app's server.
-    public enum ServerFault: UInt8, Sendable {
-        /// Nothing of the server's (no failure, or one of the client's, the queue's or the app's protocol).
-        case none
-        /// The connect failed.
-        case refused
-        /// The connection closed before the answer.
-        case reset
-        /// Silent past backend_read.
-        case timeout
-
-        init(_ f: UpstreamFailure) {
-            switch f {
-            case .unreachable: self = .refused
-            case .closedBeforeAnswer, .broken(.closedEarly): self = .reset
-            case .broken(.timeout): self = .timeout
-            default: self = .none
-            }
-        }
-    }
-
     /// No slot: the queue is full, or none came within queue_timeout.
     public mutating func noSlot(_ why: NoSlot) {
         guard phase == .slot else { return }

@@ -45,9 +45,7 @@ public struct Offload: Sendable, Equatable {
                 target = .uri(f.value)
                 break
             }
-            if f.name.equalsLowercaseASCII("x-sendfile") || f.name.equalsLowercaseASCII("x-lighttpd-send-file") {
-                target = .file(f.value)
-            }
+            if CGIResponseHeadParser.handsOver(f.name) { target = .file(f.value) }  // X-Sendfile by one of its names
         }
         guard let target else { return nil }
         let fields = head.headers.filter { f in !f.value.isEmpty && kept.contains { f.name.equalsLowercaseASCII($0) } }

@@ -14,6 +14,38 @@ public enum UpstreamFailure: Sendable, Equatable {
     case broken(UpstreamError)
 }
 
+/// What a failed attempt says of the app's server, for passive health (the slot table
+/// keeps it per server) and the status page: a plain byte, so an exchange that holds it
+/// stays cheap to copy (an UpstreamFailure carries Strings).
+public enum ServerFault: UInt8, Sendable, CustomStringConvertible {
+    /// Nothing of the server's: no failure, or one of the client's, the queue's or the app's protocol.
+    case none
+    /// The connect failed.
+    case refused
+    /// The connection closed before the answer.
+    case reset
+    /// Silent past backend_read.
+    case timeout
+
+    public init(_ f: UpstreamFailure) {
+        switch f {
+        case .unreachable: self = .refused
+        case .closedBeforeAnswer, .broken(.closedEarly): self = .reset
+        case .broken(.timeout): self = .timeout
+        default: self = .none
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .none: "-"
+        case .refused: "connect failed"
+        case .reset: "closed before answering"
+        case .timeout: "timed out"
+        }
+    }
+}
+
 /// The facts the decision depends on.
 public struct AttemptState: Sendable, Equatable {
     /// Slots tried so far, this one included.

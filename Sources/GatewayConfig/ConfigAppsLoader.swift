@@ -11,9 +11,16 @@ extension ConfigLoader {
             r.fail("\(p).name", "use letters, digits, - and _ only, got \"\(n)\"")
         }
         let command = r.stringArray(t, "command", p, allowSingle: false)
-        // connect: one address, or a list of them; servers: a list of tables.
-        let connect: [String]? = t["connect"] == nil && t["servers"] == nil ? nil
-            : t["servers"] != nil ? [] : (t["connect"]?.array != nil ? r.stringArray(t, "connect", p) : r.string(t, "connect", p).map { [$0] })
+        // connect: one address or a list of them; servers: a list of tables (readServers
+        // reads those; an empty list here only says the app is a connect app).
+        var connect: [String]? = nil
+        if t["servers"] != nil {
+            connect = []
+        } else if t["connect"]?.array != nil {
+            connect = r.stringArray(t, "connect", p)
+        } else if t["connect"] != nil {
+            connect = r.string(t, "connect", p).map { [$0] }
+        }
         let processes = r.int(t, "processes", p, max: 4096)
         let maxConns = r.int(t, "max_conns", p, max: 65535)
         var kind: AppConfig.Kind? = nil

@@ -46,27 +46,3 @@ extension AppLink {
         return "\(ms / 1000).\(String(ms % 1000 + 1000).dropFirst())"
     }
 }
-
-/// A connect app with several servers: what each attempt says of its server (passive
-/// health), and the server a retry should avoid.
-extension AppLink {
-    func serverHealth(_ l: AppDispatcher.Lease, served: Bool) {
-        let error: ServerError
-        if served {
-            error = .none
-        } else {
-            switch x.lastFailure {
-            case .refused: error = .refused
-            case .reset: error = .reset
-            case .timeout: error = .timeout
-            case .none: return  // the client left, the app answered badly: not the server's health
-            }
-        }
-        let (server, downFor) = ctx.dispatcher.serverOutcome(l, error)
-        if error != .none && server < 64 { avoidServer |= 1 << Int64(server) }
-        if let period = downFor {
-            let app = ctx.config.apps[appIndex]
-            ctx.logger.warning("app \(app.name): server \(app.servers[server].address) \(error); marked down for \(Self.seconds(period)) s (max_fails \(app.maxFails), fail_timeout \(app.failTimeout) s)", metadata: meta)
-        }
-    }
-}

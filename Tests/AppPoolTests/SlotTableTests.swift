@@ -1,5 +1,6 @@
 import GatewayConfig
 import GatewaySystem
+import Exchanges
 import Testing
 @testable import AppPool
 
