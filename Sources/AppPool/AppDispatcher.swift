@@ -60,8 +60,7 @@ public final class AppDispatcher {
         addresses = config.apps.indices.map { a in
             (0..<table.apps[a].slotCount).map { s in
                 let address = Self.address(config.apps[a], slot: s, runDirectory: runDirectory)
-                guard case .tcp(let host, let port) = address, !host.contains(":"), host != "localhost",
-                      host.unicodeScalars.contains(where: { $0.properties.isAlphabetic }) else { return address }
+                guard case .tcp(let host, let port) = address, Socket.isHostName(host) else { return address }
                 if resolved[host] == nil { resolved[host] = Socket.resolveHost(host) ?? host }
                 return .tcp(host: resolved[host]!, port: port)
             }
@@ -214,11 +213,33 @@ public final class AppDispatcher {
         let slot: Int
         let generation: Int64
         let keptByUs: Bool
+        /// The address the master last looked the slot's host name up to (ServerWatch).
+        let looked: (version: Int64, address: Socket.PackedAddress)?
 
         init(_ a: AppArea, _ s: Int, _ pid: Int64) {
             slot = s
             generation = a.slots[s].generation
             keptByUs = a.slots[s].keeper == pid
+            let f = a.slots[Int(a.slots[s].serverFirst)]
+            looked = f.resolvedVersion > 0
+                ? (f.resolvedVersion, Socket.PackedAddress(family: f.resolvedFamily, high: f.resolvedHigh, low: f.resolvedLow)) : nil
+        }
+    }
+
+    /// The address of a host-name server as the master last looked it up, made once per
+    /// change: (app, slot's server) -> (version, address). Guarded by `keptLock`.
+    var lookedUp: [Int: (version: Int64, address: ConnectAddress)] = [:]
+
+    func address(_ app: Int, _ got: Granted) -> ConnectAddress {
+        let configured = address(app, slot: got.slot)
+        guard let looked = got.looked, case .tcp(_, let port) = configured else { return configured }
+        let key = app << 32 | AppConfig.server(ofSlot: got.slot, config.apps[app].servers)
+        return keptLock.withLock {
+            if let known = lookedUp[key], known.version == looked.version { return known.address }
+            guard let text = Socket.unpack(looked.address) else { return configured }
+            let a = ConnectAddress.tcp(host: text, port: port)
+            lookedUp[key] = (looked.version, a)
+            return a
         }
     }
 
@@ -242,16 +263,10 @@ public final class AppDispatcher {
                 try? k.fd.close()
             }
         }
-        return Lease(app: app, slot: got.slot, generation: got.generation, address: address(app, slot: got.slot),
+        return Lease(app: app, slot: got.slot, generation: got.generation, address: address(app, got),
                      keptConnection: connection, requestID: id)
     }
 
-    /// Gives the slot back. `connection`: the open backend connection, kept for the next
-    /// request when `reusable` and keep_conn allow it, else closed. `served`: a request
-    /// ran to the end on this slot (counts towards max_requests and slow requests).
-    /// `overloaded`: the app answered FCGI_OVERLOADED; the slot rests for a moment.
-    /// Returns whether the request counted as slow (slow_request).
-    @discardableResult
     /// Passive health of a connect app's server: how the request on `lease` ended.
     /// Returns the server's index, and how long it was marked down for (nil: it was not).
     public func serverOutcome(_ lease: Lease, _ error: ServerFault) -> (server: Int, downFor: Double?) {
@@ -262,6 +277,12 @@ public final class AppDispatcher {
         return (k, table.withLock(lease.app) { a in a.serverOutcome(lease.slot, error, maxFails: app.maxFails, failTimeout: app.failTimeout, now: now) })
     }
 
+    /// Gives the slot back. `connection`: the open backend connection, kept for the next
+    /// request when `reusable` and keep_conn allow it, else closed. `served`: a request
+    /// ran to the end on this slot (counts towards max_requests and slow requests).
+    /// `overloaded`: the app answered FCGI_OVERLOADED; the slot rests for a moment.
+    /// Returns whether the request counted as slow (slow_request).
+    @discardableResult
     public func release(_ lease: Lease, connection: FileDescriptor?, reusable: Bool, served: Bool, overloaded: Bool = false) -> Bool {
         releasing(lease, connection: connection, reusable: reusable, served: served, overloaded: overloaded, collectHandOff: false).slow
     }

@@ -27,7 +27,7 @@ extension AppArea {
             var best: Int? = nil
             for s in slotIndices {
                 let slot = slots[s]
-                guard slot.state == SlotState.idle.rawValue, slot.keeper == 0 || slot.keeper == pid else { continue }
+                guard slot.state == SlotState.idle.rawValue, slot.disabled == 0, slot.keeper == 0 || slot.keeper == pid else { continue }
                 let down = slots[Int(slot.serverFirst)].downUntil > now
                 guard slot.unavailableUntil <= now || (allDown && down) else { continue }
                 guard !otherUp || !Self.avoids(avoid, slot.server) else { continue }
@@ -79,14 +79,29 @@ extension AppArea {
         return period
     }
 
-    /// Per server, for the status page and /metrics.
-    public func serverRows(now: Double) -> [(server: Int, up: Bool, inFlight: Int, picks: Int64, failures: Int64, lastError: ServerFault)] {
-        var rows: [(server: Int, up: Bool, inFlight: Int, picks: Int64, failures: Int64, lastError: ServerFault)] = []
+    /// Per server, for the status page and /metrics: up, in flight, requests, failures,
+    /// the last failure, and its connections (usable slots; what the server said, 0: nothing).
+    public struct ServerRow: Sendable {
+        public var server: Int
+        public var up: Bool
+        public var inFlight: Int
+        public var picks: Int64
+        public var failures: Int64
+        public var lastError: ServerFault
+        public var capacity: Int
+        public var learnedCapacity: Int
+    }
+
+    public func serverRows(now: Double) -> [ServerRow] {
+        var rows: [ServerRow] = []
         for s in slotIndices where Int(slots[s].serverFirst) == s {
             let k = Int(slots[s].server)
-            let inFlight = slotIndices.filter { slots[$0].server == Int64(k) && slots[$0].state == SlotState.busy.rawValue }.count
-            rows.append((k, slots[s].downUntil <= now, inFlight, slots[s].picks, slots[s].failedTotal,
-                         ServerFault(rawValue: UInt8(truncatingIfNeeded: slots[s].lastError)) ?? .none))
+            let mine = slotIndices.filter { slots[$0].server == Int64(k) }
+            rows.append(ServerRow(server: k, up: slots[s].downUntil <= now,
+                                  inFlight: mine.filter { slots[$0].state == SlotState.busy.rawValue }.count,
+                                  picks: slots[s].picks, failures: slots[s].failedTotal,
+                                  lastError: ServerFault(rawValue: UInt8(truncatingIfNeeded: slots[s].lastError)) ?? .none,
+                                  capacity: mine.filter { slots[$0].disabled == 0 }.count, learnedCapacity: Int(slots[s].learnedCapacity)))
         }
         return rows
     }

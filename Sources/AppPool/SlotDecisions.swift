@@ -14,7 +14,7 @@ extension AppArea {
         var free: Int? = nil
         for s in slotIndices {
             let slot = slots[s]
-            guard slot.state == SlotState.idle.rawValue, slot.unavailableUntil <= now else { continue }
+            guard slot.state == SlotState.idle.rawValue, slot.unavailableUntil <= now, slot.disabled == 0 else { continue }
             if slot.keeper == pid { return s }
             if slot.keeper == 0 && free == nil { free = s }
         }
@@ -165,7 +165,7 @@ extension AppArea {
     }
 
     /// How long the oldest waiter may have waited and still be passed over by up to
-    /// `wideWindow` grants; past it, by fewer than slotCount. Each grant to another worker
+    /// `wideWindow` grants; past it, by fewer than the usable slots. Each grant to another worker
     /// costs a close and a new connect (an app process serves one connection at a time,
     /// so a kept connection cannot stay open beside the other worker's): for short
     /// requests that is a large part of their cost, for long ones nothing, and only long
@@ -174,18 +174,19 @@ extension AppArea {
     /// (4 connects in 67k requests), with about a sixth more throughput and p99 within
     /// the noise; a wide window without the patience (16 x slotCount) made p99 spike.
     static let handOffPatience = 0.010
-    var wideWindow: Int { 8 * slotCount }
+    var wideWindow: Int { 8 * usableSlots }
+    var usableSlots: Int { max(1, Int(record.pointee.usableSlots)) }
 
     /// The ticket of `pid`'s oldest waiting request, if it is close enough behind the
     /// oldest live waiter: less than `wideWindow` tickets while that one has waited under
-    /// `handOffPatience`, else less than slotCount. Bounded unfairness: the oldest waiter
+    /// `handOffPatience`, else less than the usable slots. Bounded unfairness: the oldest waiter
     /// can be passed over only by the tickets right behind it, whoever keeps releasing.
     func ownWaiter(_ pid: Int64, now: Double) -> Int64? {
         let head = record.pointee.queueHead, tail = record.pointee.queueTail
         let capacity = Int(record.pointee.queueCapacity)
         guard head < tail else { return nil }
         // The head is the oldest live waiter (skipServed keeps it there).
-        let window = now - waiters[Int(head % Int64(capacity))].since < Self.handOffPatience ? wideWindow : slotCount
+        let window = now - waiters[Int(head % Int64(capacity))].since < Self.handOffPatience ? wideWindow : usableSlots
         var i = Int(head % Int64(capacity))
         for t in head..<min(tail, head + Int64(window)) {
             let w = waiters + i
@@ -248,7 +249,7 @@ extension AppArea {
             let hasProcess = slot.processPID != 0
             if hasProcess { running += 1 }
             if slot.state == SlotState.busy.rawValue { busy += 1 }
-            else if slot.state == SlotState.idle.rawValue { idle += 1 }
+            else if slot.state == SlotState.idle.rawValue && slot.disabled == 0 { idle += 1 }
         }
         return (running, idle, busy)
     }

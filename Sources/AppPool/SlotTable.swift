@@ -48,6 +48,16 @@ public struct SlotRecord {
     public var lastError: Int64 = 0
     public var downCount: Int64 = 0
     public var downUntil: Double = 0
+    /// 1: beyond its server's capacity (learned from FCGI_GET_VALUES): never picked.
+    public var disabled: Int64 = 0
+    /// Per server, on its first slot: the capacity it said it has (0: not said), and
+    /// its host name's address as the master last looked it up (family 4 or 6, 0: not
+    /// looked up; 16 bytes; `resolvedVersion` goes up each time it changes).
+    public var learnedCapacity: Int64 = 0
+    public var resolvedFamily: Int64 = 0
+    public var resolvedHigh: UInt64 = 0
+    public var resolvedLow: UInt64 = 0
+    public var resolvedVersion: Int64 = 0
 }
 
 public enum SlotState: Int64, Sendable {
@@ -80,6 +90,8 @@ public struct AppRecord {
     public var rejected: Int64 = 0
     /// A connect app's servers (their slots follow one another); 1 for a hosted app.
     public var serverCount: Int64 = 1
+    /// Slots that may be used (not `disabled`): the app's concurrency now.
+    public var usableSlots: Int64 = 0
 }
 
 /// A request waiting for a slot.
@@ -237,7 +249,9 @@ public final class SlotTable: @unchecked Sendable {
                 area.slots[s].server = Int64(k)
                 area.slots[s].serverFirst = Int64(first)
                 area.slots[s].weight = Int64(max(1, servers[k].weight))
+                if s - first >= servers[k].maxConns { area.slots[s].disabled = 1 }  // until it says it takes more
             }
+            record.pointee.usableSlots = Int64(area.slotIndices.filter { area.slots[$0].disabled == 0 }.count)
             for w in 0..<capacity { area.waiters[w] = WaiterRecord() }
             offset += size
         }

@@ -43,6 +43,7 @@ public final class Arbiter {
     var signalPipe: FileDescriptor!
     /// What the master and workers share about the apps: slots, queues, counters.
     var table: SlotTable!
+    var serverWatch: ServerWatch?
     /// Hosted app processes (command apps).
     var apps: AppSupervisor!
     /// Workers write a byte here when the master should look at the apps now
@@ -115,6 +116,17 @@ public final class Arbiter {
         apps = AppSupervisor(config: config, table: table, runDirectory: dir, executable: executable,
                              logger: GatewayLogging.logger(role: "master", sink: errorSink, level: config.log.level))
         apps.tick()
+        watchServers()
+    }
+
+    /// (Re)starts the watch over connect apps' servers (probes, learned capacities, name
+    /// lookups) for the configuration in force.
+    func watchServers() {
+        serverWatch?.stop()
+        let log = logger
+        serverWatch = ServerWatch(table: table, config: config) { warning, message in
+            if warning { log.warning("\(message)") } else { log.notice("\(message)") }
+        }
     }
 
     /// One turn of the loop: signals, dead workers and app processes, silent workers,
@@ -351,6 +363,7 @@ public final class Arbiter {
         spawnMissingWorkers()
         for pid in oldWorkers { terminate(pid) }
         apps.update(config: new)
+        watchServers()
         for i in restarts { apps.rollingRestart(i, why: "its command or environment changed (HUP)") }
     }
 
@@ -372,6 +385,7 @@ public final class Arbiter {
     }
 
     func cleanUp() {
+        serverWatch?.stop()
         apps?.stopAll(grace: 1)  // idempotent: nothing left after a clean stop
         listeners.closeAll()
         closeControlSocket()

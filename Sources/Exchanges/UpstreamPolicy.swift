@@ -26,6 +26,8 @@ public enum ServerFault: UInt8, Sendable, CustomStringConvertible {
     case reset
     /// Silent past backend_read.
     case timeout
+    /// An active health probe failed (the master's; see AppPool's ServerWatch).
+    case probe
 
     public init(_ f: UpstreamFailure) {
         switch f {
@@ -42,6 +44,7 @@ public enum ServerFault: UInt8, Sendable, CustomStringConvertible {
         case .refused: "connect failed"
         case .reset: "closed before answering"
         case .timeout: "timed out"
+        case .probe: "health probe failed"
         }
     }
 }

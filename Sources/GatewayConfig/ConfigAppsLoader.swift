@@ -38,7 +38,7 @@ extension ConfigLoader {
             for key in ["pm", "min_spare", "max_spare", "idle_timeout"] where t[key] != nil {
                 r.fail("\(p).\(key)", "applies to hosted apps (command); gatewayd does not manage the processes of a connect app")
             }
-            if let servers = readServers(&r, t, p, connect: c, maxConns: maxConns ?? 8) { kind = .external(servers) }
+            if let servers = readServers(&r, t, p, connect: c, maxConns: maxConns) { kind = .external(servers) }
         case (_?, _?):
             r.fail(p, "has both command and connect; choose one")
         }
@@ -76,10 +76,38 @@ extension ConfigLoader {
         app.sendfileRoots = roots
         if let n = r.int(t, "max_fails", p, max: 1000) { app.maxFails = n }
         if let d = r.duration(t, "fail_timeout", p) { app.failTimeout = d }
+        readHealth(&r, t, p, into: &app)
         app.requestTimeout = requestTimeout
         app.killGrace = killGrace
         app.dumpSignal = dumpSignal
         return app
+    }
+
+    /// Active health and name lookups of a connect app's servers.
+    static func readHealth(_ r: inout ConfigReader, _ t: TOMLTable, _ p: String, into app: inout AppConfig) {
+        if case .hosted = app.kind {
+            for key in ["health_interval", "health_timeout", "health_path", "resolve_interval"] where t[key] != nil {
+                r.fail("\(p).\(key)", "applies to connect apps; gatewayd watches its own app processes itself")
+            }
+            return
+        }
+        if let d = r.duration(t, "health_interval", p, allowZero: true) { app.healthInterval = d }
+        if let d = r.duration(t, "health_timeout", p) {
+            app.healthTimeout = d
+        } else if app.healthInterval > 0 {
+            app.healthTimeout = min(2, app.healthInterval / 2)  // a probe ends before the next is due
+        }
+        if let d = r.duration(t, "resolve_interval", p, allowZero: true) { app.resolveInterval = d }
+        if app.healthInterval > 0 && app.healthTimeout >= app.healthInterval {
+            r.fail("\(p).health_timeout", "must be shorter than health_interval (\(app.healthInterval) s), got \(app.healthTimeout) s")
+        }
+        if let path = r.string(t, "health_path", p) {
+            if !path.hasPrefix("/") || path.contains(where: { $0 == " " || $0.isNewline }) {
+                r.fail("\(p).health_path", "expected a path such as \"/health\", got \"\(path)\"")
+            } else {
+                app.healthPath = path
+            }
+        }
     }
 
     /// Signals an app may ask for its stack dump with (none that ends a process by default
@@ -88,7 +116,8 @@ extension ConfigLoader {
 
     /// A connect app's servers: `connect` (one address or a list, each with the app's
     /// max_conns and weight 1) or `servers` (tables with address, max_conns, weight).
-    static func readServers(_ r: inout ConfigReader, _ t: TOMLTable, _ p: String, connect: [String], maxConns: Int) -> [UpstreamServer]? {
+    /// A server without max_conns (here or on the app) starts at 8 and learns its capacity.
+    static func readServers(_ r: inout ConfigReader, _ t: TOMLTable, _ p: String, connect: [String], maxConns: Int?) -> [UpstreamServer]? {
         func address(_ s: String, _ key: String) -> ConnectAddress? {
             switch ConfigValues.parseConnect(s) {
             case .success(.unix(let path)): return .unix(path: r.resolve(path))
@@ -106,12 +135,13 @@ extension ConfigLoader {
                 r.rejectUnknownKeys(s, path: key, allowed: ["address", "max_conns", "weight"])
                 guard let text = r.string(s, "address", key) else { if s["address"] == nil { r.fail(key, "needs an address") }; continue }
                 guard let a = address(text, "\(key).address") else { continue }
-                servers.append(UpstreamServer(address: a, maxConns: r.int(s, "max_conns", key, max: 65535) ?? maxConns,
-                                              weight: r.int(s, "weight", key, max: 1000) ?? 1))
+                let conns = r.int(s, "max_conns", key, max: 65535) ?? maxConns
+                servers.append(UpstreamServer(address: a, maxConns: conns ?? 8, weight: r.int(s, "weight", key, max: 1000) ?? 1,
+                                              learnsCapacity: conns == nil))
             }
         } else {
             if connect.isEmpty { r.fail("\(p).connect", "lists no server") }
-            for c in connect { if let a = address(c, "\(p).connect") { servers.append(UpstreamServer(address: a, maxConns: maxConns)) } }
+            for c in connect { if let a = address(c, "\(p).connect") { servers.append(UpstreamServer(address: a, maxConns: maxConns ?? 8, learnsCapacity: maxConns == nil)) } }
         }
         for (i, s) in servers.enumerated() where servers[..<i].contains(where: { $0.address == s.address }) {
             r.fail(p, "names the server \(s.address) twice")

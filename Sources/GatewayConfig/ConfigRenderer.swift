@@ -84,10 +84,17 @@ extension Configuration {
                 }
                 if pm.mode != .static { kv("idle_timeout", num(pm.idleTimeout)) }
             case .external(let servers):
-                let tables = servers.map { "{ address = \(q($0.address.description)), max_conns = \($0.maxConns), weight = \($0.weight) }" }
+                // A server that learns its capacity has no max_conns (it starts at 8).
+                let tables = servers.map { s in
+                    "{ address = \(q(s.address.description)), " + (s.learnsCapacity ? "" : "max_conns = \(s.maxConns), ") + "weight = \(s.weight) }"
+                }
                 kv("servers", "[" + tables.joined(separator: ", ") + "]")
                 kv("max_fails", String(a.maxFails))
                 kv("fail_timeout", num(a.failTimeout))
+                kv("health_interval", num(a.healthInterval))
+                kv("health_timeout", num(a.healthTimeout))
+                if let p = a.healthPath { kv("health_path", q(p)) }
+                kv("resolve_interval", num(a.resolveInterval))
             }
             kv("queue_timeout", num(a.queueTimeout))
             if !a.env.isEmpty { kv("env", table(a.env)) }

@@ -176,8 +176,8 @@ public struct AppConfig: Sendable, Equatable {
     public static func server(ofSlot s: Int, _ servers: [UpstreamServer]) -> Int {
         var first = 0
         for (k, server) in servers.enumerated() {
-            if s < first + server.maxConns { return k }
-            first += server.maxConns
+            if s < first + server.slots { return k }
+            first += server.slots
         }
         return max(0, servers.count - 1)
     }
@@ -226,7 +226,7 @@ public struct AppConfig: Sendable, Equatable {
     public var slotCount: Int {
         switch kind {
         case .hosted(_, let pm): return pm.maxProcesses
-        case .external(let servers): return servers.reduce(0) { $0 + $1.maxConns }
+        case .external(let servers): return servers.reduce(0) { $0 + $1.slots }
         }
     }
 
@@ -235,19 +235,40 @@ public struct AppConfig: Sendable, Equatable {
     /// for `failTimeout` seconds (doubling while it keeps failing, up to 8 times), then tried again.
     public var maxFails: Int = 3
     public var failTimeout: Double = 10
+    /// Active health of a connect app's servers: a probe every `healthInterval` seconds
+    /// (0: none), FCGI_GET_VALUES or a GET of `healthPath`, answered within
+    /// `healthTimeout`. A server down is back at its first good probe; `maxFails` failed
+    /// probes in a row mark it down. The same probe learns the capacity of a server
+    /// without max_conns.
+    public var healthInterval: Double = 5
+    public var healthTimeout: Double = 2
+    public var healthPath: String? = nil
+    /// Seconds between lookups of a connect app's host names (0: only at start and HUP).
+    public var resolveInterval: Double = 30
 }
 
 /// One server of a connect app: its address, the connections it takes at once (its
 /// slots), and its weight in the choice of server (the fewest requests in flight per weight).
 public struct UpstreamServer: Sendable, Equatable {
     public var address: ConnectAddress
+    /// The connections used at first; with `learnsCapacity`, until the server says
+    /// how many it takes (FCGI_MAX_CONNS).
     public var maxConns: Int
     public var weight: Int
+    /// No max_conns was given: its capacity is learned from FCGI_GET_VALUES.
+    public var learnsCapacity: Bool
 
-    public init(address: ConnectAddress, maxConns: Int = 8, weight: Int = 1) {
+    /// The most a server's learned capacity can be: its slots are made at start.
+    public static let learnedCeiling = 64
+
+    /// The slots made for it in the table (a learned capacity may use more than maxConns).
+    public var slots: Int { learnsCapacity ? max(maxConns, Self.learnedCeiling) : maxConns }
+
+    public init(address: ConnectAddress, maxConns: Int = 8, weight: Int = 1, learnsCapacity: Bool = false) {
         self.address = address
         self.maxConns = maxConns
         self.weight = weight
+        self.learnsCapacity = learnsCapacity
     }
 }
 

@@ -107,6 +107,57 @@ public enum Socket {
         return String(cString: text)
     }
 
+    /// An IP address as plain integers, for the shared slot table: family 4 or 6 and
+    /// its 16 bytes as two words (IPv4 in the last 4 bytes).
+    public struct PackedAddress: Equatable, Sendable {
+        public var family: Int64
+        public var high: UInt64
+        public var low: UInt64
+        public init(family: Int64, high: UInt64, low: UInt64) {
+            self.family = family
+            self.high = high
+            self.low = low
+        }
+    }
+
+    /// Packs "10.0.0.5" or "fd00::5"; nil for anything else.
+    public static func pack(_ text: String) -> PackedAddress? {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        let family: Int64
+        if text.contains(":") {
+            guard bytes.withUnsafeMutableBytes({ inet_pton(AF_INET6, text, $0.baseAddress) }) == 1 else { return nil }
+            family = 6
+        } else {
+            guard bytes.withUnsafeMutableBytes({ inet_pton(AF_INET, text, $0.baseAddress! + 12) }) == 1 else { return nil }
+            family = 4
+        }
+        let word = { (from: Int) in bytes[from..<from + 8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        return PackedAddress(family: family, high: word(0), low: word(8))
+    }
+
+    /// The text of a packed address.
+    public static func unpack(_ p: PackedAddress) -> String? {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            bytes[i] = UInt8(truncatingIfNeeded: p.high >> (56 - 8 * UInt64(i)))
+            bytes[8 + i] = UInt8(truncatingIfNeeded: p.low >> (56 - 8 * UInt64(i)))
+        }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let ok: Bool
+        switch p.family {
+        case 4: ok = bytes.withUnsafeBytes { inet_ntop(AF_INET, $0.baseAddress! + 12, &text, socklen_t(text.count)) } != nil
+        case 6: ok = bytes.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &text, socklen_t(text.count)) } != nil
+        default: ok = false
+        }
+        return ok ? String(cString: text) : nil
+    }
+
+    /// Whether a connect address's host must be looked up (a name, not an IP address).
+    /// "localhost" is left to the connect, as it always was.
+    public static func isHostName(_ host: String) -> Bool {
+        !host.contains(":") && host != "localhost" && host.unicodeScalars.contains { $0.properties.isAlphabetic }
+    }
+
     static func fillAddress(_ storage: inout sockaddr_storage, host: String, port: Int) throws(SystemError) -> socklen_t {
         var ok: Int32 = 0
         let length: socklen_t

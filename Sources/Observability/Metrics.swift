@@ -59,13 +59,15 @@ public enum Metrics {
         family("gatewayd_app_rejected_total", "counter", "Requests answered 503 because no slot came free in time.")
         for a in apps { out += "gatewayd_app_rejected_total{app=\"\(escape(a.name))\"} \(a.rejected)\n" }
         if apps.contains(where: { !$0.servers.isEmpty }) {
-            family("gatewayd_app_server_up", "gauge", "1 while a connect app's server is up (not marked down by passive health).")
+            family("gatewayd_app_server_up", "gauge", "1 while a connect app's server is up (not marked down by failed requests or health probes).")
             for a in apps { for s in a.servers { out += "gatewayd_app_server_up{app=\"\(escape(a.name))\",server=\"\(escape(s.address))\"} \(s.up ? 1 : 0)\n" } }
             family("gatewayd_app_server_in_flight", "gauge", "Requests in flight on each server of a connect app.")
             for a in apps { for s in a.servers { out += "gatewayd_app_server_in_flight{app=\"\(escape(a.name))\",server=\"\(escape(s.address))\"} \(s.inFlight)\n" } }
             family("gatewayd_app_server_requests_total", "counter", "Requests given to each server of a connect app.")
             for a in apps { for s in a.servers { out += "gatewayd_app_server_requests_total{app=\"\(escape(a.name))\",server=\"\(escape(s.address))\"} \(s.requests)\n" } }
-            family("gatewayd_app_server_failures_total", "counter", "Refused, reset or timed-out requests on each server of a connect app.")
+            family("gatewayd_app_server_connections", "gauge", "Connections a connect app's server is given at once (max_conns, or what it said in FCGI_MAX_CONNS).")
+            for a in apps { for s in a.servers { out += "gatewayd_app_server_connections{app=\"\(escape(a.name))\",server=\"\(escape(s.address))\"} \(s.capacity)\n" } }
+            family("gatewayd_app_server_failures_total", "counter", "Refused, reset or timed-out requests, and failed health probes, on each server of a connect app.")
             for a in apps { for s in a.servers { out += "gatewayd_app_server_failures_total{app=\"\(escape(a.name))\",server=\"\(escape(s.address))\"} \(s.failures)\n" } }
         }
         family("gatewayd_workers", "gauge", "Worker processes running.")

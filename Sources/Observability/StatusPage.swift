@@ -35,6 +35,9 @@ public struct StatusPage {
         var requests: Int64
         var failures: Int64
         var lastError: String
+        /// Connections it is given at once, and what it said it takes (0: nothing).
+        var capacity: Int
+        var learnedCapacity: Int
     }
 
     struct WorkerRow {
@@ -85,11 +88,13 @@ public struct StatusPage {
                     let since = slot.state == SlotState.busy.rawValue ? slot.busySince : slot.startedAt
                     list.append((s, slot.processPID, state, slot.requests, since > 0 ? now - since : 0))
                 }
-                let servers = app.servers.count > 1 ? a.serverRows(now: now).map { s in
-                    ServerRow(address: app.servers[s.server].address.description, weight: app.servers[s.server].weight, up: s.up,
-                              inFlight: s.inFlight, requests: s.picks, failures: s.failures, lastError: s.lastError.description)
-                } : []
-                return AppRow(name: app.name, kind: kind, mode: mode, slots: a.slotCount,
+                let servers = a.serverRows(now: now).compactMap { s -> ServerRow? in
+                    guard s.server < app.servers.count else { return nil }  // a hosted app has none
+                    return ServerRow(address: app.servers[s.server].address.description, weight: app.servers[s.server].weight, up: s.up,
+                                     inFlight: s.inFlight, requests: s.picks, failures: s.failures, lastError: s.lastError.description,
+                                     capacity: s.capacity, learnedCapacity: s.learnedCapacity)
+                }
+                return AppRow(name: app.name, kind: kind, mode: mode, slots: Int(r.usableSlots),
                               processes: r.hosted == 1 ? c.running : 0, idle: c.idle, busy: c.busy,
                               queue: Int(r.queueLength), maxQueue: Int(r.queueMax), accepted: r.accepted,
                               rejected: r.rejected, restarts: r.restarts, slowRequests: r.slowRequests, processList: list,
@@ -127,7 +132,8 @@ public struct StatusPage {
             out += "accepted requests:    \(a.accepted)\nrejected (503):       \(a.rejected)\n"
             out += "restarts:             \(a.restarts)\nslow requests:        \(a.slowRequests)\n"
             for s in a.servers {
-                out += "server \(s.address): \(s.up ? "up" : "down"), weight \(s.weight), \(s.inFlight) in flight, \(s.requests) requests, \(s.failures) failures, last error: \(s.lastError)\n"
+                let said = s.learnedCapacity > 0 ? " (it says \(s.learnedCapacity))" : ""
+                out += "server \(s.address): \(s.up ? "up" : "down"), weight \(s.weight), \(s.capacity) connections\(said), \(s.inFlight) in flight, \(s.requests) requests, \(s.failures) failures, last error: \(s.lastError)\n"
             }
         }
         out += "\nworkers:              \(workers.count)\n"
@@ -158,6 +164,7 @@ public struct StatusPage {
     static func servers(_ a: AppRow) -> String {
         a.servers.map { s in
             "{\"address\":\(AccessLog.json(s.address)),\"weight\":\(s.weight),\"up\":\(s.up),\"in_flight\":\(s.inFlight),"
+                + "\"connections\":\(s.capacity),\"says_it_takes\":\(s.learnedCapacity),"
                 + "\"requests\":\(s.requests),\"failures\":\(s.failures),\"last_error\":\(AccessLog.json(s.lastError))}"
         }.joined(separator: ",")
     }

@@ -268,6 +268,29 @@ struct ConfigLoaderTests {
         #expect(try load(c.renderTOML()).apps == c.apps)
     }
 
+    @Test func serverWatchSettingsRoundTripAndAreChecked() throws {
+        let c = try load("""
+            [[app]]
+            name = "a"
+            servers = [{ address = "app1.internal:9000" }, { address = "10.0.0.6:9000", max_conns = 4 }]
+            health_interval = "2s"
+            health_path = "/health"
+            resolve_interval = 60
+            """)
+        let a = c.apps[0]
+        #expect(a.servers.map(\.learnsCapacity) == [true, false] && a.servers.map(\.maxConns) == [8, 4])
+        #expect(a.healthInterval == 2 && a.healthTimeout == 1 && a.healthPath == "/health" && a.resolveInterval == 60)
+        #expect(a.slotCount == UpstreamServer.learnedCeiling + 4)
+        #expect(try load(c.renderTOML()).apps == c.apps)
+        #expect(try load("[[app]]\nname = \"a\"\nconnect = \"10.0.0.5:9000\"\nmax_conns = 3\n").apps[0].servers[0].learnsCapacity == false)
+        #expect(problems("[[app]]\nname = \"a\"\nconnect = \"10.0.0.5:9000\"\nhealth_interval = 1\nhealth_timeout = 1\n")
+                == ["gateway.toml:5: app[0].health_timeout: must be shorter than health_interval (1.0 s), got 1.0 s"])
+        #expect(problems("[[app]]\nname = \"a\"\nconnect = \"10.0.0.5:9000\"\nhealth_path = \"health\"\n")
+                == ["gateway.toml:4: app[0].health_path: expected a path such as \"/health\", got \"health\""])
+        #expect(problems("[[app]]\nname = \"a\"\ncommand = [\"x\"]\nhealth_interval = 1\n")
+                == ["gateway.toml:4: app[0].health_interval: applies to connect apps; gatewayd watches its own app processes itself"])
+    }
+
     @Test func commandLineOverrides() throws {
         let c = try load(issueExample)
         var o = ConfigOverrides()

@@ -16,12 +16,15 @@ struct ScaleOutTests {
         let address: String
         let command: [String]
         let label: String
+        let environment: [String]
         var pid: Int32 = 0
 
-        init(host: String, c: Bool, label: String) throws {
-            address = "\(host):\(try freePort())"
-            command = c ? [HostedAppsTests.cApp, address] : ["python3", HostedAppsTests.pythonApp, "--bind", address]
+        /// `port`: nil for a free one; `arguments` and `environment` go to the Python app.
+        init(host: String, c: Bool, label: String, port: Int? = nil, arguments: [String] = [], environment: [String] = []) throws {
+            address = "\(host):\(try port ?? freePort())"
+            command = c ? [HostedAppsTests.cApp, address] : ["python3", HostedAppsTests.pythonApp, "--bind", address] + arguments
             self.label = label
+            self.environment = environment
             try start()
         }
 
@@ -29,7 +32,7 @@ struct ScaleOutTests {
             let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
             let null = try FileDescriptor.openForReading("/dev/null")!
             defer { try? null.close() }
-            pid = try Processes.spawn(path: "/usr/bin/env", arguments: ["env"] + command, environment: ["PATH=" + path, "APP_LABEL=" + label],
+            pid = try Processes.spawn(path: "/usr/bin/env", arguments: ["env"] + command, environment: ["PATH=" + path, "APP_LABEL=" + label] + environment,
                                       fds: [(null, 0), (null, 1), (null, 2)])
             let parts = address.split(separator: ":")
             let deadline = Date().addingTimeInterval(10)

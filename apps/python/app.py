@@ -1,8 +1,9 @@
 """The Python sample app: WSGI served over FastCGI by flup, one request at a time.
 
 Started by a process manager (gatewayd, spawn-fcgi) it serves FastCGI on fd 0; given
-`--bind HOST:PORT` or `--bind /path.sock` it listens there itself. The endpoints are the
-same as every sample app's (apps/README.md).
+`--bind HOST:PORT` or `--bind /path.sock` it listens there itself; `--threads N` serves
+N requests at once (flup's threaded server). The endpoints are the same as every
+sample app's (apps/README.md).
 """
 import hashlib
 import json
@@ -11,7 +12,7 @@ import sys
 import time
 from urllib.parse import parse_qs
 
-from flup.server.fcgi_single import WSGIServer
+from flup.server import fcgi, fcgi_single
 
 
 def endpoint(environ):
@@ -77,6 +78,12 @@ def app(environ, start_response):
             headers.append((name, value))
         start_response(f"{code} Status", headers)
         return [f"status {code}\n".encode()]
+    if ep == "health":
+        # 503 while the file named by APP_SICK_FILE exists (a maintenance switch).
+        sick = os.environ.get("APP_SICK_FILE")
+        code = "503 Service Unavailable" if sick and os.path.exists(sick) else "200 OK"
+        start_response(code, [("Content-Type", "text/plain")])
+        return [code.encode() + b"\n"]
     if ep == "stderr":
         environ["wsgi.errors"].write("a line on stderr from the Python app\n")
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -86,15 +93,29 @@ def app(environ, start_response):
 
 
 def main(argv):
-    bind = None
-    if len(argv) > 2 and argv[1] == "--bind":
-        target = argv[2]
-        if target.startswith("/"):
-            bind = target
-        else:
-            host, port = target.rsplit(":", 1)
-            bind = (host, int(port))
-    WSGIServer(app, bindAddress=bind).run()
+    bind, threads = None, 0
+    args = argv[1:]
+    while len(args) >= 2:
+        if args[0] == "--bind":
+            target = args[1]
+            if target.startswith("/"):
+                bind = target
+            else:
+                host, port = target.rsplit(":", 1)
+                bind = (host, int(port))
+        elif args[0] == "--threads":
+            threads = int(args[1])
+        args = args[2:]
+    if threads > 0:
+        server = fcgi.WSGIServer(app, bindAddress=bind, minSpare=1, maxSpare=threads, maxThreads=threads)
+    else:
+        server = fcgi_single.WSGIServer(app, bindAddress=bind)
+    # How many requests it serves at once, for FCGI_GET_VALUES. flup keys these by str
+    # but compares the bytes it decodes from the query (a Python 2 leftover), so it
+    # answers nothing; keyed by bytes it answers.
+    conns = threads if threads > 0 else 1
+    server.capability = {b"FCGI_MAX_CONNS": conns, b"FCGI_MAX_REQS": conns, b"FCGI_MPXS_CONNS": 0}
+    server.run()
 
 
 if __name__ == "__main__":
