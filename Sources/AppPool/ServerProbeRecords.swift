@@ -16,6 +16,13 @@ extension AppArea {
         slotIndices.first { slots[$0].server == Int64(k) }
     }
 
+    /// Whether server `k` has requests in flight while it is up (then they tell its
+    /// health, and a probe is not sent).
+    public func inFlight(server k: Int, now: Double) -> Bool {
+        guard let f = firstSlot(ofServer: k), slots[f].downUntil <= now else { return false }
+        return slotIndices.contains { slots[$0].serverFirst == Int64(f) && slots[$0].state == SlotState.busy.rawValue }
+    }
+
     /// A good probe brings a down server back at once (its slots too); a failed one
     /// counts as a failure in a row, as a failed request does (`serverOutcome`), and keeps
     /// a server that is already down out until the next probe may bring it back, so no

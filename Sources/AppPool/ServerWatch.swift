@@ -60,7 +60,10 @@ public final class ServerWatch: Sendable {
                 nextLookup = app.resolveInterval > 0 ? now + app.resolveInterval : .infinity
             }
             if probes && now >= nextProbe {
-                probe(app: a, server: k)
+                // A server with requests in flight is being probed by them (passive
+                // health); a probe would only queue behind them in a single-threaded one.
+                let busy = table.withLock(a) { area in area.inFlight(server: k, now: now) }
+                if !busy { probe(app: a, server: k) }
                 nextProbe = now + app.healthInterval
             }
             let next = min(probes ? nextProbe : .infinity, nextLookup)
@@ -136,6 +139,8 @@ public final class ServerWatch: Sendable {
     }
 
     /// One probe: connect, send, read the verdict, all within `timeout`.
+    static let linger = 30.0
+
     static func probe(_ address: ConnectAddress, _ kind: HealthProbe.Kind, timeout: Double) -> Outcome {
         let deadline = Host.monotonicSeconds() + timeout
         let ms = Int32(max(1, timeout * 1000))
@@ -154,13 +159,20 @@ public final class ServerWatch: Sendable {
         if case .tcp(let host, _) = address { serverName = host } else { serverName = "localhost" }
         do { try fd.writeAll(probe.request(serverName: serverName)) } catch { return .failed("write: \(error)") }
         var buffer = [UInt8](repeating: 0, count: 16384)
+        // Past the timeout the probe says nothing, but the connection is held open for
+        // the late answer (up to `linger`): flup's single-threaded server exits when the
+        // peer of a management query has gone by the time it answers.
+        var late = false
         while true {
-            let left = deadline - Host.monotonicSeconds()
+            var left = deadline - Host.monotonicSeconds()
+            if left <= 0 && !late { late = true }
+            if late { left = deadline + linger - Host.monotonicSeconds() }
             guard left > 0, (try? fd.waitReadable(timeoutMilliseconds: Int32(left * 1000) + 1)) == true else { return .noAnswer }
             let read: Int?
             do { read = try fd.read(into: &buffer, from: 0) } catch { return .failed("read: \(error)") }
             guard let n = read else { continue }
             if let v = probe.feed(Array(buffer[0..<n]), atEnd: n == 0) {
+                if late || Host.monotonicSeconds() > deadline { return .noAnswer }
                 switch v {
                 case .up(let c): return .up(capacity: c)
                 case .failed(let why): return .failed(why)

@@ -7,9 +7,13 @@ import GatewaySystem
 // one. Every change happens under the app's robust process-shared mutex; each waiter
 // sleeps on the futex word of its queue entry, which its grant bumps.
 //
-// Layout: [RegionHeader][WorkerRecord x workerCapacity], then per app, 64-byte aligned:
+// Layout: [RegionHeader][area offsets x areaCapacity][WorkerRecord x workerCapacity]
+// [metrics], then per app area, 64-byte aligned:
 // [mutex][AppRecord][SlotRecord x slots][WaiterRecord x queueCapacity].
-// Master and workers compute the same layout from the same configuration.
+// An area is found through the offsets; a HUP that adds an app or changes its slots
+// appends a new area in the room the region keeps for that (the file is sparse: room
+// not used costs no memory). Workers of one generation are told which areas are their
+// apps' (`--app-areas`); old workers keep theirs while they drain.
 
 /// One connection slot. Plain integers only: this lives in shared memory.
 public struct SlotRecord {
@@ -136,8 +140,10 @@ public struct WorkerRecord {
 
 struct RegionHeader {
     var magic: Int64
-    var appCount: Int64
+    /// Areas made so far, and where the next one goes.
+    var areaCount: Int64
     var workerCapacity: Int64
+    var end: Int64
 }
 
 /// Pointers into one app's part of the region.
@@ -155,16 +161,25 @@ public struct AppArea {
 /// (pointers into the region); an app's records are read and written only under that
 /// app's robust process-shared mutex (`withLock`); a worker record is written by the
 /// master when it starts that worker and then by that worker alone (under its counters
-/// lock), and read by status pages as plain integers (a momentary view).
+/// lock), and read by status pages as plain integers (a momentary view); the area
+/// offsets are written only by the master, before any worker is told of the new area.
+///
+/// One object is a view of the region for one configuration: `apps[i]` is the area of
+/// that configuration's app i (`areaIndices[i]`).
 public final class SlotTable: @unchecked Sendable {
     public static let workerCapacity = 1024
+    public static let areaCapacity = 256
     static let magic: Int64 = 0x6761_7465_7761_7964  // "gatewayd"
 
     public let memory: SharedMemory
     public let apps: [AppArea]
+    /// Which area of the region each app of this view is (per-app metrics are kept by area).
+    public let areaIndices: [Int]
     public let workers: UnsafeMutablePointer<WorkerRecord>
     /// Request counts and latencies, by route and app (/metrics).
     public let metrics: MetricsArea
+    let header: UnsafeMutablePointer<RegionHeader>
+    let offsets: UnsafeMutablePointer<Int64>
     /// This process's pid: a grant made by an event loop to its own waiter needs no
     /// signal (the loop collects its grants after every round of events).
     public static let ownPID: Int64 = Int64(Processes.currentPID)
@@ -183,7 +198,8 @@ public final class SlotTable: @unchecked Sendable {
 
     static func align(_ n: Int) -> Int { (n + 63) & ~63 }
 
-    static var workersOffset: Int { align(MemoryLayout<RegionHeader>.stride) }
+    static var offsetsOffset: Int { align(MemoryLayout<RegionHeader>.stride) }
+    static var workersOffset: Int { offsetsOffset + align(areaCapacity * 8) }
     static var metricsOffset: Int { workersOffset + align(workerCapacity * MemoryLayout<WorkerRecord>.stride) }
     static var firstAppOffset: Int { metricsOffset + align(MetricsArea.size) }
 
@@ -193,7 +209,7 @@ public final class SlotTable: @unchecked Sendable {
     }
 
     /// Binds one app's area at `p`, sized by the counts stored in its record.
-    static func area(at p: UnsafeMutableRawPointer) -> (AppArea, size: Int) {
+    static func area(at p: UnsafeMutableRawPointer) -> AppArea {
         let lock = p
         let record = (p + align(SharedMutex.size)).bindMemory(to: AppRecord.self, capacity: 1)
         let slotCount = Int(record.pointee.slotCount)
@@ -201,73 +217,89 @@ public final class SlotTable: @unchecked Sendable {
         let slotsAt = p + align(SharedMutex.size) + align(MemoryLayout<AppRecord>.stride)
         let slots = slotsAt.bindMemory(to: SlotRecord.self, capacity: slotCount)
         let waiters = (slotsAt + align(slotCount * MemoryLayout<SlotRecord>.stride)).bindMemory(to: WaiterRecord.self, capacity: queue)
-        return (AppArea(lock: lock, record: record, slots: slots, waiters: waiters), areaSize(slots: slotCount, queue: queue))
+        return AppArea(lock: lock, record: record, slots: slots, waiters: waiters)
     }
 
-    /// Walks the region: each app's record says how big its area is, so a worker with a
-    /// reloaded configuration (other worker counts) still reads the table right.
-    init(memory: SharedMemory, appCount: Int) {
+    /// A view of the region with the given areas as its apps.
+    init(memory: SharedMemory, areas: [Int]) {
         self.memory = memory
+        header = memory.base.bindMemory(to: RegionHeader.self, capacity: 1)
+        offsets = (memory.base + Self.offsetsOffset).bindMemory(to: Int64.self, capacity: Self.areaCapacity)
         workers = (memory.base + Self.workersOffset).bindMemory(to: WorkerRecord.self, capacity: Self.workerCapacity)
         metrics = MetricsArea(at: memory.base + Self.metricsOffset)
-        var areas: [AppArea] = []
-        var offset = Self.firstAppOffset
-        for _ in 0..<appCount {
-            let (area, size) = Self.area(at: memory.base + offset)
-            areas.append(area)
-            offset += size
-        }
-        apps = areas
+        areaIndices = areas
+        let offsets = self.offsets
+        apps = areas.map { Self.area(at: memory.base + Int(offsets[$0])) }
     }
 
-    /// The master's table: every external slot idle, every hosted slot empty until its process starts.
+    /// The same region with other areas as its apps (the next generation's, after a HUP).
+    public func view(areas: [Int]) -> SlotTable {
+        SlotTable(memory: memory, areas: areas)
+    }
+
+    /// The master's table: every external slot idle, every hosted slot empty until its
+    /// process starts. The region keeps room for apps a HUP may add (sparse: free until used).
     public static func create(for config: Configuration) throws(SystemError) -> SlotTable {
         let capacity = queueCapacity(config.server)
-        let size = firstAppOffset + config.apps.reduce(0) { $0 + areaSize(slots: $1.slotCount, queue: capacity) }
-        let memory = try SharedMemory.create(size: size)
+        let needed = config.apps.reduce(0) { $0 + areaSize(slots: $1.slotCount, queue: capacity) }
+        let memory = try SharedMemory.create(size: firstAppOffset + needed + max(64 << 20, 4 * needed))
         memory.base.bindMemory(to: RegionHeader.self, capacity: 1).pointee =
-            RegionHeader(magic: magic, appCount: Int64(config.apps.count), workerCapacity: Int64(workerCapacity))
-        var offset = firstAppOffset
-        for app in config.apps {
-            let p = memory.base + offset
-            SharedMutex.initialize(p)
-            let record = (p + align(SharedMutex.size)).bindMemory(to: AppRecord.self, capacity: 1)
-            record.pointee = AppRecord()
-            record.pointee.slotCount = Int64(app.slotCount)
-            record.pointee.queueCapacity = Int64(capacity)
-            if case .hosted = app.kind { record.pointee.hosted = 1 }
-            let (area, size) = Self.area(at: p)
-            let servers = app.servers
-            record.pointee.serverCount = Int64(max(1, servers.count))
-            var first = 0
-            for s in area.slotIndices {
-                area.slots[s] = SlotRecord()
-                if record.pointee.hosted == 0 { area.slots[s].state = SlotState.idle.rawValue }
-                guard !servers.isEmpty else { continue }
-                let k = AppConfig.server(ofSlot: s, servers)
-                if s > 0 && k != area.slots[s - 1].server { first = s }
-                area.slots[s].server = Int64(k)
-                area.slots[s].serverFirst = Int64(first)
-                area.slots[s].weight = Int64(max(1, servers[k].weight))
-                if s - first >= servers[k].maxConns { area.slots[s].disabled = 1 }  // until it says it takes more
-            }
-            record.pointee.usableSlots = Int64(area.slotIndices.filter { area.slots[$0].disabled == 0 }.count)
-            for w in 0..<capacity { area.waiters[w] = WaiterRecord() }
-            offset += size
-        }
-        let table = SlotTable(memory: memory, appCount: config.apps.count)
+            RegionHeader(magic: magic, areaCount: 0, workerCapacity: Int64(workerCapacity), end: Int64(firstAppOffset))
+        let table = SlotTable(memory: memory, areas: [])
         for i in 0..<workerCapacity { table.workers[i] = WorkerRecord() }
-        return table
+        var areas: [Int] = []
+        for app in config.apps { areas.append(try table.addArea(for: app, queue: capacity)) }
+        return table.view(areas: areas)
     }
 
-    /// A worker's view of the master's table, from the inherited fd.
-    public static func attach(_ fd: FileDescriptor, config: Configuration) throws(SystemError) -> SlotTable {
+    /// Master only: a new area for `app` at the end of the region; returns its index.
+    public func addArea(for app: AppConfig, queue capacity: Int) throws(SystemError) -> Int {
+        let size = Self.areaSize(slots: app.slotCount, queue: capacity)
+        let index = Int(header.pointee.areaCount)
+        let at = Int(header.pointee.end)
+        guard index < Self.areaCapacity, at + size <= memory.size else {
+            throw SystemError(errno: 28, "the shared slot table has no room for app \(app.name) (restart gatewayd to lay it out afresh)")
+        }
+        let p = memory.base + at
+        SharedMutex.initialize(p)
+        let record = (p + Self.align(SharedMutex.size)).bindMemory(to: AppRecord.self, capacity: 1)
+        record.pointee = AppRecord()
+        record.pointee.slotCount = Int64(app.slotCount)
+        record.pointee.queueCapacity = Int64(capacity)
+        if case .hosted = app.kind { record.pointee.hosted = 1 }
+        let area = Self.area(at: p)
+        let servers = app.servers
+        record.pointee.serverCount = Int64(max(1, servers.count))
+        var first = 0
+        for s in area.slotIndices {
+            area.slots[s] = SlotRecord()
+            if record.pointee.hosted == 0 { area.slots[s].state = SlotState.idle.rawValue }
+            guard !servers.isEmpty else { continue }
+            let k = AppConfig.server(ofSlot: s, servers)
+            if s > 0 && k != area.slots[s - 1].server { first = s }
+            area.slots[s].server = Int64(k)
+            area.slots[s].serverFirst = Int64(first)
+            area.slots[s].weight = Int64(max(1, servers[k].weight))
+            if s - first >= servers[k].maxConns { area.slots[s].disabled = 1 }  // until it says it takes more
+        }
+        record.pointee.usableSlots = Int64(area.slotIndices.filter { area.slots[$0].disabled == 0 }.count)
+        for w in 0..<capacity { area.waiters[w] = WaiterRecord() }
+        offsets[index] = Int64(at)
+        header.pointee.end = Int64(at + size)
+        header.pointee.areaCount = Int64(index + 1)
+        return index
+    }
+
+    /// A worker's view of the master's table, from the inherited fd: `areas` are its
+    /// apps' areas (the master says which; by default the first ones, in order).
+    public static func attach(_ fd: FileDescriptor, config: Configuration, areas: [Int]? = nil) throws(SystemError) -> SlotTable {
         let memory = try SharedMemory.map(fd)
         let header = memory.base.bindMemory(to: RegionHeader.self, capacity: 1).pointee
-        guard header.magic == magic, header.appCount == Int64(config.apps.count) else {
+        let areas = areas ?? Array(config.apps.indices)
+        guard header.magic == magic, areas.count == config.apps.count, areas.allSatisfy({ $0 >= 0 && $0 < Int(header.areaCount) }) else {
             throw SystemError(errno: 22, "the shared slot table does not match the configuration")
         }
-        let table = SlotTable(memory: memory, appCount: config.apps.count)
+        let table = SlotTable(memory: memory, areas: areas)
         for (area, app) in zip(table.apps, config.apps) where area.slotCount != app.slotCount {
             throw SystemError(errno: 22, "the shared slot table has \(area.slotCount) slots for app \(app.name), the configuration \(app.slotCount)")
         }
