@@ -59,7 +59,7 @@ public final class AppDispatcher {
         var resolved: [String: String] = [:]
         addresses = config.apps.indices.map { a in
             (0..<table.apps[a].slotCount).map { s in
-                let address = Self.address(config.apps[a], slot: s, runDirectory: runDirectory)
+                let address = Self.address(config.apps[a], area: table.areaIndices[a], slot: s, runDirectory: runDirectory)
                 guard case .tcp(let host, let port) = address, Socket.isHostName(host) else { return address }
                 if resolved[host] == nil { resolved[host] = Socket.resolveHost(host) ?? host }
                 return .tcp(host: resolved[host]!, port: port)
@@ -71,18 +71,21 @@ public final class AppDispatcher {
     let addresses: [[ConnectAddress]]
 
     /// The socket the master binds for a hosted app's slot (the process gets it as fd 0).
-    public static func socketPath(runDirectory: String, app: String, slot: Int) -> String {
-        "\(runDirectory)/\(app).\(slot).sock"
+    /// The area is in the name: after a HUP that changed an app's slots, its old
+    /// processes drain on the old sockets while new ones serve on new sockets.
+    public static func socketPath(runDirectory: String, app: String, area: Int, slot: Int) -> String {
+        "\(runDirectory)/\(app).\(area).\(slot).sock"
     }
 
     func address(_ app: Int, slot: Int) -> ConnectAddress {
-        slot < addresses[app].count ? addresses[app][slot] : Self.address(config.apps[app], slot: slot, runDirectory: runDirectory)
+        slot < addresses[app].count ? addresses[app][slot]
+            : Self.address(config.apps[app], area: table.areaIndices[app], slot: slot, runDirectory: runDirectory)
     }
 
-    static func address(_ app: AppConfig, slot: Int, runDirectory: String) -> ConnectAddress {
+    static func address(_ app: AppConfig, area: Int, slot: Int, runDirectory: String) -> ConnectAddress {
         switch app.kind {
         case .external(let servers): return servers[AppConfig.server(ofSlot: slot, servers)].address
-        case .hosted: return .unix(path: socketPath(runDirectory: runDirectory, app: app.name, slot: slot))
+        case .hosted: return .unix(path: socketPath(runDirectory: runDirectory, app: app.name, area: area, slot: slot))
         }
     }
 

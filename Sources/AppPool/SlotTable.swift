@@ -237,6 +237,11 @@ public final class SlotTable: @unchecked Sendable {
         SlotTable(memory: memory, areas: areas)
     }
 
+    /// Every area made so far, current or draining.
+    public func allAreas() -> SlotTable {
+        view(areas: Array(0..<Int(header.pointee.areaCount)))
+    }
+
     /// The master's table: every external slot idle, every hosted slot empty until its
     /// process starts. The region keeps room for apps a HUP may add (sparse: free until used).
     public static func create(for config: Configuration) throws(SystemError) -> SlotTable {

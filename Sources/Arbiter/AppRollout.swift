@@ -1,41 +1,13 @@
 import GatewayConfig
 import GatewaySystem
 
-/// New app code or settings without downtime: a HUP whose [[app]] sections changed, or
-/// `gatewayd reload-app NAME`, replaces a hosted app's processes one slot at a time. Each
-/// old process takes no new request, finishes the one it holds, and is stopped; a process
-/// with the new settings starts on the same socket (connections queued meanwhile wait in
-/// its backlog), and only when it runs does the next slot follow. So the app is never
-/// more than one process below `processes`, and no request is refused.
-enum AppRollout {
-    /// What a HUP may apply to the apps: nil when it can (the indices of the hosted apps
-    /// whose processes must be replaced), or why it needs a restart.
-    static func plan(old: [AppConfig], new: [AppConfig]) -> Result<[Int], Refusal> {
-        guard old.map(\.name) == new.map(\.name) else {
-            return .failure(Refusal("apps were added, removed or renamed"))
-        }
-        var restart: [Int] = []
-        for (i, (a, b)) in zip(old, new).enumerated() {
-            guard a.slotCount == b.slotCount else { return .failure(Refusal("app \(a.name) changed its number of processes or max_conns")) }
-            switch (a.kind, b.kind) {
-            case (.hosted(let c1, _), .hosted(let c2, _)):
-                if c1 != c2 || a.env != b.env || a.envCopy != b.envCopy || a.cwd != b.cwd || a.user != b.user || a.group != b.group {
-                    restart.append(i)
-                }
-            case (.external, .external):
-                break  // new workers use the new address and settings
-            default:
-                return .failure(Refusal("app \(a.name) changed between command and connect"))
-            }
-        }
-        return .success(restart)
-    }
-
-    struct Refusal: Error, CustomStringConvertible {
-        let description: String
-        init(_ d: String) { description = d }
-    }
-}
+// New app code or settings without downtime: a HUP whose [[app]] sections changed
+// (AppPlan in AppGenerations.swift says which), or
+// `gatewayd reload-app NAME`, replaces a hosted app's processes one slot at a time. Each
+// old process takes no new request, finishes the one it holds, and is stopped; a process
+// with the new settings starts on the same socket (connections queued meanwhile wait in
+// its backlog), and only when it runs does the next slot follow. So the app is never
+// more than one process below `processes`, and no request is refused.
 
 /// One app's rolling restart: the slots still to replace, and the one being replaced.
 struct Rollout {
@@ -56,11 +28,6 @@ extension AppSupervisor {
             rollouts[i] = Rollout(pending: slots, why: why)
         }
         logger.info("app \(config.apps[i].name): replacing its processes one at a time (\(why))")
-    }
-
-    /// The configuration after a HUP (the apps' layout is the same: AppRollout.plan).
-    public func update(config new: Configuration) {
-        config = new
     }
 
     /// One step of a rolling restart, each master turn: once the slot being replaced

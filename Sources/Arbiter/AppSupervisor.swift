@@ -15,7 +15,7 @@ import AppPool
 /// master: they survive worker restarts.
 public final class AppSupervisor {
     struct Child {
-        let app: Int
+        var app: Int
         let slot: Int
         let started: Double
         let output: FileDescriptor
@@ -34,7 +34,7 @@ public final class AppSupervisor {
     }
 
     var config: Configuration
-    let table: SlotTable
+    var table: SlotTable
     public let runDirectory: String
     let executable: String
     var logger: Logger
@@ -43,6 +43,9 @@ public final class AppSupervisor {
     /// Rolling restarts in progress, by app index (AppRollout.swift).
     var rollouts: [Int: Rollout] = [:]
     let masterPID = Processes.currentPID
+    /// Apps a HUP removed (or laid out anew), kept running for the old workers until they
+    /// are gone: no process is started or replaced (AppGenerations.swift).
+    var draining = false
 
     public init(config: Configuration, table: SlotTable, runDirectory: String, executable: String, logger: Logger) {
         self.config = config
@@ -68,6 +71,7 @@ public final class AppSupervisor {
     // MARK: - The policy, once per master turn
 
     public func tick() {
+        guard !draining else { return }
         let now = Host.monotonicSeconds()
         for (i, app, command, pm) in hostedApps {
             advanceRollout(i)
@@ -132,7 +136,7 @@ public final class AppSupervisor {
 
     func socket(_ app: Int, slot: Int) throws(SystemError) -> FileDescriptor {
         if let s = states[app].sockets[slot] { return s }
-        let path = AppDispatcher.socketPath(runDirectory: runDirectory, app: config.apps[app].name, slot: slot)
+        let path = AppDispatcher.socketPath(runDirectory: runDirectory, app: config.apps[app].name, area: table.areaIndices[app], slot: slot)
         let raw = try Socket.listenUnix(path: path, backlog: 1024, mode: 0o600)
         let fd = try raw.duplicate(atLeast: 64)
         try? raw.close()
@@ -245,7 +249,7 @@ public final class AppSupervisor {
         let app = config.apps[child.app]
         let served = table.withLock(child.app) { a in a.processExited(child.slot, pid: Int64(pid)) }
         let lifetime = now - child.started
-        if child.termSentAt != nil {
+        if child.termSentAt != nil || draining {
             logger.debug("app \(app.name): process \(pid) (slot \(child.slot)) stopped: \(status)")
             return true
         }
@@ -262,10 +266,12 @@ public final class AppSupervisor {
         return true
     }
 
-    /// A worker died: free its slots, kept connections and place in the queues.
+    /// A worker died: free its slots, kept connections and place in the queues, in every
+    /// area (an old worker may hold slots of apps this configuration no longer has).
     public func workerExited(_ pid: Int32) {
-        for i in table.apps.indices {
-            table.withLock(i) { a in a.releaseAll(of: Int64(pid), now: Host.monotonicSeconds()) }
+        let all = table.allAreas()
+        for i in all.apps.indices {
+            all.withLock(i) { a in a.releaseAll(of: Int64(pid), now: Host.monotonicSeconds()) }
         }
         for w in 0..<SlotTable.workerCapacity where table.workers[w].pid == Int64(pid) { table.workers[w] = WorkerRecord() }
     }
@@ -273,7 +279,7 @@ public final class AppSupervisor {
     // MARK: - Stop
 
     /// Stops every app process (TERM, then KILL after `grace` seconds) and removes the sockets.
-    public func stopAll(grace: Double) {
+    public func stopAll(grace: Double, removeDirectory: Bool = true) {
         let now = Host.monotonicSeconds()
         for (pid, var child) in children {
             Processes.signal(pid, Signals.term)
@@ -293,10 +299,10 @@ public final class AppSupervisor {
             for (slot, fd) in state.sockets.enumerated() {
                 guard let fd else { continue }
                 try? fd.close()
-                Host.removeFile(AppDispatcher.socketPath(runDirectory: runDirectory, app: config.apps[i].name, slot: slot))
+                Host.removeFile(AppDispatcher.socketPath(runDirectory: runDirectory, app: config.apps[i].name, area: table.areaIndices[i], slot: slot))
             }
             states[i].sockets = Array(repeating: nil, count: state.sockets.count)
         }
-        Host.removeDirectory(runDirectory)
+        if removeDirectory { Host.removeDirectory(runDirectory) }
     }
 }

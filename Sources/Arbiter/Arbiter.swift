@@ -46,6 +46,9 @@ public final class Arbiter {
     var serverWatch: ServerWatch?
     /// Hosted app processes (command apps).
     var apps: AppSupervisor!
+    /// Apps a HUP removed or laid out anew, still serving the workers started before it
+    /// (AppGenerations.swift): stopped when the last of those workers is gone.
+    var drains: [(apps: AppSupervisor, oldWorkers: Set<Int32>)] = []
     /// Workers write a byte here when the master should look at the apps now
     /// (a request waits for a process; a process reached max_requests).
     var nudgeRead: FileDescriptor!
@@ -133,16 +136,21 @@ public final class Arbiter {
     /// the worker count, the app processes.
     func step() -> Int32? {
         var watched = [(signalPipe!, Poll.readable), (nudgeRead!, Poll.readable)] + apps.outputDescriptors.map { ($0, Poll.readable) }
+            + drains.flatMap(\.apps.outputDescriptors).map { ($0, Poll.readable) }
         if let c = control { watched.append((c, Poll.readable)) }
         _ = try? Poll.wait(watched, timeoutMilliseconds: apps.hasHostedApps ? 100 : 250)
         serveControl()
         for sig in Signals.drain(signalPipe) { handle(sig) }
         _ = Signals.drain(nudgeRead)
         apps.readOutput()
+        for d in drains { d.apps.readOutput() }
         if let code = reapChildren() { return code }
+        finishDrains()
         if let stop = stopping {
             if workers.isEmpty {
                 logger.info("all workers have exited; stopping the apps; bye")
+                for d in drains { d.apps.stopAll(grace: 3, removeDirectory: false) }
+                drains = []
                 apps.stopAll(grace: 3)
                 return 0
             }
@@ -237,6 +245,7 @@ public final class Arbiter {
             let args = [executable, "worker", "--config-fd", "3", "--heartbeat-fd", "4", "--shared-fd", "5", "--nudge-fd", "6",
                         "--listen-fds", listenFDs.joined(separator: ","), "--worker-id", String(id),
                         "--worker-record", String(record), "--run-dir", apps.runDirectory,
+                        "--app-areas", table.areaIndices.map(String.init).joined(separator: ","),
                         "--master-pid", String(Processes.currentPID)]
             let pid = try Processes.spawn(path: executable, arguments: args, environment: Processes.environment(), fds: fds)
             let now = Host.monotonicSeconds()
@@ -254,6 +263,7 @@ public final class Arbiter {
     func reapChildren() -> Int32? {
         for (pid, status) in Processes.reap() {
             if apps.processExited(pid, status) { continue }
+            if drains.contains(where: { $0.apps.processExited(pid, status) }) { continue }
             if pid == upgrade?.pid {
                 newMasterExited(status)
                 continue
@@ -334,11 +344,13 @@ public final class Arbiter {
             logger.error("HUP: the new configuration is invalid; still serving with the old one:\n\(error)")
             return
         }
-        let restarts: [Int]
-        switch AppRollout.plan(old: config.apps, new: new.apps) {
-        case .success(let r): restarts = r
-        case .failure(let why):
-            logger.error("HUP: \(why); the apps' slots are set at start, so restart gatewayd (or upgrade with USR2) to apply that. Still serving with the old configuration.")
+        let plan = AppPlan.make(old: config.apps, new: new.apps)
+        // New apps (and apps laid out anew) get their areas first: that is what can fail.
+        var areas = new.apps.indices.map { plan.kept[$0].map { table.areaIndices[$0] } ?? -1 }
+        do {
+            for i in plan.added { areas[i] = try table.addArea(for: new.apps[i], queue: SlotTable.queueCapacity(new.server)) }
+        } catch {
+            logger.error("HUP: \(error); still serving with the old configuration")
             return
         }
         let oldWorkers = workers.values.filter { $0.termSentAt == nil }.map(\.pid)
@@ -360,11 +372,31 @@ public final class Arbiter {
         target = new.server.workers
         generation += 1
         logger.info("HUP: configuration reloaded; starting \(target) new workers, then draining \(oldWorkers.count) old ones")
+        // The new generation's apps before its workers: they are started with its areas.
+        table = table.view(areas: areas)
+        if let d = apps.regenerate(config: new, table: table, plan: plan) {
+            drains.append((d, Set(oldWorkers)))
+            for a in d.config.apps {
+                let why = new.apps.contains { $0.name == a.name } ? "laid out anew (processes or max_conns changed)" : "removed"
+                logger.info("HUP: app \(a.name) \(why): its old processes serve the old workers until they are gone, then stop")
+            }
+        }
+        for i in plan.added { logger.info("HUP: app \(new.apps[i].name) starts") }
+        apps.tick()
         spawnMissingWorkers()
         for pid in oldWorkers { terminate(pid) }
-        apps.update(config: new)
         watchServers()
-        for i in restarts { apps.rollingRestart(i, why: "its command or environment changed (HUP)") }
+        for i in plan.restarts { apps.rollingRestart(i, why: "its command or environment changed (HUP)") }
+    }
+
+    /// Stops the apps of an earlier generation once the workers that used them are gone.
+    func finishDrains() {
+        let now = Host.monotonicSeconds()
+        drains.removeAll { d in
+            guard d.oldWorkers.isDisjoint(with: workers.keys), d.apps.drainStep(now: now) else { return false }
+            logger.info("app \(d.apps.config.apps.map(\.name).joined(separator: ", ")) of the previous configuration stopped (its workers are gone)")
+            return true
+        }
     }
 
     /// The effective configuration workers read, as TOML in an unlinked file (fd 3 in a
@@ -386,6 +418,7 @@ public final class Arbiter {
 
     func cleanUp() {
         serverWatch?.stop()
+        for d in drains { d.apps.stopAll(grace: 1, removeDirectory: false) }
         apps?.stopAll(grace: 1)  // idempotent: nothing left after a clean stop
         listeners.closeAll()
         closeControlSocket()

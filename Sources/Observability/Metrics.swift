@@ -52,7 +52,7 @@ public enum Metrics {
         for a in apps { out += "gatewayd_app_queue_length{app=\"\(escape(a.name))\"} \(a.queue)\n" }
         family("gatewayd_app_queue_wait_seconds", "histogram", "Time requests waited for a slot.")
         for (i, a) in apps.enumerated() {
-            if let h = area.queueWait(app: i) { histogram("gatewayd_app_queue_wait_seconds", "app=\"\(escape(a.name))\"", h) }
+            if let h = area.queueWait(app: ctx.table.areaIndices[i]) { histogram("gatewayd_app_queue_wait_seconds", "app=\"\(escape(a.name))\"", h) }
         }
         family("gatewayd_app_restarts_total", "counter", "Hosted app processes started again after they ended.")
         for a in apps { out += "gatewayd_app_restarts_total{app=\"\(escape(a.name))\"} \(a.restarts)\n" }

@@ -38,6 +38,6 @@ extension WorkerContext {
 
     func recordQueueWait(app: Int, seconds: Double) {
         guard config.server.metricsPath != nil else { return }
-        dispatcher.table.metrics.recordQueueWait(app: app, seconds: seconds)
+        dispatcher.table.metrics.recordQueueWait(app: dispatcher.table.areaIndices[app], seconds: seconds)
     }
 }

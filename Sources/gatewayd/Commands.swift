@@ -38,6 +38,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Fd to nudge the master through.") var nudgeFd: Int32
     @Option(help: "This worker's row in the slot table's worker list.") var workerRecord: Int = -1
     @Option(help: "Directory of the hosted apps' sockets.") var runDir: String
+    @Option(help: "Comma-separated slot table areas of the configuration's apps, in order (default: the first ones).") var appAreas: String = ""
     @Option(help: "Comma-separated listener fds.") var listenFds: String
     @Option(help: "Worker number, for logs.") var workerId: Int = 0
     @Option(help: "The master's pid (a worker exits if its parent is another process).") var masterPid: Int32
@@ -72,7 +73,8 @@ struct WorkerCommand: ParsableCommand {
         }
         let dispatcher: AppDispatcher
         do {
-            let table = try SlotTable.attach(FileDescriptor(sharedFd), config: config)
+            let areas = appAreas.isEmpty ? nil : appAreas.split(separator: ",").compactMap { Int($0) }
+            let table = try SlotTable.attach(FileDescriptor(sharedFd), config: config, areas: areas)
             let nudge = FileDescriptor(nudgeFd)
             try nudge.setNonBlocking(true)
             dispatcher = AppDispatcher(table: table, config: config, runDirectory: runDir,
