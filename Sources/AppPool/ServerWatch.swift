@@ -141,6 +141,17 @@ public final class ServerWatch: Sendable {
     /// One probe: connect, send, read the verdict, all within `timeout`.
     static let linger = 30.0
 
+    /// Reads the rest of the answer's last record (its padding), at most `within` seconds.
+    static func readRest(_ fd: FileDescriptor, _ probe: inout HealthProbe, within seconds: Double) {
+        let until = Host.monotonicSeconds() + seconds
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !probe.answerComplete, case let left = until - Host.monotonicSeconds(), left > 0,
+              (try? fd.waitReadable(timeoutMilliseconds: Int32(left * 1000) + 1)) == true {
+            guard let n = try? fd.read(into: &buffer, from: 0), n > 0 else { return }
+            probe.skip(Array(buffer[0..<n]))
+        }
+    }
+
     static func probe(_ address: ConnectAddress, _ kind: HealthProbe.Kind, timeout: Double) -> Outcome {
         let deadline = Host.monotonicSeconds() + timeout
         let ms = Int32(max(1, timeout * 1000))
@@ -172,11 +183,16 @@ public final class ServerWatch: Sendable {
             do { read = try fd.read(into: &buffer, from: 0) } catch { return .failed("read: \(error)") }
             guard let n = read else { continue }
             if let v = probe.feed(Array(buffer[0..<n]), atEnd: n == 0) {
-                if late || Host.monotonicSeconds() > deadline { return .noAnswer }
+                let outcome: Outcome
                 switch v {
-                case .up(let c): return .up(capacity: c)
-                case .failed(let why): return .failed(why)
+                case .up(let c): outcome = late || Host.monotonicSeconds() > deadline ? .noAnswer : .up(capacity: c)
+                case .failed(let why): outcome = .failed(why)
                 }
+                // The answer's padding too, before closing: flup sends a record's padding
+                // in a send of its own, and its single-threaded server exits on the EPIPE
+                // if we are gone. (Shutting our side instead makes libfcgi drop its answer.)
+                if n > 0 { readRest(fd, &probe, within: 1) }
+                return outcome
             }
         }
     }

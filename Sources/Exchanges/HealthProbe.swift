@@ -72,11 +72,24 @@ public struct HealthProbe: Sendable {
             let rest = pending[offset...]
             let step: FastCGIStep
             do { step = try decoder.decode(rest) } catch { return .failed("\(error)") }
-            if let v = verdict(step.event, rest) { return v }
             offset += step.consumed
+            if let v = verdict(step.event, rest) { return v }
             if step.consumed == 0 && step.event == nil { break }
         }
         return atEnd ? .failed("closed the connection before answering") : nil
+    }
+
+    /// Whether every byte of the records read so far has come (their padding too).
+    public var answerComplete: Bool { decoder.atRecordBoundary && pending.isEmpty }
+
+    /// Reads bytes after the verdict (the rest of a record), for `answerComplete`.
+    public mutating func skip(_ bytes: [UInt8]) {
+        pending += bytes
+        var offset = 0
+        while offset < pending.count, let step = try? decoder.decode(pending[offset...]), step.consumed > 0 || step.event != nil {
+            offset += step.consumed
+        }
+        pending.removeFirst(offset)
     }
 
     mutating func verdict(_ event: FastCGIEvent?, _ input: ArraySlice<UInt8>) -> Verdict? {
