@@ -125,6 +125,12 @@ public final class AppDispatcher {
                 a.record.pointee.rejected += 1
                 return .full
             }
+            // The waiters before us may all be retries waiting for servers of their own,
+            // with a slot free that they will not take: dispatch looks past them.
+            if a.record.pointee.serverCount > 1 {
+                a.dispatch(now: now)
+                if let s = a.collect(t) { return .granted(Granted(a, s, pid)) }
+            }
             // Others were waiting first: a connection this worker parked goes to them
             // too (we take our turn like everyone else).
             for s in a.slotIndices where a.slots[s].keeper == pid && a.slots[s].state == SlotState.idle.rawValue {

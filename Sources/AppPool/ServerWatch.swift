@@ -145,6 +145,7 @@ public final class ServerWatch: Sendable {
     static func readRest(_ fd: FileDescriptor, _ probe: inout HealthProbe, within seconds: Double) {
         let until = Host.monotonicSeconds() + seconds
         var buffer = [UInt8](repeating: 0, count: 4096)
+        probe.skip([])  // what came with the verdict first
         while !probe.answerComplete, case let left = until - Host.monotonicSeconds(), left > 0,
               (try? fd.waitReadable(timeoutMilliseconds: Int32(left * 1000) + 1)) == true {
             guard let n = try? fd.read(into: &buffer, from: 0), n > 0 else { return }

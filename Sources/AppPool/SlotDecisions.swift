@@ -30,17 +30,31 @@ extension AppArea {
     }
 
     /// Grants free slots to waiters in arrival order; stops at the first waiter that
-    /// cannot be served (strict FIFO). Each granted waiter is woken on its own word.
+    /// cannot be served (strict FIFO), except one that only its avoided servers could
+    /// serve now (a retry that waits for another server): the waiters behind it may take
+    /// what it will not (at most `avoidScan` such are passed). Each granted waiter is
+    /// woken on its own word.
     public func dispatch(now: Double) {
         let r = record
         skipServed()
-        while r.pointee.queueHead < r.pointee.queueTail {
-            let head = r.pointee.queueHead
-            let w = waiters[Int(head % r.pointee.queueCapacity)]
-            guard let s = pickSlot(for: w.pid, now: now, avoid: w.avoid) else { break }
-            grant(head, slot: s, now: now)  // (moves the head on)
+        let capacity = r.pointee.queueCapacity
+        var t = r.pointee.queueHead
+        var passed = 0
+        while t < r.pointee.queueTail {
+            let w = waiters[Int(t % capacity)]
+            guard w.ticket == t && w.state == WaiterState.waiting.rawValue else { t += 1; continue }
+            if let s = pickSlot(for: w.pid, now: now, avoid: w.avoid) {
+                grant(t, slot: s, now: now)
+            } else {
+                guard w.avoid != 0 && passed < Self.avoidScan else { break }
+                passed += 1
+            }
+            t += 1
         }
     }
+
+    /// Waiters with servers to avoid that dispatch looks past, at most.
+    static let avoidScan = 64
 
     /// Moves the head past tickets no longer waiting (granted out of order by a hand-off,
     /// cancelled, or cleared), so the head is always a live waiter and the scans that

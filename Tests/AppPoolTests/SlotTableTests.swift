@@ -39,6 +39,25 @@ import Testing
         }
     }
 
+    @Test("several servers: a retry waiting for another server does not hold up the waiters behind it")
+    func retryDoesNotBlockTheQueue() throws {
+        let table = try SlotTable.create(for: Self.servers([1, 1], maxConns: 1))
+        table.withLock(0) { a in
+            a.take(1, for: 10, now: 0)  // server 1 busy, server 0 free
+            // A retry that failed on server 0 waits for server 1, and is not given server 0.
+            let retry = a.enqueue(10, now: 0, avoid: 1 << 0)!
+            a.dispatch(now: 0)
+            #expect(a.collect(retry) == nil)
+            // A new request behind it takes server 0, which the retry will not.
+            let fresh = a.enqueue(11, now: 0)!
+            a.dispatch(now: 0)
+            #expect(a.collect(fresh) == 0)
+            // Server 1 comes free: the retry gets it.
+            _ = a.release(1, by: 10, generation: 0, keep: false, countRequest: true, now: 0, handOff: false)
+            #expect(a.collect(retry) == 1)
+        }
+    }
+
     @Test("several servers: max_fails marks a server down (its slots passed over), a success heals it; all down, all are tried")
     func passiveHealth() throws {
         let table = try SlotTable.create(for: Self.servers([1, 1], maxConns: 1))

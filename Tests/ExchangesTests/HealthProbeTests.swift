@@ -34,6 +34,11 @@ import Testing
         // An empty answer (libfcgi, flup as shipped, php-fpm): alive, capacity unknown.
         var q = HealthProbe(.getValues)
         #expect(q.feed(Self.record(.getValuesResult, id: 0, []), atEnd: false) == .up(capacity: nil))
+        // Verdict and padding in one read: complete once what came with it is read.
+        var whole = HealthProbe(.getValues)
+        #expect(whole.feed(answer, atEnd: false) == .up(capacity: 4))
+        whole.skip([])
+        #expect(whole.answerComplete)
         var r = HealthProbe(.getValues)
         #expect(r.feed([], atEnd: true) == .failed("closed the connection before answering"))
         var notFastCGI = HealthProbe(.getValues)

@@ -107,7 +107,8 @@ def main(argv):
             threads = int(args[1])
         args = args[2:]
     if threads > 0:
-        server = fcgi.WSGIServer(app, bindAddress=bind, minSpare=1, maxSpare=threads, maxThreads=threads)
+        # Every thread from the start: flup closes a connection that finds no idle thread.
+        server = fcgi.WSGIServer(app, bindAddress=bind, minSpare=threads, maxSpare=threads, maxThreads=threads)
     else:
         server = fcgi_single.WSGIServer(app, bindAddress=bind)
     # How many requests it serves at once, for FCGI_GET_VALUES. flup keys these by str
