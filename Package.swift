@@ -39,6 +39,10 @@ let package = Package(
     ],
     targets: [
         .target(name: "CGatewayShims"),
+        // TLS (issue #11): OpenSSL 3 from Debian (libssl-dev), behind C shims (its settings
+        // are macros), driven sans-IO through memory BIOs so every worker keeps its sockets.
+        .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "TLS", dependencies: ["CTLS"], swiftSettings: server),
         .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: server),
         .target(name: "HTTPWire", swiftSettings: server),
         .target(name: "FastCGIWire", swiftSettings: server),
@@ -79,6 +83,7 @@ let package = Package(
         .testTarget(name: "CGIProtocolTests", dependencies: ["CGIProtocol", "HTTPWire"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS"]),
         .testTarget(name: "AppPoolTests", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem"]),
         .testTarget(name: "ExchangesTests", dependencies: ["Exchanges", "HTTPWire", "CGIProtocol", "FastCGIWire"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),
