@@ -42,7 +42,7 @@ let package = Package(
         // TLS (issue #11): OpenSSL 3 from Debian (libssl-dev), behind C shims (its settings
         // are macros), driven sans-IO through memory BIOs so every worker keeps its sockets.
         .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
-        .target(name: "TLS", dependencies: ["CTLS"], swiftSettings: server),
+        .target(name: "TLS", dependencies: ["CTLS", "GatewayConfig"], swiftSettings: server),
         .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: server),
         .target(name: "HTTPWire", swiftSettings: server),
         .target(name: "FastCGIWire", swiftSettings: server),
@@ -71,7 +71,7 @@ let package = Package(
         .target(name: "Arbiter", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem", "GatewayLogging",
                                                 .product(name: "Logging", package: "swift-log")], swiftSettings: server),
         .executableTarget(name: "gatewayd", dependencies: [
-            "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers", "AppPool", "Observability",
+            "GatewayConfig", "GatewaySystem", "GatewayLogging", "Arbiter", "Workers", "AppPool", "Observability", "TLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: server),
@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "CGIProtocolTests", dependencies: ["CGIProtocol", "HTTPWire"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
-        .testTarget(name: "TLSTests", dependencies: ["TLS"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "GatewayConfig"]),
         .testTarget(name: "AppPoolTests", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem"]),
         .testTarget(name: "ExchangesTests", dependencies: ["Exchanges", "HTTPWire", "CGIProtocol", "FastCGIWire"]),
         .testTarget(name: "ObservabilityTests", dependencies: ["Observability"]),

@@ -92,8 +92,12 @@ gw_tls_ctx *gw_tls_ctx_new(const char *cert, const char *key, const char *cipher
         return NULL;
     }
     if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1) {
-        int mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
-        last_error(err, err_len, mismatch ? "the key does not match the certificate" : "cannot load the key");
+        if (ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            snprintf(err, err_len, "the key does not match the certificate");
+            ERR_clear_error();
+        } else {
+            last_error(err, err_len, "cannot load the key");
+        }
         SSL_CTX_free(c);
         return NULL;
     }

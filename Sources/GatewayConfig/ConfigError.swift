@@ -5,6 +5,13 @@ public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
     public var key: String
     public var message: String
 
+    public init(file: String, line: Int?, key: String, message: String) {
+        self.file = file
+        self.line = line
+        self.key = key
+        self.message = message
+    }
+
     public var description: String {
         let place = line.map { "\(file):\($0)" } ?? file
         return key.isEmpty ? "\(place): \(message)" : "\(place): \(key): \(message)"
@@ -14,6 +21,7 @@ public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
 /// Every problem found, in file order; loading fails if there is at least one.
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var issues: [ConfigIssue]
+    public init(issues: [ConfigIssue]) { self.issues = issues }
     public var description: String { issues.map(\.description).joined(separator: "\n") }
 }
 

@@ -4,7 +4,7 @@ import TOMLKit
 /// Turns gateway.toml text into a validated `Configuration`, or a `ConfigError` listing
 /// every problem as `file:line: key: message`.
 public enum ConfigLoader {
-    static let topKeys = ["server", "limits", "timeouts", "log", "cgi", "app", "route"]
+    static let topKeys = ["server", "limits", "timeouts", "log", "cgi", "app", "route", "tls"]
     static let serverKeys = ["bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
                              "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog",
                              "unix_socket_mode", "pidfile", "control_socket", "user", "group", "server_name", "status_path", "metrics_path", "forwarded_allow_ips", "proxy_protocol",
@@ -46,11 +46,13 @@ public enum ConfigLoader {
         let apps = tableArray(&r, root, "app").enumerated().compactMap { readApp(&r, $1, path: "app[\($0)]", defaultProcesses: defaultProcesses) }
         let routes = tableArray(&r, root, "route").enumerated().compactMap { readRoute(&r, $1, path: "route[\($0)]") }
         crossCheck(&r, server: server, apps: apps, routes: routes)
+        let tls = readTLS(&r, root, server: server)
 
         guard r.issues.isEmpty else {
             throw ConfigError(issues: r.issues.sorted { ($0.line ?? 0, $0.key) < ($1.line ?? 0, $1.key) })
         }
-        return Configuration(server: server, limits: limits, timeouts: timeouts, log: log, cgi: cgi, apps: apps, routes: routes, sourcePath: file)
+        return Configuration(server: server, limits: limits, timeouts: timeouts, log: log, cgi: cgi, apps: apps, routes: routes, sourcePath: file,
+                             tls: tls)
     }
 
     static func table(_ r: inout ConfigReader, _ root: TOMLTable, _ key: String) -> TOMLTable {

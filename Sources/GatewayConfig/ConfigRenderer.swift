@@ -133,6 +133,13 @@ extension Configuration {
             if r.internalOnly { kv("internal", "true") }
             if r.index != RouteConfig(match: r.match, target: r.target, php: r.php).index { kv("index", list(r.index)) }
         }
+        for t in tls {
+            out.append("\n[[tls]]")
+            kv("bind", q(t.bind.description))
+            kv("cert", q(t.cert))
+            kv("key", q(t.key))
+            if let c = t.ciphers { kv("ciphers", q(c)) }
+        }
         return out.joined(separator: "\n") + "\n"
     }
 

@@ -11,6 +11,11 @@ public struct Configuration: Sendable, Equatable {
     public var routes: [RouteConfig]
     /// The file it came from, as the user named it (for messages and reloads).
     public var sourcePath: String
+    /// Listeners that speak TLS, with their certificates (several on one bind: by SNI).
+    public var tls: [TLSConfig] = []
+
+    /// The certificates of one listener, the default first.
+    public func tls(for bind: BindAddress) -> [TLSConfig] { tls.filter { $0.bind == bind } }
 
     public func app(named name: String) -> AppConfig? { apps.first { $0.name == name } }
 }
@@ -44,6 +49,28 @@ public enum ConnectAddress: Sendable, Equatable, CustomStringConvertible {
         case .tcp(let h, let p): return h.contains(":") ? "[\(h)]:\(p)" : "\(h):\(p)"
         case .unix(let path): return "unix:\(path)"
         }
+    }
+}
+
+/// A certificate and key for a listener ([[tls]]).
+public struct TLSConfig: Sendable, Equatable {
+    public var bind: BindAddress
+    /// PEM: the leaf first, then the chain.
+    public var cert: String
+    public var key: String
+    /// An OpenSSL cipher list for TLS 1.2 (nil: Mozilla's "intermediate").
+    public var ciphers: String?
+    /// Where cert and key are set, for what is found when they are loaded.
+    public var certLine: Int?
+    public var keyLine: Int?
+
+    public init(bind: BindAddress, cert: String, key: String, ciphers: String? = nil, certLine: Int? = nil, keyLine: Int? = nil) {
+        self.bind = bind
+        self.cert = cert
+        self.key = key
+        self.ciphers = ciphers
+        self.certLine = certLine
+        self.keyLine = keyLine
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GatewayConfig
+import TLS
 import GatewaySystem
 
 /// `gatewayd`: the command line. Subcommands are thin: they load the configuration and
@@ -68,7 +69,11 @@ struct ConfigOptions: ParsableArguments {
         let base = String(absolute[..<(absolute.lastIndex(of: "/") ?? absolute.startIndex)])
         let text = String(decoding: try Host.readFile(absolute), as: UTF8.self)
         let loaded = try ConfigLoader.load(text: text, file: config, baseDirectory: base.isEmpty ? "/" : base, cpuCount: Host.cpuCount())
-        return try loaded.applying(overrides, baseDirectory: cwd)
+        let applied = try loaded.applying(overrides, baseDirectory: cwd)
+        // What only OpenSSL can tell: certificates and keys that load, match, and are current.
+        let problems = TLSCheck.problems(applied, now: Host.epochSeconds())
+        guard problems.isEmpty else { throw ConfigError(issues: problems) }
+        return applied
     }
 
     /// Reads, validates and applies the flags; on any problem prints every issue

@@ -12,7 +12,12 @@ enum TestCertificates {
 
     /// A self-signed certificate for `names` (the first is the CN) valid `days` (a
     /// negative number makes one that has expired). Returns (cert, key) paths.
+    /// Tests run in parallel and share the files: one makes them while the others wait.
+    static let lock = NSLock()
+
     static func make(_ label: String, names: [String], days: Int = 30) throws -> (cert: String, key: String) {
+        lock.lock()
+        defer { lock.unlock() }
         let cert = "\(dir)/\(label).pem", key = "\(dir)/\(label).key"
         if FileManager.default.fileExists(atPath: cert) { return (cert, key) }
         let san = names.map { "DNS:\($0)" }.joined(separator: ",")
