@@ -64,7 +64,7 @@ let package = Package(
         // page and /metrics, from the configuration and the shared slot table.
         .target(name: "Observability", dependencies: ["AppPool", "Exchanges", "GatewayConfig", "GatewayLogging", "GatewaySystem"], swiftSettings: server),
         // The worker classes: drivers that turn the engine's decisions into system calls.
-        .target(name: "Workers", dependencies: ["Exchanges", "AppPool", "Observability", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem",
+        .target(name: "Workers", dependencies: ["Exchanges", "AppPool", "Observability", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem", "TLS",
                                                 "GatewayLogging", .product(name: "Logging", package: "swift-log")], swiftSettings: server),
         // The master: listeners, worker processes, signals, reload, and the process
         // manager of hosted apps (AppSupervisor), which only the master runs.

@@ -144,6 +144,9 @@ struct RegionHeader {
     var areaCount: Int64
     var workerCapacity: Int64
     var end: Int64
+    /// The TLS session ticket key every worker seals and opens tickets with (80 random
+    /// bytes, made by the master), so a client resumes with whichever worker it reaches.
+    var ticketKey: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 }
 
 /// Pointers into one app's part of the region.
@@ -237,6 +240,11 @@ public final class SlotTable: @unchecked Sendable {
         SlotTable(memory: memory, areas: areas)
     }
 
+    /// The TLS session ticket key all workers share (80 bytes).
+    public var ticketKey: [UInt8] {
+        withUnsafeBytes(of: header.pointee.ticketKey) { Array($0) }
+    }
+
     /// Every area made so far, current or draining.
     public func allAreas() -> SlotTable {
         view(areas: Array(0..<Int(header.pointee.areaCount)))
@@ -248,8 +256,11 @@ public final class SlotTable: @unchecked Sendable {
         let capacity = queueCapacity(config.server)
         let needed = config.apps.reduce(0) { $0 + areaSize(slots: $1.slotCount, queue: capacity) }
         let memory = try SharedMemory.create(size: firstAppOffset + needed + max(64 << 20, 4 * needed))
+        var random = SystemRandomNumberGenerator()
         memory.base.bindMemory(to: RegionHeader.self, capacity: 1).pointee =
-            RegionHeader(magic: magic, areaCount: 0, workerCapacity: Int64(workerCapacity), end: Int64(firstAppOffset))
+            RegionHeader(magic: magic, areaCount: 0, workerCapacity: Int64(workerCapacity), end: Int64(firstAppOffset),
+                         ticketKey: (random.next(), random.next(), random.next(), random.next(), random.next(),
+                                     random.next(), random.next(), random.next(), random.next(), random.next()))
         let table = SlotTable(memory: memory, areas: [])
         for i in 0..<workerCapacity { table.workers[i] = WorkerRecord() }
         var areas: [Int] = []

@@ -1,4 +1,4 @@
-import CTLS
+internal import CTLS
 
 /// One TLS connection, sans-IO: the ciphertext that arrives goes in (`receive`), the
 /// plaintext comes out (`read`); plaintext to send goes in (`write`) and the ciphertext

@@ -1,4 +1,4 @@
-import CTLS
+internal import CTLS
 
 /// A certificate and its key, loaded and checked by OpenSSL, that a listener serves:
 /// the server side of TLS 1.2 and 1.3 with ALPN (h2 and http/1.1) and a cipher list.

@@ -72,7 +72,8 @@ final class AppLink {
         // temporary file), so a retry can send it again.
         body = record.redirected ? BufferedBody() : held
         let params = ctx.fastCGIParams(head: record.head, target: record.target, match: match, appIndex: appIndex, remote: remote,
-                                       local: local, contentLength: record.bodyLengthKnown ? body.length : nil)
+                                       local: local, contentLength: record.bodyLengthKnown ? body.length : nil,
+                                       secure: (record as? WorkerRequest)?.secure ?? false)
         let engineBody: AppExchange.Body = body.spool != nil ? .pieces(replayable: true) : body.memory.isEmpty ? .none : .memory(body.memory)
         x = AppExchange(app: ctx.appExchanges[appIndex], request: record.head, params: params, body: engineBody, keepAlive: record.keepAlive,
                         queuedSince: Host.monotonicSeconds(), requestStartMicros: ctx.epochMicros(record.started))

@@ -21,9 +21,9 @@ extension WorkerContext {
     /// redirect's, which the app sees as a GET without a body).
     func fastCGIParams(head: HTTPRequestHead, target: String, match: RouteMatch, appIndex: Int,
                        remote: (address: String, port: Int), local: (address: String, port: Int),
-                       contentLength: UInt64?) -> [(name: String, value: String)] {
+                       contentLength: UInt64?, secure: Bool = false) -> [(name: String, value: String)] {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
-        let client = clientPeer(remote, head: head)
+        let client = clientPeer(remote, head: head, secure: secure)
         let root = config.apps[appIndex].root
         let filename = match.scriptFilename ?? root.map { CGIEnvironment.joinPath($0, match.scriptName) }
         let context = CGIRequestContext(

@@ -53,7 +53,8 @@ final class CGILink {
         let body = r.redirected ? BufferedBody() : held
         let request = requestHead(r.head, target: r.target)
         let env = environment(ctx: ctx, script: script, head: request, remote: remote, local: local,
-                              contentLength: r.bodyLengthKnown ? body.length : nil, startMicros: ctx.epochMicros(r.started))
+                              contentLength: r.bodyLengthKnown ? body.length : nil, startMicros: ctx.epochMicros(r.started),
+                              secure: (r as? WorkerRequest)?.secure ?? false)
         let run: CGIRun
         do { run = try CGIRun.start(script, environment: env, body: body) } catch {
             ctx.log([CGINotes.cannotStart(script.program, error)], ["request_id": "\(r.id)", "cgi": "\(script.scriptName)"])
@@ -159,9 +160,10 @@ final class CGILink {
     }
 
     static func environment(ctx: WorkerContext, script: CGIScript, head: HTTPRequestHead, remote: (address: String, port: Int),
-                            local: (address: String, port: Int), contentLength: UInt64?, startMicros: Int64) -> [String] {
+                            local: (address: String, port: Int), contentLength: UInt64?, startMicros: Int64,
+                            secure: Bool = false) -> [String] {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
-        let client = ctx.clientPeer(remote, head: head)
+        let client = ctx.clientPeer(remote, head: head, secure: secure)
         let context = CGIRequestContext(
             scriptName: script.scriptName, pathInfo: script.pathInfo, documentRoot: script.documentRoot,
             scriptFilename: script.scriptFilename, contentLength: contentLength,

@@ -36,14 +36,19 @@ public final class ClientConnection: SessionConnection {
     /// Also watched while waiting: when it is readable, `heartbeat` runs at once (it
     /// handles the signal that made it readable).
     let wake: FileDescriptor?
+    /// The connection's TLS (a listener with [[tls]]); its output encrypts through `out`.
+    let tls: ClientTLS?
+    var secure: Bool { tls != nil }
 
-    init(fd: FileDescriptor, session: ClientSession, wake: FileDescriptor? = nil, heartbeat: @escaping () -> Void) {
+    init(fd: FileDescriptor, session: ClientSession, tls: ClientTLS? = nil, wake: FileDescriptor? = nil, heartbeat: @escaping () -> Void) {
         self.fd = fd
         self.session = session
+        self.tls = tls
         self.wake = wake
         self.heartbeat = heartbeat
         remote = Socket.peerAddress(fd)
         local = Socket.localAddress(fd)
+        out.tls = tls?.connection
     }
 
     /// Makes `scratch` if the connection has none (it is not serving with a lent one).
@@ -71,8 +76,31 @@ public final class ClientConnection: SessionConnection {
         }
         drained = (n ?? 0) < scratch.count
         guard let n else { return nil }
-        if n > 0 { session.received(scratch[0..<n]) }
-        return n > 0
+        guard n > 0 else { return false }
+        guard let tls else {
+            session.received(scratch[0..<n])
+            return true
+        }
+        return try receiveTLS(tls, scratch[0..<n])
+    }
+
+    /// Ciphertext in: its plaintext to the session, and what TLS has to say back (the
+    /// handshake) written at once, before waiting for the client's next flight.
+    func receiveTLS(_ tls: ClientTLS, _ bytes: ArraySlice<UInt8>) throws(ClientError) -> Bool {
+        switch tls.receive(bytes, into: &session) {
+        case .ok:
+            out.pullTLS()
+            if out.pending > 0 { try flush(timeout: 10) }
+            return true
+        case .closed:
+            return false
+        case .plainHTTP:
+            out.tls = nil  // answered in the clear, then closed
+            _ = out.send(ClientTLS.plainHTTPResponse, to: fd)
+            throw .closed
+        case .failed:
+            throw .closed
+        }
     }
 
     /// Writes `bytes` (after anything queued), waiting at most `timeout` seconds for each
@@ -122,6 +150,11 @@ public final class ClientConnection: SessionConnection {
     public func close() {
         (session.record as? WorkerRequest)?.closeBody()
         out.discard()
+        if let tls {  // a close_notify, if the socket takes it now
+            tls.connection.close()
+            out.pullTLS()
+            _ = out.write(to: fd)
+        }
         if lingerOnClose { linger() }
         try? fd.close()
     }

@@ -1,10 +1,15 @@
 import GatewaySystem
+import TLS
 
 /// What a client connection still has to write: queued bytes, then a range of a static
 /// file by sendfile (the head goes with MSG_MORE, so head and first file bytes share a
 /// segment). Every worker class writes through it as far as the socket takes it; when
 /// it would block, the blocking workers poll for room and the epoll worker waits for its
 /// next writable event.
+///
+/// On a TLS connection (`tls`), what is queued is encrypted as it is queued, and a
+/// file's range is read and encrypted a piece at a time (no sendfile: the kernel would
+/// send it in the clear), each piece once the one before it is out.
 struct ClientOutput {
     enum Progress {
         /// Everything is out.
@@ -24,6 +29,10 @@ struct ClientOutput {
 
     private var bytes: [UInt8] = []
     private var start = 0
+    /// The connection's TLS, if it speaks it.
+    var tls: TLSConnection? = nil
+    /// Plaintext pieces of a file on a TLS connection.
+    static let tlsFilePiece = 65536
     private var file: OpenFile? = nil
     private var fileOffset = 0
     private var fileEnd = 0
@@ -31,7 +40,20 @@ struct ClientOutput {
     /// Bytes not yet written.
     var pending: Int { bytes.count - start + (fileEnd - fileOffset) }
 
-    mutating func queue(_ more: ArraySlice<UInt8>) { bytes += more }
+    mutating func queue(_ more: ArraySlice<UInt8>) {
+        guard let tls else { bytes += more; return }
+        if start == bytes.count { bytes = []; start = 0 }
+        tls.write(more)
+        tls.takeOutput(into: &bytes)
+    }
+
+    /// TLS records the connection made on its own (the handshake, session tickets, a
+    /// close_notify), queued to go out.
+    mutating func pullTLS() {
+        guard let tls, tls.pendingOutput > 0 else { return }
+        if start == bytes.count { bytes = []; start = 0 }
+        tls.takeOutput(into: &bytes)
+    }
 
     /// Sends `length` bytes of `file` from `offset` after the queued bytes; the output lets
     /// go of it once they are out (or it is discarded).
@@ -53,6 +75,7 @@ struct ClientOutput {
         bytes = []
         start = 0
         guard let source = file else { return .done }
+        if tls != nil { return writeFileEncrypted(source, to: fd, budget: fileBudget) }
         var budget = fileBudget
         while fileOffset < fileEnd {
             if budget <= 0 { return .budgetSpent }
@@ -66,9 +89,41 @@ struct ClientOutput {
         return .done
     }
 
+    /// A file's range on a TLS connection: read, encrypt and write a piece at a time.
+    private mutating func writeFileEncrypted(_ source: OpenFile, to fd: FileDescriptor, budget fileBudget: Int) -> Progress {
+        var budget = fileBudget
+        var piece = [UInt8](repeating: 0, count: min(Self.tlsFilePiece, fileEnd - fileOffset))
+        while fileOffset < fileEnd {
+            if budget <= 0 { return .budgetSpent }
+            let want = min(piece.count, fileEnd - fileOffset, budget)
+            if want < piece.count { piece.removeLast(piece.count - want) }
+            let n: Int
+            do { n = try source.fd.pread(into: &piece, at: fileOffset) } catch { return .failed }
+            if n == 0 { return .fileShrank }
+            fileOffset += n
+            budget -= n
+            tls?.write(piece[0..<n])
+            tls?.takeOutput(into: &bytes)
+            while start < bytes.count {
+                let w: Int?
+                do { w = try fd.write(bytes, from: start) } catch { return .failed }
+                guard let w, w > 0 else { return .wouldBlock }
+                start += w
+            }
+            bytes = []
+            start = 0
+        }
+        closeFile()
+        return .done
+    }
+
     /// Writes `more` straight from its buffer when nothing is queued before it (no copy),
     /// queuing what the socket does not take.
     mutating func send(_ more: [UInt8], to fd: FileDescriptor) -> Progress {
+        if tls != nil {
+            queue(more[...])
+            return write(to: fd)
+        }
         guard pending == 0 else {
             queue(more[...])
             return write(to: fd)

@@ -16,8 +16,8 @@ extension WorkerContext {
     /// the header named by `forwarded_header` is read. A hop that is not a valid address
     /// stops the walk: nothing a trusted proxy did not vouch for is believed, and the
     /// client is the last trusted hop (or the peer). Headers from anyone else change nothing.
-    func clientPeer(_ peer: (address: String, port: Int), head: HTTPRequestHead?) -> ClientPeer {
-        var client = ClientPeer(address: peer.address, port: peer.port, https: false)
+    func clientPeer(_ peer: (address: String, port: Int), head: HTTPRequestHead?, secure: Bool = false) -> ClientPeer {
+        var client = ClientPeer(address: peer.address, port: peer.port, https: secure)
         let trusted = config.server.forwardedAllowIPs
         guard !trusted.isEmpty, let head, isTrusted(peer.address, trusted) else { return client }
         let hops = ForwardedHeaders.hops(head.headers, kind: config.server.forwardedHeader)

@@ -35,16 +35,21 @@ final class EpollClient: SessionConnection {
     var out = ClientOutput()
     var session: ClientSession
     var deadline = Double.infinity
+    /// The connection's TLS (a listener with [[tls]]); its output encrypts through `out`.
+    let tls: ClientTLS?
+    var secure: Bool { tls != nil }
 
     /// The session's current request, with this worker's state of it (the session's own
     /// record of a request it could not parse is not one). Not a field of its own: 8
     /// bytes per idle connection.
     var request: EpollRequest? { session.record as? EpollRequest }
 
-    init(fd: FileDescriptor, serial: UInt32, session: ClientSession) {
+    init(fd: FileDescriptor, serial: UInt32, session: ClientSession, tls: ClientTLS? = nil) {
         self.fd = fd
         self.serial = serial
         self.session = session
+        self.tls = tls
+        out.tls = tls?.connection
     }
 
     lazy var remote: (address: String, port: Int) = Socket.peerAddress(fd)

@@ -186,7 +186,7 @@ public final class EpollWorker {
     func adopt(_ fd: FileDescriptor, listener: Int) {
         Socket.setNoDelay(fd)
         nextSerial = (nextSerial + 1) & Self.serialMask
-        let c = EpollClient(fd: fd, serial: nextSerial, session: ctx.newSession(listener: listener))
+        let c = EpollClient(fd: fd, serial: nextSerial, session: ctx.newSession(listener: listener), tls: ctx.newTLS(listener: listener))
         let index = Int(fd.rawValue)
         if index >= clients.count { clients += Array(repeating: nil, count: max(index + 1 - clients.count, clients.count)) }
         clients[index] = c
@@ -274,7 +274,29 @@ public final class EpollWorker {
             return false
         }
         if n < scratch.count { c.readable = false }
-        if n == 0 { c.session.clientClosed() } else { c.session.received(scratch[0..<n]) }
+        if n == 0 {
+            c.session.clientClosed()
+        } else if let tls = c.tls {
+            receiveTLS(c, tls, n)
+        } else {
+            c.session.received(scratch[0..<n])
+        }
         return true
+    }
+
+    /// Ciphertext in: its plaintext to the session, and what TLS has to say back (the
+    /// handshake) on its way at once.
+    func receiveTLS(_ c: EpollClient, _ tls: ClientTLS, _ n: Int) {
+        switch tls.receive(scratch[0..<n], into: &c.session) {
+        case .ok:
+            c.out.pullTLS()
+            if c.outputPending > 0 && !writeOutput(c) { c.session.clientClosed() }
+        case .closed, .failed:
+            c.session.clientClosed()
+        case .plainHTTP:
+            c.out.tls = nil  // answered in the clear, then closed
+            _ = c.out.send(ClientTLS.plainHTTPResponse, to: c.fd)
+            c.session.clientClosed()
+        }
     }
 }

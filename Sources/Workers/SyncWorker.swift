@@ -38,7 +38,8 @@ public final class SyncWorker {
 
     func serve(_ accepted: (fd: FileDescriptor, listener: Int), _ pipeline: BlockingPipeline) {
         Socket.setNoDelay(accepted.fd)
-        let conn = ClientConnection(fd: accepted.fd, session: ctx.newSession(listener: accepted.listener), wake: process.signalPipe,
+        let conn = ClientConnection(fd: accepted.fd, session: ctx.newSession(listener: accepted.listener),
+                                    tls: ctx.newTLS(listener: accepted.listener), wake: process.signalPipe,
                                     heartbeat: ctx.onWait)
         ctx.connectionsChanged(by: 1)
         pipeline.serve(conn)

@@ -122,7 +122,7 @@ public final class ThreadWorker: @unchecked Sendable {
     /// A new client connection (non-blocking), waiting for its first request.
     func adopt(_ fd: FileDescriptor, listener index: Int) {
         Socket.setNoDelay(fd)
-        let c = ClientConnection(fd: fd, session: ctx.newSession(listener: index), heartbeat: { [process] in process.beat() })
+        let c = ClientConnection(fd: fd, session: ctx.newSession(listener: index), tls: ctx.newTLS(listener: index), heartbeat: { [process] in process.beat() })
         ctx.connectionsChanged(by: 1)
         state.withLock { waiting[fd.rawValue] = c }  // before it can report an event
         do { try epoll.add(fd, Self.armed, data: UInt64(UInt32(bitPattern: fd.rawValue))) } catch {

@@ -7,6 +7,7 @@ import Observability
 import Synchronization
 import AppPool
 import Exchanges
+import TLS
 
 /// What every request in a worker process shares: configuration, router, logs, the
 /// Date header of the current second, counters, and the drain flag.
@@ -84,10 +85,13 @@ public final class WorkerContext {
     let extraEnvironments: [[(String, String)]]
     /// Called while waiting (each second at most): heartbeat and signal checks.
     public var onWait: () -> Void = {}
+    /// By listener (server.bind order): its TLS certificates, or nil for plain HTTP.
+    let tlsContexts: [TLSContext?]
 
     public init(config: Configuration, logger: Logger, errorSink: LogSink, accessLog: AccessLog?,
-                dispatcher: AppDispatcher, workerRecord: Int = -1) {
+                dispatcher: AppDispatcher, workerRecord: Int = -1, tls: [TLSContext?] = []) {
         self.config = config
+        tlsContexts = tls
         self.dispatcher = dispatcher
         self.workerRecord = workerRecord
         self.router = Router(routes: config.routes)
@@ -123,6 +127,12 @@ public final class WorkerContext {
         limits = HTTPLimits(maxRequestLine: l.maxRequestLine, maxHeaderCount: l.maxHeaderCount,
                             maxHeaderFieldSize: l.maxHeaderFieldSize, maxHeadSize: l.maxHeadSize,
                             maxChunkExtension: l.maxChunkExtension, maxBodySize: l.maxBodySize)
+    }
+
+    /// A new connection's TLS on listener `index`, if that listener speaks it.
+    func newTLS(listener index: Int) -> ClientTLS? {
+        guard index < tlsContexts.count, let context = tlsContexts[index] else { return nil }
+        return ClientTLS(context)
     }
 
     /// The Date header value, formatted once a second.

@@ -10,6 +10,8 @@ class WorkerRequest: RequestRecord {
     var body = BufferedBody()
     /// An exchange's destination (an app or a CGI program), once routed.
     var destination: Destination? = nil
+    /// It came over TLS (HTTPS=on, REQUEST_SCHEME=https for the app).
+    var secure = false
 
     func closeBody() {
         body.close()
@@ -35,6 +37,8 @@ protocol SessionConnection: AnyObject {
     var out: ClientOutput { get set }
     /// The peer, or the client a PROXY header named.
     var remote: (address: String, port: Int) { get set }
+    /// The connection speaks TLS.
+    var secure: Bool { get }
 }
 
 extension SessionConnection {
@@ -66,7 +70,9 @@ extension WorkerContext {
             case .proxied(let address, let port):
                 c.remote = (address, port)
             case .begin(let head):
-                c.session.begin(newRequest(head, now))
+                let r = newRequest(head, now)
+                r.secure = c.secure
+                c.session.begin(r)
             case .route(let r):
                 guard let w = r as? WorkerRequest else { return (.close(linger: false), now) }  // (begin made it one)
                 routeStep(w, peer: c.remote, &c.session, &c.out)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Arbiter
 import GatewayConfig
+import TLS
 import GatewayLogging
 import GatewaySystem
 import Logging
@@ -85,8 +86,15 @@ struct WorkerCommand: ParsableCommand {
             logger.critical("cannot boot: \(error)")
             throw bootFailure
         }
+        let tls: [TLSContext?]
+        do {
+            tls = try TLSCheck.contexts(config, ticketKey: dispatcher.table.ticketKey)
+        } catch {
+            logger.critical("cannot boot: TLS: \(error)")
+            throw bootFailure
+        }
         let ctx = WorkerContext(config: config, logger: logger, errorSink: sink, accessLog: access,
-                                dispatcher: dispatcher, workerRecord: workerRecord)
+                                dispatcher: dispatcher, workerRecord: workerRecord, tls: tls)
         ctx.onWait = { process.beatAndCheck(ctx) }
         ctx.requestLimit = process.requestLimit(config.server)
         // Each class's loop returns the worker's exit code; one that cannot start is a boot failure.
