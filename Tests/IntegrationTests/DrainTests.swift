@@ -15,14 +15,14 @@ struct DrainTests {
         var stopFile: String { dir + "/stop" }
         var signalFile: String { dir + "/signalled" }
 
-        init(port: Int, path: String, connections: Int = 4, stopOK: Bool = false) throws {
+        init(port: Int, path: String, connections: Int = 4, stopOK: Bool = false, tls: Bool = false) throws {
             dir = "/tmp/gatewayd-it-load-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["python3", repositoryRoot + "/Tests/IntegrationTests/Apps/keepalive_load.py",
                                  "--port", String(port), "--path", path, "--connections", String(connections),
                                  "--stop-file", dir + "/stop", "--signal-file", dir + "/signalled",
-                                 "--ready-file", dir + "/ready"] + (stopOK ? ["--stop-ok"] : [])
+                                 "--ready-file", dir + "/ready"] + (stopOK ? ["--stop-ok"] : []) + (tls ? ["--tls"] : [])
             process.standardOutput = out
             try process.run()
             let deadline = Date().addingTimeInterval(10)

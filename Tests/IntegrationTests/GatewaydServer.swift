@@ -44,7 +44,9 @@ final class GatewaydServer: Sendable {
 
     func writeConfig(_ body: String, server extra: String = "", workers: Int = 2) throws {
         let cls = extra.contains("worker_class") ? "" : "worker_class = \"\(workerClass)\"\n"
-        let text = "[server]\nbind = [\"127.0.0.1:\(port)\"]\nworkers = \(workers)\npidfile = \"\(dir)/gatewayd.pid\"\n\(cls)\(extra)\n\(body)\n"
+        // "$PORT" in the body is the server's port (a [[tls]] bind names it).
+        let text = "[server]\nbind = [\"127.0.0.1:\(port)\"]\nworkers = \(workers)\npidfile = \"\(dir)/gatewayd.pid\"\n\(cls)\(extra)\n"
+            + body.replacingOccurrences(of: "$PORT", with: String(port)) + "\n"
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 
@@ -74,6 +75,12 @@ def read_response(sock, buf):
     return status, close, buf
 
 
+# HTTPS without a certificate check (the tests' certificates are self-signed).
+TLS_CONTEXT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+TLS_CONTEXT.check_hostname = False
+TLS_CONTEXT.verify_mode = ssl.CERT_NONE
+
+
 def client(args, stats, lock, stop_event):
     sock = None
     buf = b""
@@ -82,6 +89,8 @@ def client(args, stats, lock, stop_event):
         try:
             if sock is None:
                 sock = socket.create_connection(("127.0.0.1", args.port), timeout=args.timeout)
+                if args.tls:
+                    sock = TLS_CONTEXT.wrap_socket(sock, server_hostname="localhost")
                 buf = b""
             sock.sendall(request)
             status, close, buf = read_response(sock, buf)
@@ -123,6 +132,7 @@ def main():
     p.add_argument("--stop-file", required=True, help="stop once this file exists")
     p.add_argument("--signal-file", default="", help="with --stop-ok: the server was told to stop once this exists")
     p.add_argument("--stop-ok", action="store_true")
+    p.add_argument("--tls", action="store_true", help="speak HTTPS (no certificate check)")
     p.add_argument("--ready-file", default="", help="created once every client has had a response")
     args = p.parse_args()
     stats = {"requests": 0, "failures": 0, "closes": 0, "errors": []}
