@@ -146,8 +146,14 @@ struct RegionHeader {
     var end: Int64
     /// The TLS session ticket key every worker seals and opens tickets with (80 random
     /// bytes, made by the master), so a client resumes with whichever worker it reaches.
-    var ticketKey: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var ticketKey: TicketKeyWords = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    /// The key before the last rotation (it still opens tickets), and a sequence number
+    /// the master makes odd while it writes the keys and even when they are whole.
+    var previousTicketKey: TicketKeyWords = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var ticketSequence: UInt64 = 0
 }
+
+typealias TicketKeyWords = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
 
 /// Pointers into one app's part of the region.
 public struct AppArea {
@@ -240,9 +246,30 @@ public final class SlotTable: @unchecked Sendable {
         SlotTable(memory: memory, areas: areas)
     }
 
-    /// The TLS session ticket key all workers share (80 bytes).
-    public var ticketKey: [UInt8] {
-        withUnsafeBytes(of: header.pointee.ticketKey) { Array($0) }
+    /// The TLS session ticket keys all workers share (80 bytes each: the current one, and
+    /// the one before the last rotation, nil before any), with their sequence number; nil
+    /// while the master is writing them (ask again later).
+    public var ticketKeys: (current: [UInt8], previous: [UInt8]?, sequence: UInt64)? {
+        let sequenceWord = UnsafeMutableRawPointer(header).advanced(by: MemoryLayout<RegionHeader>.offset(of: \RegionHeader.ticketSequence)!)
+            .assumingMemoryBound(to: UInt64.self)
+        let before = SharedCounter.load(sequenceWord)
+        guard before % 2 == 0 else { return nil }
+        let current = withUnsafeBytes(of: header.pointee.ticketKey) { Array($0) }
+        let previous = withUnsafeBytes(of: header.pointee.previousTicketKey) { Array($0) }
+        guard SharedCounter.load(sequenceWord) == before else { return nil }
+        return (current, before == 0 ? nil : previous, before)
+    }
+
+    /// Master only: a new current key; the current one becomes the previous.
+    public func rotateTicketKey() {
+        let sequenceWord = UnsafeMutableRawPointer(header).advanced(by: MemoryLayout<RegionHeader>.offset(of: \RegionHeader.ticketSequence)!)
+            .assumingMemoryBound(to: UInt64.self)
+        var random = SystemRandomNumberGenerator()
+        SharedCounter.add(sequenceWord, 1)  // odd: being written
+        header.pointee.previousTicketKey = header.pointee.ticketKey
+        header.pointee.ticketKey = (random.next(), random.next(), random.next(), random.next(), random.next(),
+                                    random.next(), random.next(), random.next(), random.next(), random.next())
+        SharedCounter.add(sequenceWord, 1)  // even: whole
     }
 
     /// Every area made so far, current or draining.

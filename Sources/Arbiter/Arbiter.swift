@@ -44,6 +44,8 @@ public final class Arbiter {
     /// What the master and workers share about the apps: slots, queues, counters.
     var table: SlotTable!
     var serverWatch: ServerWatch?
+    /// When the TLS ticket key was last rotated (monotonic seconds).
+    var ticketKeyBorn = Host.monotonicSeconds()
     /// Hosted app processes (command apps).
     var apps: AppSupervisor!
     /// Apps a HUP removed or laid out anew, still serving the workers started before it
@@ -146,6 +148,7 @@ public final class Arbiter {
         for d in drains { d.apps.readOutput() }
         if let code = reapChildren() { return code }
         finishDrains()
+        rotateTicketKey()
         if let stop = stopping {
             if workers.isEmpty {
                 logger.info("all workers have exited; stopping the apps; bye")

@@ -61,6 +61,15 @@ extension Arbiter {
         for i in plan.restarts { apps.rollingRestart(i, why: "its command or environment changed (HUP)") }
     }
 
+    /// A new TLS session ticket key every tls_ticket_rotation: the workers take it at their
+    /// next connection, and tickets sealed with the one before still open until the next.
+    func rotateTicketKey() {
+        guard !config.tls.isEmpty, Host.monotonicSeconds() - ticketKeyBorn >= config.server.tlsTicketRotation else { return }
+        table.rotateTicketKey()
+        ticketKeyBorn = Host.monotonicSeconds()
+        logger.info("TLS: new session ticket key (tickets of the one before open until the next)")
+    }
+
     /// Stops the apps of an earlier generation once the workers that used them are gone.
     func finishDrains() {
         let now = Host.monotonicSeconds()

@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <openssl/core_names.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,13 @@ struct gw_tls_ctx {
     int alpn_h2;
     gw_tls_ctx **sni;        // chosen by SNI after this one (the default), in order
     int sni_count;
+    // The ticket keys (current, and the one before the last rotation) change while
+    // other threads resume sessions: under the lock.
+    pthread_mutex_t keys_lock;
     int has_ticket_key;
+    int has_previous;
     unsigned char ticket_key[80];
+    unsigned char previous_key[80];
 };
 
 struct gw_tls_conn {
@@ -107,6 +113,7 @@ gw_tls_ctx *gw_tls_ctx_new(const char *cert, const char *key, const char *cipher
         return NULL;
     }
     gw_tls_ctx *ctx = calloc(1, sizeof *ctx);
+    pthread_mutex_init(&ctx->keys_lock, NULL);
     ctx->ssl_ctx = c;
     ctx->alpn_h2 = alpn_h2;
     SSL_CTX_set_ex_data(c, ctx_index, ctx);
@@ -119,6 +126,7 @@ gw_tls_ctx *gw_tls_ctx_new(const char *cert, const char *key, const char *cipher
 void gw_tls_ctx_free(gw_tls_ctx *ctx) {
     if (!ctx) return;
     SSL_CTX_free(ctx->ssl_ctx);
+    pthread_mutex_destroy(&ctx->keys_lock);
     free(ctx->sni);
     free(ctx);
 }
@@ -147,32 +155,50 @@ void gw_tls_ctx_set_sni(gw_tls_ctx *ctx, gw_tls_ctx **others, int count) {
 }
 
 // Session tickets sealed with our key (AES-256-CBC, HMAC-SHA256), as OpenSSL's own
-// do with a random key per process; one key for all workers lets any resume any.
+// do with a random key per process; one key for all workers lets any resume any. After
+// a rotation the previous key still opens tickets, and such a session gets a new one.
 static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                          EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int enc) {
     gw_tls_ctx *ctx = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
-    if (!ctx || !ctx->has_ticket_key) return 0;
-    const unsigned char *name = ctx->ticket_key, *hmac = ctx->ticket_key + 16, *aes = ctx->ticket_key + 48;
+    if (!ctx) return 0;
+    unsigned char key[80];
+    int found = 0;  // 0: no key; 1: the current; 2: the previous (renew the ticket)
+    pthread_mutex_lock(&ctx->keys_lock);
+    if (enc && ctx->has_ticket_key) {
+        memcpy(key, ctx->ticket_key, 80);
+        found = 1;
+    } else if (!enc && ctx->has_ticket_key && memcmp(key_name, ctx->ticket_key, 16) == 0) {
+        memcpy(key, ctx->ticket_key, 80);
+        found = 1;
+    } else if (!enc && ctx->has_previous && memcmp(key_name, ctx->previous_key, 16) == 0) {
+        memcpy(key, ctx->previous_key, 80);
+        found = 2;
+    }
+    pthread_mutex_unlock(&ctx->keys_lock);
+    if (!found) return 0;  // an unknown key: a full handshake
     OSSL_PARAM params[3];
-    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)hmac, 32);
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key + 16, 32);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
     params[2] = OSSL_PARAM_construct_end();
     if (enc) {
         if (RAND_bytes(iv, 16) != 1) return -1;
-        memcpy(key_name, name, 16);
-        if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, aes, iv) != 1) return -1;
+        memcpy(key_name, key, 16);
+        if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 48, iv) != 1) return -1;
         if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
         return 1;
     }
-    if (memcmp(key_name, name, 16) != 0) return 0;  // another key: a full handshake
     if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-    if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, aes, iv) != 1) return -1;
-    return 1;
+    if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 48, iv) != 1) return -1;
+    return found;
 }
 
-int gw_tls_ctx_set_ticket_key(gw_tls_ctx *ctx, const unsigned char *key80) {
+int gw_tls_ctx_set_ticket_keys(gw_tls_ctx *ctx, const unsigned char *key80, const unsigned char *previous80) {
+    pthread_mutex_lock(&ctx->keys_lock);
     memcpy(ctx->ticket_key, key80, 80);
     ctx->has_ticket_key = 1;
+    ctx->has_previous = previous80 != NULL;
+    if (previous80) memcpy(ctx->previous_key, previous80, 80);
+    pthread_mutex_unlock(&ctx->keys_lock);
     return SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx->ssl_ctx, ticket_key_cb) == 1;
 }
 

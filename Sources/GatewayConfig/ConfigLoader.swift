@@ -6,7 +6,7 @@ import TOMLKit
 public enum ConfigLoader {
     static let topKeys = ["server", "limits", "timeouts", "log", "cgi", "app", "route", "tls"]
     static let serverKeys = ["bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
-                             "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog",
+                             "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog", "tls_ticket_rotation",
                              "unix_socket_mode", "pidfile", "control_socket", "user", "group", "server_name", "status_path", "metrics_path", "forwarded_allow_ips", "proxy_protocol",
                              "forwarded_header", "status_allow", "open_file_cache", "open_file_cache_valid"]
     static let limitKeys = ["max_request_line", "max_header_count", "max_header_field_size", "max_head_size",
@@ -105,6 +105,7 @@ public enum ConfigLoader {
         if let n = r.int(t, "max_requests", p, min: 0) { s.maxRequests = n }
         if let n = r.int(t, "max_requests_jitter", p, min: 0) { s.maxRequestsJitter = n }
         if let n = r.int(t, "backlog", p, max: 65535) { s.backlog = n }
+        if let d = r.duration(t, "tls_ticket_rotation", p) { s.tlsTicketRotation = d }
         if let v = t["unix_socket_mode"] {
             if let m = v.string.flatMap(ConfigValues.parseMode) ?? v.int.flatMap({ (0...0o777).contains($0) ? $0 : nil }) {
                 s.unixSocketMode = m

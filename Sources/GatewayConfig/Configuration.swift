@@ -88,6 +88,9 @@ public struct ServerConfig: Sendable, Equatable {
     public var maxRequests: Int
     public var maxRequestsJitter: Int
     public var backlog: Int
+    /// Seconds between new TLS session ticket keys (the previous one still opens tickets
+    /// for as long again).
+    public var tlsTicketRotation: Double = 43200
     /// Permission bits of unix listening sockets.
     public var unixSocketMode: Int
     public var pidfile: String?

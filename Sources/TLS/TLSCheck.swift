@@ -28,7 +28,8 @@ public enum TLSCheck {
 
     /// The contexts each TLS listener serves, by its place in server.bind (nil: plain).
     /// Several certificates on one listener: the first is the default, the rest by SNI.
-    public static func contexts(_ config: Configuration, ticketKey: [UInt8]?) throws(TLSContext.LoadError) -> [TLSContext?] {
+    public static func contexts(_ config: Configuration, ticketKeys: (current: [UInt8], previous: [UInt8]?, sequence: UInt64)?)
+        throws(TLSContext.LoadError) -> [TLSContext?] {
         var out: [TLSContext?] = []
         for bind in config.server.bind {
             let entries = config.tls(for: bind)
@@ -36,7 +37,7 @@ public enum TLSCheck {
             var loaded: [TLSContext] = []
             for t in entries { loaded.append(try TLSContext(cert: t.cert, key: t.key, ciphers: t.ciphers ?? TLSContext.intermediateCiphers)) }
             loaded[0].choosing(Array(loaded.dropFirst()))
-            if let k = ticketKey { loaded[0].useTicketKey(k) }
+            if let k = ticketKeys { loaded[0].useTicketKey(k.current, previous: k.previous) }
             out.append(loaded[0])
         }
         return out

@@ -54,10 +54,19 @@ public final class TLSContext {
     }
 
     /// Session tickets sealed with these 80 bytes, shared by every worker (so a client
-    /// resumes with any of them).
-    public func useTicketKey(_ key: [UInt8]) {
-        precondition(key.count == 80)
-        for c in [self] + sniContexts { _ = key.withUnsafeBufferPointer { gw_tls_ctx_set_ticket_key(c.raw, $0.baseAddress) } }
+    /// resumes with any of them); tickets sealed with `previous` (the key before the last
+    /// rotation) still open, and are renewed. Safe while other threads use the context.
+    public func useTicketKey(_ key: [UInt8], previous: [UInt8]? = nil) {
+        precondition(key.count == 80 && (previous?.count ?? 80) == 80)
+        for c in [self] + sniContexts {
+            key.withUnsafeBufferPointer { k in
+                if let previous {
+                    previous.withUnsafeBufferPointer { p in _ = gw_tls_ctx_set_ticket_keys(c.raw, k.baseAddress, p.baseAddress) }
+                } else {
+                    _ = gw_tls_ctx_set_ticket_keys(c.raw, k.baseAddress, nil)
+                }
+            }
+        }
     }
 
     /// A client side, for tests and probes: no certificate check; `alpn`: protocols to offer.

@@ -87,6 +87,8 @@ public final class WorkerContext {
     public var onWait: () -> Void = {}
     /// By listener (server.bind order): its TLS certificates, or nil for plain HTTP.
     let tlsContexts: [TLSContext?]
+    /// The ticket keys' sequence number last given to the contexts (the master rotates them).
+    let ticketSequence = Atomic<UInt64>(0)
 
     public init(config: Configuration, logger: Logger, errorSink: LogSink, accessLog: AccessLog?,
                 dispatcher: AppDispatcher, workerRecord: Int = -1, tls: [TLSContext?] = []) {
@@ -132,7 +134,16 @@ public final class WorkerContext {
     /// A new connection's TLS on listener `index`, if that listener speaks it.
     func newTLS(listener index: Int) -> ClientTLS? {
         guard index < tlsContexts.count, let context = tlsContexts[index] else { return nil }
+        followTicketRotation()
         return ClientTLS(context)
+    }
+
+    /// Takes the master's new ticket keys, if it rotated them since we last looked (an
+    /// atomic load per connection; the keys are copied only after a rotation).
+    func followTicketRotation() {
+        guard let keys = dispatcher.table.ticketKeys, keys.sequence != ticketSequence.load(ordering: .relaxed) else { return }
+        ticketSequence.store(keys.sequence, ordering: .relaxed)
+        for case let c? in tlsContexts { c.useTicketKey(keys.current, previous: keys.previous) }
     }
 
     /// The Date header value, formatted once a second.

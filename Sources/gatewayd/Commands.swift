@@ -88,7 +88,7 @@ struct WorkerCommand: ParsableCommand {
         }
         let tls: [TLSContext?]
         do {
-            tls = try TLSCheck.contexts(config, ticketKey: dispatcher.table.ticketKey)
+            tls = try TLSCheck.contexts(config, ticketKeys: dispatcher.table.ticketKeys)
         } catch {
             logger.critical("cannot boot: TLS: \(error)")
             throw bootFailure

@@ -160,6 +160,32 @@ struct HTTPSTests {
         #expect(reused == 6)
     }
 
+    @Test("the master rotates the ticket key: a session resumes across one rotation, not two")
+    func ticketRotation() throws {
+        let a = try Self.certificate("a", names: ["a.test"])
+        let server = try GatewaydServer(config: Self.site(Self.dir) + "\n" + Self.tls(a), server: "tls_ticket_rotation = 2",
+                                        workers: 2, workerClass: "epoll")
+        defer { server.stop() }
+        let session = Self.dir + "/rotating.pem"
+        func sClient(_ extra: String) throws -> String {
+            try Self.run("sh", ["-c", "sleep 0.3 | openssl s_client -connect 127.0.0.1:\(server.port) -servername a.test " + extra]).output
+        }
+        func rotations() -> Int { server.errorLog.components(separatedBy: "TLS: new session ticket key").count - 1 }
+        // Just after a rotation, a ticket; it opens at once.
+        let r0 = rotations()
+        #expect(HostedAppsTests.eventually(5) { rotations() > r0 })
+        let start = rotations()
+        #expect(try sClient("-sess_out \(session)").contains("New, TLSv1.3"))
+        #expect(try sClient("-sess_in \(session)").contains("Reused, TLSv1.3"))
+        // After the next rotation the ticket's key is the previous one: it still opens.
+        #expect(HostedAppsTests.eventually(5) { rotations() > start })
+        #expect(try sClient("-sess_in \(session)").contains("Reused, TLSv1.3"))
+        // After a second one it is gone: a full handshake, which works as well.
+        #expect(HostedAppsTests.eventually(5) { rotations() > start + 1 })
+        let out = try sClient("-sess_in \(session)")
+        #expect(out.contains("New, TLSv1.3") && !out.contains("Reused"), "\(out.prefix(300))")
+    }
+
     @Test("a HUP picks up a renewed certificate under HTTPS keep-alive load: 0 failed requests", arguments: ["thread", "epoll"])
     func hupNewCertificate(workerClass: String) throws {
         let old = try Self.certificate("old", names: ["localhost"]), new = try Self.certificate("new", names: ["renewed.test", "localhost"])

@@ -28,7 +28,7 @@ import Testing
         #expect(TLSCheck.problems(c, now: Int64(Date().timeIntervalSince1970)).isEmpty)
         let again = try ConfigLoader.load(text: c.renderTOML(), file: "x", baseDirectory: "/", cpuCount: 2)
         #expect(again.tls.map(\.cert) == c.tls.map(\.cert) && again.tls.map(\.bind) == c.tls.map(\.bind))
-        let contexts = try TLSCheck.contexts(c, ticketKey: Array(repeating: 7, count: 80))
+        let contexts = try TLSCheck.contexts(c, ticketKeys: (Array(repeating: 7, count: 80), nil, 0))
         #expect(contexts.count == 2 && contexts[1] == nil)
         #expect(try #require(contexts[0]).matches("a.test") && contexts[0]!.sniContexts.count == 1)
     }

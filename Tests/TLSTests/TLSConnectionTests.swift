@@ -153,6 +153,30 @@ enum TestCertificates {
         #expect(!onC.resumed)
     }
 
+    @Test("ticket key rotation: a ticket of the previous key still opens (and is renewed), one two keys old does not")
+    func rotation() throws {
+        let (cert, key) = try TestCertificates.make("site", names: ["site.test"])
+        let k1 = Array(repeating: UInt8(1), count: 80), k2 = Array(repeating: UInt8(2), count: 80), k3 = Array(repeating: UInt8(3), count: 80)
+        let server = try TLSContext(cert: cert, key: key)
+        server.useTicketKey(k1)
+        let clientContext = TLSContext.client()
+        func connect(_ session: TLSSession?) -> (TLSConnection, TLSConnection) {
+            let c = TLSConnection(clientContext, server: false, serverName: "site.test")
+            if let session { c.resume(session) }
+            let s = TLSConnection(server)
+            Self.connect(c, s)
+            c.write(Array("x".utf8)[...])
+            Self.pump(c, s)
+            return (c, s)
+        }
+        let (first, _) = connect(nil)
+        let ticket = try #require(first.session())
+        server.useTicketKey(k2, previous: k1)
+        #expect(connect(ticket).1.resumed)
+        server.useTicketKey(k3, previous: k2)
+        #expect(!connect(ticket).1.resumed)
+    }
+
     @Test("bad input ends cleanly: a plain HTTP request, garbage, a truncated hello")
     func badInput() throws {
         let (cert, key) = try TestCertificates.make("site", names: ["site.test"])

@@ -25,8 +25,9 @@ int gw_tls_ctx_matches(gw_tls_ctx *ctx, const char *name);
 // Contexts chosen by SNI: `count` others after `ctx` (the default), matched in order.
 void gw_tls_ctx_set_sni(gw_tls_ctx *ctx, gw_tls_ctx **others, int count);
 // Session tickets with these 80 bytes of key material (name 16, HMAC 32, AES 32), so
-// every worker given the same bytes resumes every other's sessions. 0 on failure.
-int gw_tls_ctx_set_ticket_key(gw_tls_ctx *ctx, const unsigned char *key80);
+// every worker given the same bytes resumes every other's sessions; `previous` (or NULL),
+// the key before a rotation, still opens tickets (which are then renewed). 0 on failure.
+int gw_tls_ctx_set_ticket_keys(gw_tls_ctx *ctx, const unsigned char *key80, const unsigned char *previous80);
 
 // A client context for tests and probes (no verification). NULL on failure.
 gw_tls_ctx *gw_tls_client_ctx_new(const char *alpn_protos_wire, size_t alpn_len);
