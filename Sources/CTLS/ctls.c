@@ -285,6 +285,15 @@ size_t gw_tls_take_out(gw_tls_conn *c, void *buf, size_t n) {
     return r > 0 ? (size_t)r : 0;
 }
 
+size_t gw_tls_peek_out(gw_tls_conn *c, const void **bytes) {
+    char *p = NULL;
+    long n = BIO_get_mem_data(c->out, &p);
+    *bytes = p;
+    return n > 0 ? (size_t)n : 0;
+}
+
+void gw_tls_clear_out(gw_tls_conn *c) { (void)BIO_reset(c->out); }
+
 void gw_tls_alpn(gw_tls_conn *c, char *out, size_t n) {
     const unsigned char *p = NULL;
     unsigned int len = 0;

@@ -82,14 +82,13 @@ public final class TLSConnection {
     /// Ciphertext waiting for the wire.
     public var pendingOutput: Int { gw_tls_pending_out(raw) }
 
-    /// Appends the waiting ciphertext to `out`.
+    /// Appends the waiting ciphertext to `out` (one copy, straight from OpenSSL's buffer).
     public func takeOutput(into out: inout [UInt8]) {
-        let n = pendingOutput
-        guard n > 0 else { return }
-        let start = out.count
-        out += repeatElement(0, count: n)
-        let got = out.withUnsafeMutableBytes { b in gw_tls_take_out(raw, b.baseAddress! + start, n) }
-        out.removeLast(n - got)
+        var p: UnsafeRawPointer? = nil
+        let n = gw_tls_peek_out(raw, &p)
+        guard n > 0, let p else { return }
+        out.append(contentsOf: UnsafeRawBufferPointer(start: p, count: n))
+        gw_tls_clear_out(raw)
     }
 
     /// After the handshake: the ALPN protocol ("h2", "http/1.1"; "" if none), the name

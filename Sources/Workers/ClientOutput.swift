@@ -7,9 +7,10 @@ import TLS
 /// it would block, the blocking workers poll for room and the epoll worker waits for its
 /// next writable event.
 ///
-/// On a TLS connection (`tls`), what is queued is encrypted as it is queued, and a
-/// file's range is read and encrypted a piece at a time (no sendfile: the kernel would
-/// send it in the clear), each piece once the one before it is out.
+/// On a TLS connection (`tls`), what is queued is gathered and encrypted when it is
+/// written (a response's head and body in one record, not one each), and a file's range
+/// is read and encrypted a piece at a time (no sendfile: the kernel would send it in the
+/// clear), each piece once the one before it is out.
 struct ClientOutput {
     enum Progress {
         /// Everything is out.
@@ -33,25 +34,33 @@ struct ClientOutput {
     var tls: TLSConnection? = nil
     /// Plaintext pieces of a file on a TLS connection.
     static let tlsFilePiece = 65536
+    /// TLS: plaintext queued since the last write, encrypted in one go when written.
+    private var plain: [UInt8] = []
     private var file: OpenFile? = nil
     private var fileOffset = 0
     private var fileEnd = 0
 
     /// Bytes not yet written.
-    var pending: Int { bytes.count - start + (fileEnd - fileOffset) }
+    var pending: Int { bytes.count - start + plain.count + (fileEnd - fileOffset) }
 
     mutating func queue(_ more: ArraySlice<UInt8>) {
-        guard let tls else { bytes += more; return }
-        if start == bytes.count { bytes = []; start = 0 }
-        tls.write(more)
+        if tls == nil { bytes += more } else { plain += more }
+    }
+
+    /// TLS: what was queued, encrypted onto the bytes to write.
+    private mutating func seal() {
+        guard let tls, !plain.isEmpty else { return }
+        if start == bytes.count { bytes.removeAll(keepingCapacity: true); start = 0 }
+        tls.write(plain[...])
         tls.takeOutput(into: &bytes)
+        plain.removeAll(keepingCapacity: plain.count <= 65536)
     }
 
     /// TLS records the connection made on its own (the handshake, session tickets, a
     /// close_notify), queued to go out.
     mutating func pullTLS() {
         guard let tls, tls.pendingOutput > 0 else { return }
-        if start == bytes.count { bytes = []; start = 0 }
+        if start == bytes.count { bytes.removeAll(keepingCapacity: true); start = 0 }
         tls.takeOutput(into: &bytes)
     }
 
@@ -66,6 +75,7 @@ struct ClientOutput {
     /// Writes until everything is out or the socket is full. `fileBudget`: at most this
     /// many file bytes this call (a fast reader of a big file does not hold an event loop).
     mutating func write(to fd: FileDescriptor, fileBudget: Int = .max) -> Progress {
+        seal()
         while start < bytes.count {
             let n: Int?
             do { n = try file != nil ? fd.sendMore(bytes, from: start) : fd.write(bytes, from: start) } catch { return .failed }
@@ -146,6 +156,7 @@ struct ClientOutput {
     /// Drops what is left (the client is gone, or the connection closes).
     mutating func discard() {
         bytes = []
+        plain = []
         start = 0
         closeFile()
     }

@@ -34,7 +34,7 @@ final class ClientTLS {
         connection.receive(bytes)
         // A record is at most 16 KiB of plaintext; the buffer lives only for this call,
         // so an idle connection holds none.
-        var plain = [UInt8](repeating: 0, count: 16384)
+        var plain = [UInt8](unsafeUninitializedCapacity: 16384) { _, n in n = 16384 }  // written before read
         while true {
             switch connection.read(into: &plain) {
             case .bytes(let n): session.received(plain[0..<n])

@@ -54,6 +54,10 @@ void gw_tls_shutdown(gw_tls_conn *c);
 // Ciphertext waiting to go to the peer, and taking it: bytes copied into buf.
 size_t gw_tls_pending_out(gw_tls_conn *c);
 size_t gw_tls_take_out(gw_tls_conn *c, void *buf, size_t n);
+// The waiting ciphertext in place (no copy): its length, and `*bytes` pointing at it,
+// valid until gw_tls_clear_out (which drops it) or the next TLS call.
+size_t gw_tls_peek_out(gw_tls_conn *c, const void **bytes);
+void gw_tls_clear_out(gw_tls_conn *c);
 // After the handshake: the ALPN protocol chosen ("" if none), the SNI name asked for
 // ("" if none), whether the session was resumed, the protocol version ("TLSv1.3").
 void gw_tls_alpn(gw_tls_conn *c, char *out, size_t n);
