@@ -42,7 +42,7 @@ let package = Package(
         // TLS (issue #11): OpenSSL 3 from Debian (libssl-dev), behind C shims (its settings
         // are macros), driven sans-IO through memory BIOs so every worker keeps its sockets.
         .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
-        .target(name: "TLS", dependencies: ["CTLS", "GatewayConfig"], swiftSettings: server),
+        .target(name: "TLS", dependencies: ["CTLS", "GatewayConfig", "HTTPWire"], swiftSettings: server),
         .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: server),
         .target(name: "HTTPWire", swiftSettings: server),
         .target(name: "FastCGIWire", swiftSettings: server),

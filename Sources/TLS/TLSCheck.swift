@@ -1,4 +1,5 @@
 import GatewayConfig
+import HTTPWire
 
 /// What `gatewayd check` (and every start and HUP) asks OpenSSL of each [[tls]]: the
 /// certificate and key load, the key is the certificate's, the certificate has not
@@ -12,7 +13,7 @@ public enum TLSCheck {
                 let context = try TLSContext(cert: t.cert, key: t.key, ciphers: t.ciphers ?? TLSContext.intermediateCiphers)
                 if let end = context.notAfter, end < now {
                     issues.append(ConfigIssue(file: config.sourcePath, line: t.certLine, key: "\(p).cert",
-                                              message: "the certificate \(t.cert) expired on \(HTTPDateText.format(end))"))
+                                              message: "the certificate \(t.cert) expired on \(HTTPDate.format(epochSeconds: end))"))
                 }
             } catch {
                 let aboutKey = error.description.hasPrefix("cannot load the key") || error.description.hasPrefix("the key does not match")
@@ -41,25 +42,5 @@ public enum TLSCheck {
             out.append(loaded[0])
         }
         return out
-    }
-}
-
-/// A date as "2026-12-07 06:00 UTC" (no Foundation in the server's modules).
-enum HTTPDateText {
-    static func format(_ seconds: Int64) -> String {
-        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
-        let rest = seconds - days * 86400
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "\(y)-\(two(m))-\(two(d)) \(two(rest / 3600)):\(two(rest % 3600 / 60)) UTC"
     }
 }
