@@ -18,7 +18,8 @@ public enum ConfigLoader {
                           "idle_timeout", "slow_request", "sendfile_roots", "request_timeout", "servers", "max_fails", "fail_timeout",
                           "kill_grace", "dump_signal", "health_interval", "health_timeout", "health_path", "resolve_interval"]
     static let cgiKeys = ["max_processes", "queue_timeout", "timeout", "kill_grace", "interpreters", "sendfile_roots"]
-    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks", "index", "php", "deny", "allow", "internal"]
+    static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks", "index", "php", "deny", "allow", "internal",
+                            "gzip_static"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// - Parameters:

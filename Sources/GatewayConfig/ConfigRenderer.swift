@@ -132,6 +132,7 @@ extension Configuration {
             if r.allowSymlinks { kv("allow_symlinks", "true") }
             if r.php { kv("php", "true") }
             if r.internalOnly { kv("internal", "true") }
+            if r.gzipStatic { kv("gzip_static", "true") }
             if r.index != RouteConfig(match: r.match, target: r.target, php: r.php).index { kv("index", list(r.index)) }
         }
         for t in tls {

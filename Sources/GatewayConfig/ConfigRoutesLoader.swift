@@ -68,9 +68,16 @@ extension ConfigLoader {
             }
             if internalOnly, case .extension? = match { r.fail("\(p).internal", "needs a path route (such as path = \"/protected\")") }
         }
+        var gzipStatic = false
+        if let v = t["gzip_static"] {
+            if let b = v.bool { gzipStatic = b } else { r.fail("\(p).gzip_static", "expected true or false, got \(r.describe(v))") }
+            if gzipStatic, case .static? = target {} else if gzipStatic { r.fail("\(p).gzip_static", "applies to static routes only") }
+        }
         guard r.issues.count == before, let match, let target else { return nil }
-        return RouteConfig(match: match, target: target, env: env, allowSymlinks: allowSymlinks, index: index, php: php,
-                           deny: deny, allow: allow, internalOnly: internalOnly)
+        var route = RouteConfig(match: match, target: target, env: env, allowSymlinks: allowSymlinks, index: index, php: php,
+                                deny: deny, allow: allow, internalOnly: internalOnly)
+        route.gzipStatic = gzipStatic
+        return route
     }
 
     static func crossCheck(_ r: inout ConfigReader, server: ServerConfig, apps: [AppConfig], routes: [RouteConfig]) {

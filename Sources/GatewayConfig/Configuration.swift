@@ -371,6 +371,9 @@ public struct RouteConfig: Sendable, Equatable {
     /// A static route only an app's X-Accel-Redirect reaches (nginx's `internal;`): a
     /// client that asks for it directly gets 404.
     public var internalOnly: Bool = false
+    /// Static routes: a `file.gz` beside a file is sent as it is to clients that accept
+    /// gzip (nginx's gzip_static), and every answer says `Vary: Accept-Encoding`.
+    public var gzipStatic: Bool = false
 
     public init(match: Match, target: Target, env: [String: String] = [:], allowSymlinks: Bool = false,
                 index: [String]? = nil, php: Bool = false, deny: Bool = false, allow: [IPRange] = [],

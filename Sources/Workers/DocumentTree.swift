@@ -67,6 +67,12 @@ struct StaticFile: Sendable {
     let status: OpenFileStatus
     /// Its name, for the Content-Type.
     let name: Substring
+    /// A gzip_static route: the `.gz` beside it (sent to clients that accept gzip), and
+    /// whether answers say `Vary: Accept-Encoding`.
+    var gzipped: (file: OpenFile, status: OpenFileStatus)? = nil
+    var varies = false
+    /// It is that `.gz`: sent with `Content-Encoding: gzip`.
+    var gzipCoded = false
 }
 
 /// The outcome of looking a path up for a static response.

@@ -87,7 +87,16 @@ extension WorkerContext {
             var mount = "/"
             if case .path(let p) = match.route.match { mount = p }
             guard let tree = documentTree(route: match.index), let split = CGIPath.splitAtMount(path, prefix: mount) else { return .refuse(404, []) }
-            return staticDestination(tree.lookup(Substring(split.pathInfo), index: match.route.index), path: path, target: target)
+            var found = tree.lookup(Substring(split.pathInfo), index: match.route.index)
+            if match.route.gzipStatic, case .file(var f) = found {
+                // nginx's gzip_static: the compressed twin, if there is one (not for an index file).
+                f.varies = true
+                if !split.pathInfo.hasSuffix("/"), case .file(let gz) = tree.lookup(Substring(split.pathInfo + ".gz"), index: []) {
+                    f.gzipped = (gz.file, gz.status)
+                }
+                found = .file(f)
+            }
+            return staticDestination(found, path: path, target: target)
         }
     }
 
@@ -231,7 +240,13 @@ extension WorkerContext {
             let bytes = page(p, method: r.head.method, target: r.target, keepAlive: r.responseKeepAlive)
             out.queue(bytes[...])
             return (200, bytes.count)
-        case .staticFile(let file):
+        case .staticFile(var file):
+            if let gz = file.gzipped, let accept = r.head.headers.first("Accept-Encoding"), AcceptEncoding.allowsGzip(Substring(accept)) {
+                var twin = StaticFile(file: gz.file, status: gz.status, name: file.name)
+                twin.varies = true
+                twin.gzipCoded = true
+                file = twin
+            }
             let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: httpDate(), offload: r.offload)
             out.queue(reply.head[...])
             if let body = reply.body { out.queueFile(file.file, offset: body.offset, length: body.length) }

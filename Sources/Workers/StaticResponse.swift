@@ -20,7 +20,7 @@ struct StaticResponse {
         let method = offload == nil || isHead ? request.method : "GET"
         switch ConditionalRequest.evaluate(method: method, headers: request.headers, file: validators) {
         case .notModified:
-            var out = head(304, date: date, contentType: nil, validators)
+            var out = head(304, date: date, contentType: nil, validators, file)
             HTTPResponseWriter.appendEndOfHead(framing: .noBody, keepAlive: keepAlive, version: request.version, into: &out)
             return StaticResponse(status: 304, head: out, body: nil)
         case .preconditionFailed:
@@ -46,7 +46,7 @@ struct StaticResponse {
         case .whole:
             (status, offset, length) = (200, 0, size)
         }
-        var out = head(status, date: date, contentType: offload?.contentType ?? MediaTypes.forFile(file.name), validators)
+        var out = head(status, date: date, contentType: offload?.contentType ?? MediaTypes.forFile(file.name), validators, file)
         for f in offload?.fields ?? [] where !f.name.equalsLowercaseASCII("content-type") {
             HTTPResponseWriter.appendCheckedField(f.name, f.value, into: &out)
         }
@@ -68,7 +68,7 @@ struct StaticResponse {
 
     /// The status line and the fields every file response has, written straight into
     /// bytes (no HTTPHeaders, no String per field: this runs for every static request).
-    static func head(_ status: Int, date: String, contentType: String?, _ validators: FileValidators) -> [UInt8] {
+    static func head(_ status: Int, date: String, contentType: String?, _ validators: FileValidators, _ file: StaticFile) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320)
         HTTPResponseWriter.appendStatusLine(status, date: date, into: &out)
@@ -79,6 +79,14 @@ struct StaticResponse {
             HTTPResponseWriter.appendFieldName("Content-Type", into: &out)
             out.appendUTF8(contentType)
             HTTPResponseWriter.appendCRLF(into: &out)
+        }
+        if file.gzipCoded {  // gzip_static: the stored .gz, as it is
+            HTTPResponseWriter.appendFieldName("Content-Encoding", into: &out)
+            out.appendUTF8("gzip\r\n")
+        }
+        if file.varies {
+            HTTPResponseWriter.appendFieldName("Vary", into: &out)
+            out.appendUTF8("Accept-Encoding\r\n")
         }
         HTTPResponseWriter.appendFieldName("Last-Modified", into: &out)
         HTTPDate.append(epochSeconds: validators.modified, into: &out)
