@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <openssl/core_names.h>
+#include <openssl/ocsp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ struct gw_tls_ctx {
     int has_previous;
     unsigned char ticket_key[80];
     unsigned char previous_key[80];
+    unsigned char *ocsp;     // a DER OCSP response to staple (NULL: none)
+    size_t ocsp_len;
 };
 
 struct gw_tls_conn {
@@ -131,6 +134,7 @@ void gw_tls_ctx_free(gw_tls_ctx *ctx) {
     if (!ctx) return;
     SSL_CTX_free(ctx->ssl_ctx);
     pthread_mutex_destroy(&ctx->keys_lock);
+    free(ctx->ocsp);
     free(ctx->sni);
     free(ctx);
 }
@@ -204,6 +208,40 @@ int gw_tls_ctx_set_ticket_keys(gw_tls_ctx *ctx, const unsigned char *key80, cons
     if (previous80) memcpy(ctx->previous_key, previous80, 80);
     pthread_mutex_unlock(&ctx->keys_lock);
     return SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx->ssl_ctx, ticket_key_cb) == 1;
+}
+
+static int staple_ocsp(SSL *ssl, void *arg) {
+    (void)arg;
+    gw_tls_ctx *ctx = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);  // (the one SNI chose)
+    if (!ctx || !ctx->ocsp) return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *copy = OPENSSL_malloc(ctx->ocsp_len);  // the connection frees it
+    if (!copy) return SSL_TLSEXT_ERR_NOACK;
+    memcpy(copy, ctx->ocsp, ctx->ocsp_len);
+    SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)ctx->ocsp_len);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+int gw_tls_ctx_set_ocsp_file(gw_tls_ctx *ctx, const char *path, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { snprintf(err, err_len, "cannot read the OCSP response"); return 0; }
+    unsigned char *buf = malloc(65536);
+    size_t n = fread(buf, 1, 65536, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    const unsigned char *p = buf;
+    OCSP_RESPONSE *resp = n > 0 && !more ? d2i_OCSP_RESPONSE(NULL, &p, (long)n) : NULL;
+    if (!resp) {
+        free(buf);
+        snprintf(err, err_len, "not a DER OCSP response (openssl ocsp -respout writes one)");
+        ERR_clear_error();
+        return 0;
+    }
+    OCSP_RESPONSE_free(resp);
+    free(ctx->ocsp);
+    ctx->ocsp = buf;
+    ctx->ocsp_len = n;
+    SSL_CTX_set_tlsext_status_cb(ctx->ssl_ctx, staple_ocsp);
+    return 1;
 }
 
 gw_tls_ctx *gw_tls_client_ctx_new(const char *alpn_protos_wire, size_t alpn_len) {

@@ -141,6 +141,7 @@ extension Configuration {
             kv("cert", q(t.cert))
             kv("key", q(t.key))
             if let c = t.ciphers { kv("ciphers", q(c)) }
+            if let o = t.ocsp { kv("ocsp", q(o)) }
         }
         return out.joined(separator: "\n") + "\n"
     }

@@ -4,7 +4,7 @@ import TOMLKit
 /// only OpenSSL can tell (the key is the certificate's, the certificate has not
 /// expired) is checked by the TLS module (TLSCheck), at the lines kept here.
 extension ConfigLoader {
-    static let tlsKeys = ["bind", "cert", "key", "ciphers"]
+    static let tlsKeys = ["bind", "cert", "key", "ciphers", "ocsp"]
 
     static func readTLS(_ r: inout ConfigReader, _ root: TOMLTable, server: ServerConfig) -> [TLSConfig] {
         var out: [TLSConfig] = []
@@ -33,9 +33,13 @@ extension ConfigLoader {
                 if c.isEmpty || c.contains(where: { $0 == " " || $0 == "\"" }) { r.fail("\(p).ciphers", "expected an OpenSSL cipher list such as \"ECDHE-RSA-AES128-GCM-SHA256:...\"") }
                 ciphers = c
             }
+            let ocsp = r.string(t, "ocsp", p).map(r.resolve)
             guard r.issues.count == before, let bind, let cert, let key else { continue }
-            out.append(TLSConfig(bind: bind, cert: cert, key: key, ciphers: ciphers,
-                                 certLine: r.index.line(for: "\(p).cert"), keyLine: r.index.line(for: "\(p).key")))
+            var entry = TLSConfig(bind: bind, cert: cert, key: key, ciphers: ciphers,
+                                  certLine: r.index.line(for: "\(p).cert"), keyLine: r.index.line(for: "\(p).key"))
+            entry.ocsp = ocsp
+            entry.ocspLine = r.index.line(for: "\(p).ocsp")
+            out.append(entry)
         }
         // Entries on one listener: the first is its default, others are chosen by SNI.
         return out

@@ -6,6 +6,9 @@ public struct TLSConfig: Sendable, Equatable {
     public var key: String
     /// An OpenSSL cipher list for TLS 1.2 (nil: Mozilla's "intermediate").
     public var ciphers: String?
+    /// A DER OCSP response to staple (refreshed by whoever fetches it; a HUP reloads it).
+    public var ocsp: String? = nil
+    public var ocspLine: Int? = nil
     /// Where cert and key are set, for what is found when they are loaded.
     public var certLine: Int?
     public var keyLine: Int?

@@ -11,6 +11,11 @@ public enum TLSCheck {
             let p = "tls[\(i)]"
             do {
                 let context = try TLSContext(cert: t.cert, key: t.key, ciphers: t.ciphers ?? TLSContext.intermediateCiphers)
+                if let o = t.ocsp {
+                    do { try context.staple(ocspFile: o) } catch {
+                        issues.append(ConfigIssue(file: config.sourcePath, line: t.ocspLine, key: "\(p).ocsp", message: "\(o): \(error.description.dropFirst(5))"))
+                    }
+                }
                 if let end = context.notAfter, end < now {
                     issues.append(ConfigIssue(file: config.sourcePath, line: t.certLine, key: "\(p).cert",
                                               message: "the certificate \(t.cert) expired on \(HTTPDate.format(epochSeconds: end))"))
@@ -36,7 +41,11 @@ public enum TLSCheck {
             let entries = config.tls(for: bind)
             guard !entries.isEmpty else { out.append(nil); continue }
             var loaded: [TLSContext] = []
-            for t in entries { loaded.append(try TLSContext(cert: t.cert, key: t.key, ciphers: t.ciphers ?? TLSContext.intermediateCiphers)) }
+            for t in entries {
+                let context = try TLSContext(cert: t.cert, key: t.key, ciphers: t.ciphers ?? TLSContext.intermediateCiphers)
+                if let o = t.ocsp { try context.staple(ocspFile: o) }
+                loaded.append(context)
+            }
             loaded[0].choosing(Array(loaded.dropFirst()))
             if let k = ticketKeys { loaded[0].useTicketKey(k.current, previous: k.previous) }
             out.append(loaded[0])

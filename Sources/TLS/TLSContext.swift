@@ -43,6 +43,14 @@ public final class TLSContext {
         return t < 0 ? nil : t
     }
 
+    /// Staples the DER OCSP response in `path` for clients that ask for one.
+    public func staple(ocspFile path: String) throws(LoadError) {
+        var error = [CChar](repeating: 0, count: 256)
+        guard gw_tls_ctx_set_ocsp_file(raw, path, &error, error.count) == 1 else {
+            throw LoadError(description: "ocsp " + String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+    }
+
     /// Whether the certificate names `host` (DNS names, wildcards).
     public func matches(_ host: String) -> Bool { gw_tls_ctx_matches(raw, host) == 1 }
 

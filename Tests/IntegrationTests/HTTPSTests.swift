@@ -216,6 +216,36 @@ struct HTTPSTests {
         #expect(result.requests > 100)
     }
 
+    @Test("OCSP stapling from a file: clients that ask get it; check refuses a file that is no OCSP response")
+    func ocspStapling() throws {
+        // A CA, a leaf it signs, and an OCSP response for the leaf, all by openssl.
+        let d = Self.dir + "/ocsp"
+        try? FileManager.default.removeItem(atPath: d)
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        try Self.run("openssl", ["req", "-x509"] + ec + ["-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-subj", "/CN=test-ca", "-days", "2"])
+        try Self.run("openssl", ["req", "-new"] + ec + ["-keyout", d + "/leaf.key", "-out", d + "/leaf.csr", "-subj", "/CN=localhost"])
+        try "subjectAltName=DNS:localhost\n".write(toFile: d + "/ext", atomically: true, encoding: .utf8)
+        try Self.run("openssl", ["x509", "-req", "-in", d + "/leaf.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key", "-CAcreateserial",
+                                 "-out", d + "/leaf.pem", "-days", "2", "-extfile", d + "/ext"])
+        FileManager.default.createFile(atPath: d + "/index.txt", contents: nil)
+        try Self.run("openssl", ["ocsp", "-index", d + "/index.txt", "-rsigner", d + "/ca.pem", "-rkey", d + "/ca.key", "-CA", d + "/ca.pem",
+                                 "-issuer", d + "/ca.pem", "-cert", d + "/leaf.pem", "-respout", d + "/resp.der", "-ndays", "1"])
+        let tls = "[[tls]]\nbind = \"127.0.0.1:$PORT\"\ncert = \"\(d)/leaf.pem\"\nkey = \"\(d)/leaf.key\"\nocsp = \"\(d)/resp.der\"\n"
+        let server = try GatewaydServer(config: Self.site(Self.dir) + "\n" + tls, workers: 1, workerClass: "epoll")
+        defer { server.stop() }
+        let asked = try Self.run("openssl", ["s_client", "-connect", "127.0.0.1:\(server.port)", "-status"], input: "").output
+        #expect(asked.contains("OCSP Response Status: successful"), "\(asked.prefix(600))")
+        let notAsked = try Self.run("openssl", ["s_client", "-connect", "127.0.0.1:\(server.port)"], input: "").output
+        #expect(!notAsked.contains("OCSP Response Status"))
+        // A file that is not an OCSP response: refused at its line.
+        let path = Self.dir + "/ocsp-check.toml"
+        try ("[server]\nbind = [\"127.0.0.1:8443\"]\n\n[[tls]]\nbind = \"127.0.0.1:8443\"\ncert = \"\(d)/leaf.pem\"\nkey = \"\(d)/leaf.key\"\n"
+             + "ocsp = \"\(d)/leaf.pem\"\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let bad = try Self.run(gatewaydBinary, ["check", "-c", path])
+        #expect(bad.status == 1 && bad.output.contains("\(path):8: tls[0].ocsp: \(d)/leaf.pem: not a DER OCSP response"), "\(bad.output)")
+    }
+
     @Test("gatewayd check: an expired certificate, a key of another certificate, a missing key, each at its line")
     func check() throws {
         let a = try Self.certificate("a", names: ["a.test"]), b = try Self.certificate("b", names: ["b.test"])

@@ -29,6 +29,11 @@ void gw_tls_ctx_set_sni(gw_tls_ctx *ctx, gw_tls_ctx **others, int count);
 // the key before a rotation, still opens tickets (which are then renewed). 0 on failure.
 int gw_tls_ctx_set_ticket_keys(gw_tls_ctx *ctx, const unsigned char *key80, const unsigned char *previous80);
 
+// OCSP stapling: the DER OCSP response in `path` (as `openssl ocsp -respout` writes it)
+// is sent to clients that ask (status_request). 0 with why in `err` when it cannot be
+// read or is not an OCSP response.
+int gw_tls_ctx_set_ocsp_file(gw_tls_ctx *ctx, const char *path, char *err, size_t err_len);
+
 // A client context for tests and probes (no verification). NULL on failure.
 gw_tls_ctx *gw_tls_client_ctx_new(const char *alpn_protos_wire, size_t alpn_len);
 
