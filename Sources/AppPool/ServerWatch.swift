@@ -39,8 +39,13 @@ public final class ServerWatch: Sendable {
     }
 
     static func needsWatch(_ app: AppConfig, _ server: UpstreamServer) -> Bool {
-        let probes = app.healthInterval > 0 && (app.servers.count > 1 || server.learnsCapacity)
-        return probes || hostName(server) != nil
+        probes(app, server) || hostName(server) != nil
+    }
+
+    /// Probes are sent to a server when health is on and there is something to learn:
+    /// several servers (health), or a capacity not set.
+    static func probes(_ app: AppConfig, _ server: UpstreamServer) -> Bool {
+        app.healthInterval > 0 && (app.servers.count > 1 || server.learnsCapacity)
     }
 
     static func hostName(_ server: UpstreamServer) -> String? {
@@ -50,7 +55,7 @@ public final class ServerWatch: Sendable {
 
     func run(app a: Int, server k: Int) {
         let app = config.apps[a], server = app.servers[k]
-        let probes = app.healthInterval > 0 && (app.servers.count > 1 || server.learnsCapacity)
+        let probes = Self.probes(app, server)
         var nextProbe = Host.monotonicSeconds()
         var nextLookup = Host.monotonicSeconds()
         while !stopped.load(ordering: .relaxed) {
@@ -138,7 +143,7 @@ public final class ServerWatch: Sendable {
         }
     }
 
-    /// One probe: connect, send, read the verdict, all within `timeout`.
+    /// How long a probe past its timeout keeps its connection for the late answer.
     static let linger = 30.0
 
     /// Reads the rest of the answer's last record (its padding), at most `within` seconds.
@@ -153,6 +158,8 @@ public final class ServerWatch: Sendable {
         }
     }
 
+    /// One probe: connect, send, read the verdict within `timeout` (a later one counts
+    /// for nothing, but is waited for up to `linger`).
     static func probe(_ address: ConnectAddress, _ kind: HealthProbe.Kind, timeout: Double) -> Outcome {
         let deadline = Host.monotonicSeconds() + timeout
         let ms = Int32(max(1, timeout * 1000))
@@ -174,11 +181,8 @@ public final class ServerWatch: Sendable {
         // Past the timeout the probe says nothing, but the connection is held open for
         // the late answer (up to `linger`): flup's single-threaded server exits when the
         // peer of a management query has gone by the time it answers.
-        var late = false
         while true {
-            var left = deadline - Host.monotonicSeconds()
-            if left <= 0 && !late { late = true }
-            if late { left = deadline + linger - Host.monotonicSeconds() }
+            let left = deadline + linger - Host.monotonicSeconds()
             guard left > 0, (try? fd.waitReadable(timeoutMilliseconds: Int32(left * 1000) + 1)) == true else { return .noAnswer }
             let read: Int?
             do { read = try fd.read(into: &buffer, from: 0) } catch { return .failed("read: \(error)") }
@@ -186,7 +190,7 @@ public final class ServerWatch: Sendable {
             if let v = probe.feed(Array(buffer[0..<n]), atEnd: n == 0) {
                 let outcome: Outcome
                 switch v {
-                case .up(let c): outcome = late || Host.monotonicSeconds() > deadline ? .noAnswer : .up(capacity: c)
+                case .up(let c): outcome = Host.monotonicSeconds() > deadline ? .noAnswer : .up(capacity: c)
                 case .failed(let why): outcome = .failed(why)
                 }
                 // The answer's padding too, before closing: flup sends a record's padding

@@ -171,7 +171,9 @@ public struct AppArea {
 /// app's robust process-shared mutex (`withLock`); a worker record is written by the
 /// master when it starts that worker and then by that worker alone (under its counters
 /// lock), and read by status pages as plain integers (a momentary view); the area
-/// offsets are written only by the master, before any worker is told of the new area.
+/// offsets are written only by the master, before any worker is told of the new area;
+/// the TLS ticket keys only by the master, under a sequence number it makes odd while
+/// it writes (read with atomic loads of it before and after: a seqlock).
 ///
 /// One object is a view of the region for one configuration: `apps[i]` is the area of
 /// that configuration's app i (`areaIndices[i]`).

@@ -108,13 +108,7 @@ extension AppSupervisor {
             children[pid] = child
         }
         guard children.isEmpty else { return false }
-        for (i, state) in states.enumerated() {
-            for (slot, fd) in state.sockets.enumerated() {
-                guard let fd else { continue }
-                try? fd.close()
-                Host.removeFile(AppDispatcher.socketPath(runDirectory: runDirectory, app: config.apps[i].name, area: table.areaIndices[i], slot: slot))
-            }
-        }
+        closeSockets()
         return true
     }
 }

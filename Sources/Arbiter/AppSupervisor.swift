@@ -295,6 +295,12 @@ public final class AppSupervisor {
         for pid in Array(children.keys) {
             if let status = Processes.wait(pid) { _ = processExited(pid, status) }
         }
+        closeSockets()
+        if removeDirectory { Host.removeDirectory(runDirectory) }
+    }
+
+    /// Closes the apps' listening sockets and removes their files.
+    func closeSockets() {
         for (i, state) in states.enumerated() {
             for (slot, fd) in state.sockets.enumerated() {
                 guard let fd else { continue }
@@ -303,6 +309,5 @@ public final class AppSupervisor {
             }
             states[i].sockets = Array(repeating: nil, count: state.sockets.count)
         }
-        if removeDirectory { Host.removeDirectory(runDirectory) }
     }
 }

@@ -87,20 +87,9 @@ public final class ClientConnection: SessionConnection {
     /// Ciphertext in: its plaintext to the session, and what TLS has to say back (the
     /// handshake) written at once, before waiting for the client's next flight.
     func receiveTLS(_ tls: ClientTLS, _ bytes: ArraySlice<UInt8>) throws(ClientError) -> Bool {
-        switch tls.receive(bytes, into: &session) {
-        case .ok:
-            out.pullTLS()
-            if out.pending > 0 { try flush(timeout: 10) }
-            return true
-        case .closed:
-            return false
-        case .plainHTTP:
-            out.tls = nil  // answered in the clear, then closed
-            _ = out.send(ClientTLS.plainHTTPResponse, to: fd)
-            throw .closed
-        case .failed:
-            throw .closed
-        }
+        let open = tls.receive(bytes, session: &session, out: &out)
+        if out.pending > 0 { try flush(timeout: 10) }
+        return open
     }
 
     /// Writes `bytes` (after anything queued), waiting at most `timeout` seconds for each
@@ -150,11 +139,7 @@ public final class ClientConnection: SessionConnection {
     public func close() {
         (session.record as? WorkerRequest)?.closeBody()
         out.discard()
-        if let tls {  // a close_notify, if the socket takes it now
-            tls.connection.close()
-            out.pullTLS()
-            _ = out.write(to: fd)
-        }
+        out.closeTLS(to: fd)
         if lingerOnClose { linger() }
         try? fd.close()
     }

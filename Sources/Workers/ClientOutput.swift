@@ -153,6 +153,14 @@ struct ClientOutput {
         return .done
     }
 
+    /// A TLS connection's close_notify, if the socket takes it now (the connection closes).
+    mutating func closeTLS(to fd: FileDescriptor) {
+        guard let tls else { return }
+        tls.close()
+        pullTLS()
+        _ = write(to: fd)
+    }
+
     /// Drops what is left (the client is gone, or the connection closes).
     mutating func discard() {
         bytes = []

@@ -45,6 +45,23 @@ final class ClientTLS {
         }
     }
 
+    /// What every driver does with ciphertext it read: plaintext to the session, TLS's own
+    /// records (the handshake, tickets) queued on `out`, and for plain HTTP nginx's 400
+    /// queued in the clear. False: the connection ends once `out` is written.
+    func receive(_ bytes: ArraySlice<UInt8>, session: inout ClientSession, out: inout ClientOutput) -> Bool {
+        switch receive(bytes, into: &session) {
+        case .ok:
+            out.pullTLS()
+            return true
+        case .closed, .failed:
+            return false
+        case .plainHTTP:
+            out.tls = nil
+            out.queue(Self.plainHTTPResponse[...])
+            return false
+        }
+    }
+
     /// nginx's answer to plain HTTP on an HTTPS port.
     static let plainHTTPResponse: [UInt8] = {
         let body = "400 Bad Request: the plain HTTP request was sent to HTTPS port\n"

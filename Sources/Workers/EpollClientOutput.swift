@@ -101,11 +101,7 @@ extension EpollWorker {
         guard !c.closed else { return }
         c.closed = true
         c.out.discard()
-        if let tls = c.tls, c.out.tls != nil {  // a close_notify, if the socket takes it now
-            tls.connection.close()
-            c.out.pullTLS()
-            _ = c.out.write(to: c.fd)
-        }
+        c.out.closeTLS(to: c.fd)
         if let r = c.request {
             abandonUpstream(c, r)
             r.closeBody()

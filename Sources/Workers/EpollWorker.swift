@@ -287,16 +287,8 @@ public final class EpollWorker {
     /// Ciphertext in: its plaintext to the session, and what TLS has to say back (the
     /// handshake) on its way at once.
     func receiveTLS(_ c: EpollClient, _ tls: ClientTLS, _ n: Int) {
-        switch tls.receive(scratch[0..<n], into: &c.session) {
-        case .ok:
-            c.out.pullTLS()
-            if c.outputPending > 0 && !writeOutput(c) { c.session.clientClosed() }
-        case .closed, .failed:
-            c.session.clientClosed()
-        case .plainHTTP:
-            c.out.tls = nil  // answered in the clear, then closed
-            _ = c.out.send(ClientTLS.plainHTTPResponse, to: c.fd)
-            c.session.clientClosed()
-        }
+        var open = tls.receive(scratch[0..<n], session: &c.session, out: &c.out)
+        if c.outputPending > 0 && !writeOutput(c) { open = false }
+        if !open { c.session.clientClosed() }
     }
 }

@@ -8,15 +8,7 @@ import Glibc
 /// stopped under keep-alive load, and no request fails.
 @Suite("HAProxy in front of two gatewayd masters", .serialized)
 struct HAProxyTests {
-    static let config = """
-        [[app]]
-        name = "c"
-        command = ["\(HostedAppsTests.cApp)"]
-        processes = 2
-        [[route]]
-        path = "/c"
-        app = "c"
-        """
+    static let config = HostedAppsTests.cAppAtC
 
     @Test("TERM to one gatewayd under load through HAProxy: 0 failed requests", arguments: ["epoll"])
     func stopOneUnderLoad(workerClass: String) throws {

@@ -53,22 +53,11 @@ struct HTTPSTests {
     }
 
     static func site(_ files: String) -> String {
-        """
-        [[app]]
-        name = "c"
-        command = ["\(HostedAppsTests.cApp)"]
-        processes = 2
-        [[route]]
-        path = "/c"
-        app = "c"
-        [[route]]
-        path = "/files"
-        static = "\(files)"
-        """
+        HostedAppsTests.cAppAtC + "[[route]]\npath = \"/files\"\nstatic = \"\(files)\"\n"
     }
 
     static func curl(_ port: Int, _ path: String, _ extra: [String] = []) throws -> (status: Int32, output: String) {
-        try run("curl", ["-sk", "--max-time", "20"] + extra + ["https://localhost:\(port)\(path)"])
+        try run("curl", ["-sSk", "--max-time", "20"] + extra + ["https://localhost:\(port)\(path)"])
     }
 
     @Test("FastCGI, CGI variables, a static file, an upload over HTTPS; plain HTTP on the port gets 400", arguments: workerClasses)

@@ -9,6 +9,8 @@ import Glibc
 @Suite("hosted apps", .serialized)
 struct HostedAppsTests {
     static let cApp = repositoryRoot + "/apps/bin/c-app"
+    /// The C app hosted with two processes, at /c (many suites' site).
+    static let cAppAtC = "[[app]]\nname = \"c\"\ncommand = [\"\(cApp)\"]\nprocesses = 2\n[[route]]\npath = \"/c\"\napp = \"c\"\n"
     static let swiftApp = repositoryRoot + "/.build/debug/swift-app"
     static let pythonApp = repositoryRoot + "/apps/python/app.py"
 
