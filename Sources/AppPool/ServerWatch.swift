@@ -143,8 +143,18 @@ public final class ServerWatch: Sendable {
         }
     }
 
-    /// How long a probe past its timeout keeps its connection for the late answer.
+    /// How long a probe past its timeout waits for the server to close its connection.
     static let linger = 30.0
+
+    /// Reads and drops until the server closes, at most `within` seconds.
+    static func readUntilClosed(_ fd: FileDescriptor, within seconds: Double) {
+        let until = Host.monotonicSeconds() + seconds
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while case let left = until - Host.monotonicSeconds(), left > 0,
+              (try? fd.waitReadable(timeoutMilliseconds: Int32(left * 1000) + 1)) == true {
+            guard let n = try? fd.read(into: &buffer, from: 0), n > 0 else { return }
+        }
+    }
 
     /// Reads the rest of the answer's last record (its padding), at most `within` seconds.
     static func readRest(_ fd: FileDescriptor, _ probe: inout HealthProbe, within seconds: Double) {
@@ -158,8 +168,7 @@ public final class ServerWatch: Sendable {
         }
     }
 
-    /// One probe: connect, send, read the verdict within `timeout` (a later one counts
-    /// for nothing, but is waited for up to `linger`).
+    /// One probe: connect, send, read the verdict within `timeout` (else: no answer).
     static func probe(_ address: ConnectAddress, _ kind: HealthProbe.Kind, timeout: Double) -> Outcome {
         let deadline = Host.monotonicSeconds() + timeout
         let ms = Int32(max(1, timeout * 1000))
@@ -178,19 +187,25 @@ public final class ServerWatch: Sendable {
         if case .tcp(let host, _) = address { serverName = host } else { serverName = "localhost" }
         do { try fd.writeAll(probe.request(serverName: serverName)) } catch { return .failed("write: \(error)") }
         var buffer = [UInt8](repeating: 0, count: 16384)
-        // Past the timeout the probe says nothing, but the connection is held open for
-        // the late answer (up to `linger`): flup's single-threaded server exits when the
-        // peer of a management query has gone by the time it answers.
+        // Past the timeout the probe says nothing. Our side is shut then, and the connection
+        // read until the server closes it (up to `linger`): a single-threaded server busy
+        // with a request reaches it later, and must neither wait on it for a request that
+        // never comes (libfcgi would hold its one process) nor answer into a closed socket
+        // (flup's single-threaded server exits on that EPIPE).
         while true {
-            let left = deadline + linger - Host.monotonicSeconds()
-            guard left > 0, (try? fd.waitReadable(timeoutMilliseconds: Int32(left * 1000) + 1)) == true else { return .noAnswer }
+            let left = deadline - Host.monotonicSeconds()
+            guard left > 0, (try? fd.waitReadable(timeoutMilliseconds: Int32(left * 1000) + 1)) == true else {
+                Socket.shutdownWrite(fd)
+                readUntilClosed(fd, within: linger)
+                return .noAnswer
+            }
             let read: Int?
             do { read = try fd.read(into: &buffer, from: 0) } catch { return .failed("read: \(error)") }
             guard let n = read else { continue }
             if let v = probe.feed(Array(buffer[0..<n]), atEnd: n == 0) {
                 let outcome: Outcome
                 switch v {
-                case .up(let c): outcome = Host.monotonicSeconds() > deadline ? .noAnswer : .up(capacity: c)
+                case .up(let c): outcome = .up(capacity: c)
                 case .failed(let why): outcome = .failed(why)
                 }
                 // The answer's padding too, before closing: flup sends a record's padding
