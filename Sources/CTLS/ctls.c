@@ -297,25 +297,35 @@ static int outcome(gw_tls_conn *c, int r) {
     }
 }
 
+// OpenSSL's error queue is per thread, and SSL_get_error reads it: an error left by
+// another connection on this thread (a client that left mid-handshake) would make a
+// mere "want more bytes" look like a failure, and end a healthy connection. So every
+// I/O call starts with an empty queue, as SSL_get_error's manual asks.
 int gw_tls_handshake(gw_tls_conn *c) {
     if (SSL_is_init_finished(c->ssl)) return 1;
+    ERR_clear_error();
     int r = SSL_do_handshake(c->ssl);
     return r == 1 ? 1 : outcome(c, r);
 }
 
 int gw_tls_read(gw_tls_conn *c, void *buf, size_t n) {
+    ERR_clear_error();
     int r = SSL_read(c->ssl, buf, (int)n);
     return r > 0 ? r : outcome(c, r);
 }
 
 int gw_tls_write(gw_tls_conn *c, const void *buf, size_t n) {
     if (n == 0) return 0;
+    ERR_clear_error();
     int r = SSL_write(c->ssl, buf, (int)n);
     return r > 0 ? r : outcome(c, r);
 }
 
+// A close_notify, once the handshake is done (before, OpenSSL refuses with an error
+// and there is no session to close); nothing it queues is left for the next caller.
 void gw_tls_shutdown(gw_tls_conn *c) {
-    SSL_shutdown(c->ssl);
+    if (SSL_is_init_finished(c->ssl)) SSL_shutdown(c->ssl);
+    ERR_clear_error();
 }
 
 size_t gw_tls_pending_out(gw_tls_conn *c) {

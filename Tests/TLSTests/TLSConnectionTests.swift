@@ -198,6 +198,37 @@ enum TestCertificates {
         #expect(server.read(into: &buffer) == .wantMore)
     }
 
+    @Test("one connection's failure never ends another on the same thread (OpenSSL's error queue is per thread)")
+    func errorsStayWithTheirConnection() throws {
+        let (cert, key) = try TestCertificates.make("site", names: ["site.test"])
+        let context = try TLSContext(cert: cert, key: key)
+        // A healthy connection, between requests.
+        let client = TLSConnection(TLSContext.client(), server: false, serverName: "site.test")
+        let server = TLSConnection(context)
+        Self.connect(client, server)
+        // Meanwhile this thread refuses a garbage hello, and closes a client that left
+        // mid-handshake (OpenSSL refuses a close_notify then, and says so in the queue).
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let junk = TLSConnection(context)
+        junk.receive(Array("\u{16}\u{3}\u{1}\u{0}\u{5}zzzzzzzzzz".utf8)[...])
+        if case .failed = junk.read(into: &buffer) {} else { Issue.record("garbage was not refused") }
+        let half = TLSConnection(context)
+        var hello: [UInt8] = []
+        let leaving = TLSConnection(TLSContext.client(), server: false, serverName: "site.test")
+        _ = leaving.handshake()
+        leaving.takeOutput(into: &hello)
+        half.receive(hello[...])
+        _ = half.read(into: &buffer)
+        half.close()
+        // The healthy connection's next read, with nothing arrived yet, wants more; then
+        // its request arrives whole.
+        #expect(server.read(into: &buffer) == .wantMore)
+        client.write(Array("GET / HTTP/1.1\r\n\r\n".utf8)[...])
+        let r = Self.pump(client, server)
+        #expect(r.failed == nil)
+        #expect(String(decoding: r.server, as: UTF8.self) == "GET / HTTP/1.1\r\n\r\n")
+    }
+
     @Test("loading: a missing key, a key of another certificate, an expired certificate's date")
     func loading() throws {
         let a = try TestCertificates.make("a", names: ["a.test"]), b = try TestCertificates.make("b", names: ["*.b.test"])
