@@ -42,6 +42,8 @@ let package = Package(
         // TLS (issue #11): OpenSSL 3 from Debian (libssl-dev), behind C shims (its settings
         // are macros), driven sans-IO through memory BIOs so every worker keeps its sockets.
         .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
+        .target(name: "ContentCoding", dependencies: ["CZlib"], swiftSettings: server),
         .target(name: "TLS", dependencies: ["CTLS", "GatewayConfig", "HTTPWire"], swiftSettings: server),
         .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: server),
         .target(name: "HTTPWire", swiftSettings: server),
@@ -56,7 +58,7 @@ let package = Package(
         ], swiftSettings: server),
         // The request engine, sans-IO: FastCGI request records and response relay, CGI
         // output relay, response heads, the retry policy, notes for the log.
-        .target(name: "Exchanges", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol"], swiftSettings: server),
+        .target(name: "Exchanges", dependencies: ["HTTPWire", "FastCGIWire", "CGIProtocol", "ContentCoding"], swiftSettings: server),
         // The app pool: the shared slot table (slots, FIFO queue, every slot transition)
         // and each worker's side of it (AppDispatcher: leases, kept connections).
         .target(name: "AppPool", dependencies: ["Exchanges", "GatewayConfig", "GatewaySystem"], swiftSettings: server),
@@ -65,7 +67,7 @@ let package = Package(
         .target(name: "Observability", dependencies: ["AppPool", "Exchanges", "GatewayConfig", "GatewayLogging", "GatewaySystem"], swiftSettings: server),
         // The worker classes: drivers that turn the engine's decisions into system calls.
         .target(name: "Workers", dependencies: ["Exchanges", "AppPool", "Observability", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem", "TLS",
-                                                "GatewayLogging", .product(name: "Logging", package: "swift-log")], swiftSettings: server),
+                                                "ContentCoding", "GatewayLogging", .product(name: "Logging", package: "swift-log")], swiftSettings: server),
         // The master: listeners, worker processes, signals, reload, and the process
         // manager of hosted apps (AppSupervisor), which only the master runs.
         .target(name: "Arbiter", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem", "GatewayLogging",
@@ -83,6 +85,7 @@ let package = Package(
         .testTarget(name: "CGIProtocolTests", dependencies: ["CGIProtocol", "HTTPWire"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
+        .testTarget(name: "ContentCodingTests", dependencies: ["ContentCoding"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "GatewayConfig"]),
         .testTarget(name: "AppPoolTests", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem"]),
         .testTarget(name: "ExchangesTests", dependencies: ["Exchanges", "HTTPWire", "CGIProtocol", "FastCGIWire"]),

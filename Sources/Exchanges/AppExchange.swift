@@ -12,7 +12,7 @@ import HTTPWire
 /// `read`) is returned again until the driver reports; the others (`release`,
 /// `discardConnection`) are returned once, and the driver carries them out before it
 /// asks again.
-public struct AppExchange: Sendable {
+public struct AppExchange {
     /// What the exchange knows of its app, set once at boot.
     public struct App: Sendable {
         public let name: String
@@ -140,6 +140,8 @@ public struct AppExchange: Sendable {
     /// Status of the last head the app sent (0: none).
     public private(set) var status = 0
     var notes: [ExchangeNote] = []
+    /// The route's gzip for this request, given to the response relay.
+    public var gzip: GzipChoice? = nil
 
     /// `queuedSince`: when the request began to wait for a slot (the driver's clock);
     /// `requestStartMicros`: when it reached gatewayd, in epoch microseconds (0: unknown).

@@ -27,7 +27,7 @@ extension AppExchange {
         case .pieces:
             bodyEnded = false
         }
-        relay = ResponseRelay(request: request, requestID: requestID, maxHeadSize: app.maxResponseHead, keepAlive: keepAliveWanted)
+        relay = ResponseRelay(request: request, requestID: requestID, maxHeadSize: app.maxResponseHead, keepAlive: keepAliveWanted, gzip: gzip)
         waitDeadline = now + app.readTimeout
     }
 

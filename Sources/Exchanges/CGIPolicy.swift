@@ -86,7 +86,7 @@ public enum CGINotes {
 /// client, the end of its body (once), what went wrong, and so how the run ended
 /// (CGIPolicy's table). The driver reads the pipes, writes to the client and signals
 /// the program; what that means is decided here.
-public struct CGIOutput: Sendable {
+public struct CGIOutput {
     public private(set) var relay: CGIResponseRelay
     /// The body has ended (stdout reached EOF, or was given up).
     public private(set) var stdoutDone = false

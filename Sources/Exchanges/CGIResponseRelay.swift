@@ -7,7 +7,7 @@ import HTTPWire
 /// for the client. An nph- program's output passes through untouched, and the connection
 /// closes after it (its framing is the program's business). Holds no fd: the blocking
 /// and the epoll CGI runners feed it what they read.
-public struct CGIResponseRelay: Sendable {
+public struct CGIResponseRelay {
     public let request: HTTPRequestHead
     public let nph: Bool
     public var keepAlive: Bool
@@ -21,8 +21,12 @@ public struct CGIResponseRelay: Sendable {
     public private(set) var status = 0
     private var rawBytes = 0
 
-    public init(request: HTTPRequestHead, nph: Bool, maxHeadSize: Int, keepAlive: Bool) {
+    /// The route's gzip for this request (nil: no compression, no Vary).
+    let gzip: GzipChoice?
+
+    public init(request: HTTPRequestHead, nph: Bool, maxHeadSize: Int, keepAlive: Bool, gzip: GzipChoice? = nil) {
         self.request = request
+        self.gzip = gzip
         self.nph = nph
         self.keepAlive = keepAlive && !nph
         parser = CGIResponseHeadParser(maxHeadSize: maxHeadSize)
@@ -52,9 +56,9 @@ public struct CGIResponseRelay: Sendable {
             return
         }
         keepAlive = keepAlive && !draining
-        let (bytes, framing) = ResponseHead.forApp(head, request: request, keepAlive: keepAlive, date: date())
+        let (bytes, framing, coder) = ResponseHead.forApp(head, request: request, keepAlive: keepAlive, date: date(), gzip: gzip)
         if framing == .untilClose { keepAlive = false }
-        var b = ResponseBody(framing: framing, isHead: request.method == "HEAD")
+        var b = ResponseBody(framing: framing, isHead: request.method == "HEAD", gzip: coder)
         out += bytes
         if !rest.isEmpty { b.append(rest, into: &out) }
         body = b

@@ -41,6 +41,8 @@ open class RequestRecord {
     /// What the app handed over (X-Accel-Redirect, X-Sendfile): the next routing finds
     /// that file instead of the target's route.
     public var offload: Offload? = nil
+    /// The route compresses (nginx's gzip): what it means for this request's client.
+    public var gzip: GzipChoice? = nil
     /// The version the access log shows when it is not the request's (a 400 before one was read).
     public var logVersion: String? = nil
 

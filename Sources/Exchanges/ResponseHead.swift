@@ -1,4 +1,5 @@
 import CGIProtocol
+import ContentCoding
 import HTTPWire
 
 /// Client-facing responses: error pages, and the HTTP head made from an app's CGI head.
@@ -40,10 +41,20 @@ public enum ResponseHead {
     }
 
     /// The response head for an app's CGI head, with the framing the worker must use.
-    public static func forApp(_ cgi: CGIResponseHead, request: HTTPRequestHead, keepAlive: Bool, date: String) -> (bytes: [UInt8], framing: HTTPResponseFraming) {
+    /// With `gzip` (the route compresses): Vary for every response it covers and, for a
+    /// client that takes gzip, Content-Encoding, no Content-Length (the body is chunked),
+    /// a weak ETag, and the encoder the body goes through.
+    public static func forApp(_ cgi: CGIResponseHead, request: HTTPRequestHead, keepAlive: Bool, date: String,
+                              gzip: GzipChoice? = nil) -> (bytes: [UInt8], framing: HTTPResponseFraming, gzip: GzipEncoder?) {
         let isHead = request.method == "HEAD"
+        let declared = contentLength(cgi)
+        func field(_ name: String) -> Substring? {
+            cgi.headers.first(where: { $0.name.equalsLowercaseASCII(name) }).map { Substring($0.value) }
+        }
+        let (vary, compress) = gzip?.decide(status: cgi.status, contentType: field("content-type"), contentEncoding: field("content-encoding"),
+                                            cacheControl: field("cache-control"), contentLength: declared) ?? (false, false)
         var framing = HTTPResponseFraming.choose(status: cgi.status, requestMethod: request.method,
-                                                 requestVersion: request.version, contentLength: contentLength(cgi))
+                                                 requestVersion: request.version, contentLength: compress ? nil : declared)
         if isHead, framing == .chunked || framing == .untilClose { framing = .noBody }
         // Written field by field from the app's head (what writeHead writes, without
         // an HTTPHeaders copy of every field).
@@ -53,10 +64,22 @@ public enum ResponseHead {
         HTTPResponseWriter.appendFieldName("Server", into: &out)
         out.appendUTF8(ServerIdentity.software)
         HTTPResponseWriter.appendCRLF(into: &out)
+        var varies = false
         for f in cgi.headers where !hopByHop.contains(where: { f.name.equalsLowercaseASCII($0) }) {
+            if compress && f.name.equalsLowercaseASCII("etag") {
+                HTTPResponseWriter.appendCheckedField(f.name, String(GzipPolicy.weakened(Substring(f.value))), into: &out)
+                continue
+            }
+            if f.name.equalsLowercaseASCII("vary") && f.value.lowercased().contains("accept-encoding") { varies = true }
             HTTPResponseWriter.appendCheckedField(f.name, f.value, into: &out)
         }
+        if vary && !varies { HTTPResponseWriter.appendCheckedField("Vary", "Accept-Encoding", into: &out) }
+        var encoder: GzipEncoder? = nil
+        if compress {
+            HTTPResponseWriter.appendCheckedField("Content-Encoding", "gzip", into: &out)
+            if !isHead, let level = gzip?.policy.level { encoder = GzipEncoder(level: level, expectedLength: declared) }
+        }
         HTTPResponseWriter.appendEndOfHead(framing: framing, keepAlive: keepAlive, version: request.version, into: &out)
-        return (out, framing)
+        return (out, framing, encoder)
     }
 }

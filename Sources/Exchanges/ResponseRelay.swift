@@ -1,11 +1,12 @@
 import CGIProtocol
+import ContentCoding
 import HTTPWire
 
 /// Turns what a FastCGI app sends into the bytes its client gets: the HTTP head made
 /// from the CGI head, the body framed as the head says (never more than the app's
 /// Content-Length), the last chunk, and STDERR lines into the error log. Holds no
 /// socket: the blocking exchange and the epoll worker both feed it what they read.
-public struct ResponseRelay: Sendable {
+public struct ResponseRelay {
     public let request: HTTPRequestHead
     var reader: FastCGIResponseReader
     /// Whether the client connection may stay open; cleared by the app's framing.
@@ -21,8 +22,12 @@ public struct ResponseRelay: Sendable {
     /// STDERR records, logged with a cap per request.
     private var stderrLines = StderrLines(label: "app")
 
-    public init(request: HTTPRequestHead, requestID: UInt16, maxHeadSize: Int, keepAlive: Bool) {
+    /// The route's gzip for this request (nil: no compression, no Vary).
+    let gzip: GzipChoice?
+
+    public init(request: HTTPRequestHead, requestID: UInt16, maxHeadSize: Int, keepAlive: Bool, gzip: GzipChoice? = nil) {
         self.request = request
+        self.gzip = gzip
         self.keepAlive = keepAlive
         reader = FastCGIResponseReader(requestID: requestID, maxHeadSize: maxHeadSize)
     }
@@ -70,8 +75,8 @@ public struct ResponseRelay: Sendable {
                     continue
                 }
                 keepAlive = keepAlive && mayKeepAlive
-                let (head, f) = ResponseHead.forApp(cgi, request: request, keepAlive: keepAlive, date: date())
-                body = ResponseBody(framing: f, isHead: isHead)
+                let (head, f, coder) = ResponseHead.forApp(cgi, request: request, keepAlive: keepAlive, date: date(), gzip: gzip)
+                body = ResponseBody(framing: f, isHead: isHead, gzip: coder)
                 if f == .untilClose { keepAlive = false }
                 out += head
             case .body(let bytes):
@@ -95,18 +100,35 @@ public struct ResponseRelay: Sendable {
 
 /// A response body framed for the client as its head said: cut at the app's
 /// Content-Length, chunked, or raw until close; nothing for HEAD or a bodiless status.
-public struct ResponseBody: Sendable {
+/// With `gzip`, each piece is compressed (and flushed, so the client keeps pace with
+/// the app) before it is framed. (Not Sendable: the encoder is one response's, on the
+/// thread that serves it.)
+public struct ResponseBody {
     public let framing: HTTPResponseFraming
     public let isHead: Bool
     public private(set) var sent: UInt64 = 0
+    let gzip: GzipEncoder?
 
-    public init(framing: HTTPResponseFraming, isHead: Bool) {
+    public init(framing: HTTPResponseFraming, isHead: Bool, gzip: GzipEncoder? = nil) {
         self.framing = framing
         self.isHead = isHead
+        self.gzip = isHead ? nil : gzip
     }
 
     public mutating func append(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8]) {
         guard !isHead else { return }
+        if let gzip {
+            guard !bytes.isEmpty else { return }
+            var coded: [UInt8] = []
+            gzip.compress(bytes, flush: true, into: &coded)
+            sent += UInt64(bytes.count)
+            return frame(coded[...], into: &out)
+        }
+        frame(bytes, into: &out)
+        sent += UInt64(bytes.count)
+    }
+
+    private func frame(_ bytes: ArraySlice<UInt8>, into out: inout [UInt8]) {
         switch framing {
         case .noBody:
             return
@@ -118,13 +140,17 @@ public struct ResponseBody: Sendable {
         case .untilClose:
             out += bytes
         }
-        sent += UInt64(bytes.count)
     }
 
-    /// Ends the body (the last chunk). Returns the counts when the app sent fewer or
-    /// more bytes than its Content-Length: the connection must then close.
+    /// Ends the body (the gzip trailer, the last chunk). Returns the counts when the app
+    /// sent fewer or more bytes than its Content-Length: the connection must then close.
     public func finish(into out: inout [UInt8]) -> (sent: UInt64, declared: UInt64)? {
         guard !isHead else { return nil }
+        if let gzip {
+            var coded: [UInt8] = []
+            gzip.finish(into: &coded)
+            frame(coded[...], into: &out)
+        }
         if framing == .chunked { HTTPChunkedEncoder.appendEnd(into: &out) }
         if case .contentLength(let d) = framing, sent != d { return (sent, d) }
         return nil

@@ -19,7 +19,7 @@ public enum ConfigLoader {
                           "kill_grace", "dump_signal", "health_interval", "health_timeout", "health_path", "resolve_interval"]
     static let cgiKeys = ["max_processes", "queue_timeout", "timeout", "kill_grace", "interpreters", "sendfile_roots"]
     static let routeKeys = ["path", "extension", "app", "cgi", "static", "env", "allow_symlinks", "index", "php", "deny", "allow", "internal",
-                            "gzip_static"]
+                            "gzip_static", "gzip", "gzip_types", "gzip_min_length", "gzip_comp_level"]
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// - Parameters:

@@ -133,6 +133,12 @@ extension Configuration {
             if r.php { kv("php", "true") }
             if r.internalOnly { kv("internal", "true") }
             if r.gzipStatic { kv("gzip_static", "true") }
+            if let g = r.gzip {
+                kv("gzip", "true")
+                kv("gzip_types", list(g.types))
+                kv("gzip_min_length", "\(g.minLength)")
+                kv("gzip_comp_level", "\(g.level)")
+            }
             if r.index != RouteConfig(match: r.match, target: r.target, php: r.php).index { kv("index", list(r.index)) }
         }
         for t in tls {

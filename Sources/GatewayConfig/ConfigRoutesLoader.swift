@@ -1,3 +1,4 @@
+import HTTPWire
 import TOMLKit
 
 /// [[route]] sections, and the checks that need apps and routes together.
@@ -73,11 +74,44 @@ extension ConfigLoader {
             if let b = v.bool { gzipStatic = b } else { r.fail("\(p).gzip_static", "expected true or false, got \(r.describe(v))") }
             if gzipStatic, case .static? = target {} else if gzipStatic { r.fail("\(p).gzip_static", "applies to static routes only") }
         }
+        let gzip = gzipPolicy(&r, t, p, target: target)
         guard r.issues.count == before, let match, let target else { return nil }
         var route = RouteConfig(match: match, target: target, env: env, allowSymlinks: allowSymlinks, index: index, php: php,
                                 deny: deny, allow: allow, internalOnly: internalOnly)
         route.gzipStatic = gzipStatic
+        route.gzip = gzip
         return route
+    }
+
+    /// `gzip = true` and its settings, with nginx's defaults (gzip_types text/html,
+    /// gzip_min_length 20, gzip_comp_level 1). nil: the route does not compress.
+    static func gzipPolicy(_ r: inout ConfigReader, _ t: TOMLTable, _ p: String, target: RouteConfig.Target?) -> GzipPolicy? {
+        var on = false
+        if let v = t["gzip"] {
+            if let b = v.bool { on = b } else { r.fail("\(p).gzip", "expected true or false, got \(r.describe(v))") }
+            if on, target == .deny { r.fail("\(p).gzip", "a deny route sends nothing to compress") }
+        }
+        let types = r.stringArray(t, "gzip_types", p, allowSingle: true)
+        if let types, let bad = types.first(where: { $0 != "*" && !Self.isMediaType($0) }) {
+            r.fail("\(p).gzip_types", "expected media types such as \"application/json\" (or \"*\"), got \"\(bad)\"")
+        }
+        let minLength = t["gzip_min_length"]?.int == 0 ? 0 : r.size(t, "gzip_min_length", p)  // 0: every length
+        let level = r.int(t, "gzip_comp_level", p, min: 1, max: 9)
+        if !on {
+            for key in ["gzip_types", "gzip_min_length", "gzip_comp_level"] where t[key] != nil {
+                r.fail("\(p).\(key)", "has no effect without gzip = true")
+            }
+            return nil
+        }
+        let d = GzipPolicy()
+        return GzipPolicy(types: types ?? d.types, minLength: minLength ?? d.minLength, level: level ?? d.level)
+    }
+
+    /// type/subtype, each a token (no parameters).
+    static func isMediaType(_ s: String) -> Bool {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        let token: (Substring) -> Bool = { !$0.isEmpty && $0.allSatisfy { c in c.isASCII && (c.isLetter || c.isNumber || "!#$&-^_.+".contains(c)) } }
+        return parts.count == 2 && token(parts[0]) && token(parts[1])
     }
 
     static func crossCheck(_ r: inout ConfigReader, server: ServerConfig, apps: [AppConfig], routes: [RouteConfig]) {

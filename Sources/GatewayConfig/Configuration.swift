@@ -374,6 +374,8 @@ public struct RouteConfig: Sendable, Equatable {
     /// Static routes: a `file.gz` beside a file is sent as it is to clients that accept
     /// gzip (nginx's gzip_static), and every answer says `Vary: Accept-Encoding`.
     public var gzipStatic: Bool = false
+    /// Responses compressed on the fly for clients that accept gzip (nginx's gzip).
+    public var gzip: GzipPolicy? = nil
 
     public init(match: Match, target: Target, env: [String: String] = [:], allowSymlinks: Bool = false,
                 index: [String]? = nil, php: Bool = false, deny: Bool = false, allow: [IPRange] = [],

@@ -77,6 +77,7 @@ final class AppLink {
         let engineBody: AppExchange.Body = body.spool != nil ? .pieces(replayable: true) : body.memory.isEmpty ? .none : .memory(body.memory)
         x = AppExchange(app: ctx.appExchanges[appIndex], request: record.head, params: params, body: engineBody, keepAlive: record.keepAlive,
                         queuedSince: Host.monotonicSeconds(), requestStartMicros: ctx.epochMicros(record.started))
+        x.gzip = record.gzip
         output.reserveCapacity(4096)
     }
 

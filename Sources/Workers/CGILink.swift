@@ -60,7 +60,8 @@ final class CGILink {
             ctx.log([CGINotes.cannotStart(script.program, error)], ["request_id": "\(r.id)", "cgi": "\(script.scriptName)"])
             return nil
         }
-        let relay = CGIResponseRelay(request: request, nph: script.nph, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive)
+        let relay = CGIResponseRelay(request: request, nph: script.nph, maxHeadSize: ctx.config.limits.maxResponseHead, keepAlive: r.keepAlive,
+                                     gzip: r.gzip)
         return CGILink(ctx: ctx, record: r, script: script, run: run, relay: relay, sink: sink)
     }
 

@@ -1,4 +1,6 @@
+import ContentCoding
 import GatewaySystem
+import HTTPWire
 import TLS
 
 /// What a client connection still has to write: queued bytes, then a range of a static
@@ -10,7 +12,8 @@ import TLS
 /// On a TLS connection (`tls`), what is queued is gathered and encrypted when it is
 /// written (a response's head and body in one record, not one each), and a file's range
 /// is read and encrypted a piece at a time (no sendfile: the kernel would send it in the
-/// clear), each piece once the one before it is out.
+/// clear), each piece once the one before it is out. A file sent gzip-coded goes the
+/// same way, each piece compressed and chunked (then encrypted, on TLS).
 struct ClientOutput {
     enum Progress {
         /// Everything is out.
@@ -39,6 +42,8 @@ struct ClientOutput {
     private var file: OpenFile? = nil
     private var fileOffset = 0
     private var fileEnd = 0
+    /// The file's range is sent gzip-coded and chunked through this.
+    private var fileCoder: GzipEncoder? = nil
 
     /// Bytes not yet written.
     var pending: Int { bytes.count - start + plain.count + (fileEnd - fileOffset) }
@@ -66,10 +71,11 @@ struct ClientOutput {
 
     /// Sends `length` bytes of `file` from `offset` after the queued bytes; the output lets
     /// go of it once they are out (or it is discarded).
-    mutating func queueFile(_ file: OpenFile, offset: UInt64, length: UInt64) {
+    mutating func queueFile(_ file: OpenFile, offset: UInt64, length: UInt64, gzip: GzipEncoder? = nil) {
         self.file = file
         fileOffset = Int(offset)
         fileEnd = Int(offset + length)
+        fileCoder = gzip
     }
 
     /// Writes until everything is out or the socket is full. `fileBudget`: at most this
@@ -85,7 +91,7 @@ struct ClientOutput {
         bytes = []
         start = 0
         guard let source = file else { return .done }
-        if tls != nil { return writeFileEncrypted(source, to: fd, budget: fileBudget) }
+        if tls != nil || fileCoder != nil { return writeFilePieces(source, to: fd, budget: fileBudget) }
         var budget = fileBudget
         while fileOffset < fileEnd {
             if budget <= 0 { return .budgetSpent }
@@ -99,8 +105,9 @@ struct ClientOutput {
         return .done
     }
 
-    /// A file's range on a TLS connection: read, encrypt and write a piece at a time.
-    private mutating func writeFileEncrypted(_ source: OpenFile, to fd: FileDescriptor, budget fileBudget: Int) -> Progress {
+    /// A file's range on a TLS connection, or gzip-coded: read, code, encrypt and write a
+    /// piece at a time.
+    private mutating func writeFilePieces(_ source: OpenFile, to fd: FileDescriptor, budget fileBudget: Int) -> Progress {
         var budget = fileBudget
         var piece = [UInt8](repeating: 0, count: min(Self.tlsFilePiece, fileEnd - fileOffset))
         while fileOffset < fileEnd {
@@ -112,8 +119,17 @@ struct ClientOutput {
             if n == 0 { return .fileShrank }
             fileOffset += n
             budget -= n
-            tls?.write(piece[0..<n])
-            tls?.takeOutput(into: &bytes)
+            if let coder = fileCoder {
+                var coded: [UInt8] = []
+                coder.compress(piece[0..<n], flush: false, into: &coded)
+                if fileOffset == fileEnd { coder.finish(into: &coded) }
+                var framed: [UInt8] = []
+                if !coded.isEmpty { coded.withUnsafeBytes { HTTPChunkedEncoder.appendChunk($0, into: &framed) } }
+                if fileOffset == fileEnd { HTTPChunkedEncoder.appendEnd(into: &framed) }
+                emit(framed[...])
+            } else {
+                emit(piece[0..<n])
+            }
             while start < bytes.count {
                 let w: Int?
                 do { w = try fd.write(bytes, from: start) } catch { return .failed }
@@ -125,6 +141,16 @@ struct ClientOutput {
         }
         closeFile()
         return .done
+    }
+
+    /// A piece of a file's range onto the bytes to write (sealed first on TLS).
+    private mutating func emit(_ piece: ArraySlice<UInt8>) {
+        if let tls {
+            tls.write(piece)
+            tls.takeOutput(into: &bytes)
+        } else {
+            bytes += piece
+        }
     }
 
     /// Writes `more` straight from its buffer when nothing is queued before it (no copy),
@@ -171,6 +197,7 @@ struct ClientOutput {
 
     private mutating func closeFile() {
         file = nil
+        fileCoder = nil
         fileOffset = 0
         fileEnd = 0
     }

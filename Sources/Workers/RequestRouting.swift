@@ -32,7 +32,8 @@ extension WorkerContext {
     /// `label` gets the route label /metrics counts the request under (the route's path or
     /// extension, "status", "metrics", "unrouted" or "invalid"), from this same routing:
     /// the access log does not route the request a second time.
-    func destination(method: String, target: String, client: String, label: inout String) -> Destination {
+    /// `gzip` gets the matched route's gzip setting.
+    func destination(method: String, target: String, client: String, label: inout String, gzip: inout GzipPolicy?) -> Destination {
         label = "invalid"
         if target == "*" {  // the parser lets the asterisk-form through for OPTIONS only
             return .refuse(200, [("Allow", Self.serverMethods)])
@@ -51,6 +52,7 @@ extension WorkerContext {
         // extension route has its own). No allocation when no route has either.
         let found = router.match(path)
         label = found.map { Self.label(of: $0.route) } ?? "unrouted"
+        gzip = found?.route.gzip
         if found?.route.internalOnly == true { return .refuse(404, []) }  // only an app's X-Accel-Redirect goes there
         for r in router.accessRules(path) { if let refused = accessRefusal(path, r, client) { return refused } }
         guard let match = found else { return .refuse(404, []) }
@@ -226,8 +228,10 @@ extension WorkerContext {
     /// at `peer`, in every class; the first routing gives the request its /metrics label.
     func route(_ r: RequestRecord, peer: (address: String, port: Int)) -> Destination {
         var label = ""
-        let found = destination(method: r.head.method, target: r.target, client: clientPeer(peer, head: r.head).address, label: &label)
+        var gzip: GzipPolicy? = nil
+        let found = destination(method: r.head.method, target: r.target, client: clientPeer(peer, head: r.head).address, label: &label, gzip: &gzip)
         if r.label == nil { r.label = label }
+        r.gzip = gzip.map { GzipChoice(policy: $0, accepted: GzipPolicy.clientAccepts(r.head)) }
         return found
     }
 
@@ -247,9 +251,10 @@ extension WorkerContext {
                 twin.gzipCoded = true
                 file = twin
             }
-            let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: httpDate(), offload: r.offload)
+            let reply = StaticResponse.make(request: r.head, file: file, keepAlive: r.responseKeepAlive, date: httpDate(), offload: r.offload,
+                                            gzip: r.gzip)
             out.queue(reply.head[...])
-            if let body = reply.body { out.queueFile(file.file, offset: body.offset, length: body.length) }
+            if let body = reply.body { out.queueFile(file.file, offset: body.offset, length: body.length, gzip: reply.gzip) }
             return (reply.status, reply.head.count + Int(reply.body?.length ?? 0))
         default:
             return nil

@@ -1,3 +1,4 @@
+import ContentCoding
 import GatewaySystem
 import HTTPWire
 import Exchanges
@@ -11,10 +12,14 @@ struct StaticResponse {
     let head: [UInt8]
     /// The part of the file to send after the head (nil: none, e.g. HEAD or 304).
     let body: (offset: UInt64, length: UInt64)?
+    /// The body goes gzip-coded and chunked (a route with gzip, a client that takes it).
+    var gzip: GzipEncoder? = nil
 
     /// `offload`: the file an app handed over (X-Accel-Redirect, X-Sendfile) is sent as a
     /// GET's (nginx turns every method but HEAD into GET), with the app's kept fields.
-    static func make(request: HTTPRequestHead, file: StaticFile, keepAlive: Bool, date: String, offload: Offload? = nil) -> StaticResponse {
+    /// `gzip`: the route compresses (a whole 200 of a listed type is coded on the fly).
+    static func make(request: HTTPRequestHead, file: StaticFile, keepAlive: Bool, date: String, offload: Offload? = nil,
+                     gzip: GzipChoice? = nil) -> StaticResponse {
         let validators = FileValidators(modified: file.status.modified, size: file.status.size)
         let isHead = request.method == "HEAD"
         let method = offload == nil || isHead ? request.method : "GET"
@@ -46,9 +51,23 @@ struct StaticResponse {
         case .whole:
             (status, offset, length) = (200, 0, size)
         }
-        var out = head(status, date: date, contentType: offload?.contentType ?? MediaTypes.forFile(file.name), validators, file)
+        let contentType = offload?.contentType ?? MediaTypes.forFile(file.name)
+        var f = file
+        let coding = file.gzipCoded || length == 0 ? (vary: false, compress: false)
+            : gzip?.decide(status: status, contentType: Substring(contentType), contentEncoding: nil,
+                           cacheControl: offload?.fields.first { $0.name.equalsLowercaseASCII("cache-control") }.map { Substring($0.value) },
+                           contentLength: length) ?? (vary: false, compress: false)
+        if coding.vary { f.varies = true }
+        var out = head(status, date: date, contentType: contentType, validators, f, coded: coding.compress)
         for f in offload?.fields ?? [] where !f.name.equalsLowercaseASCII("content-type") {
             HTTPResponseWriter.appendCheckedField(f.name, f.value, into: &out)
+        }
+        if coding.compress, let level = gzip?.policy.level {
+            // Chunked, as nginx does: the coded length is known only at the end. Ranges
+            // are not offered: they would name bytes of the coding.
+            HTTPResponseWriter.appendEndOfHead(framing: .chunked, keepAlive: keepAlive, version: request.version, into: &out)
+            return StaticResponse(status: status, head: out, body: isHead ? nil : (offset, length),
+                                  gzip: isHead ? nil : GzipEncoder(level: level, expectedLength: length))
         }
         HTTPResponseWriter.appendFieldName("Accept-Ranges", into: &out)
         out.appendUTF8("bytes\r\n")
@@ -68,7 +87,9 @@ struct StaticResponse {
 
     /// The status line and the fields every file response has, written straight into
     /// bytes (no HTTPHeaders, no String per field: this runs for every static request).
-    static func head(_ status: Int, date: String, contentType: String?, _ validators: FileValidators, _ file: StaticFile) -> [UInt8] {
+    /// `coded`: the body is gzip-coded here (Content-Encoding, and a weak ETag).
+    static func head(_ status: Int, date: String, contentType: String?, _ validators: FileValidators, _ file: StaticFile,
+                     coded: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320)
         HTTPResponseWriter.appendStatusLine(status, date: date, into: &out)
@@ -80,7 +101,7 @@ struct StaticResponse {
             out.appendUTF8(contentType)
             HTTPResponseWriter.appendCRLF(into: &out)
         }
-        if file.gzipCoded {  // gzip_static: the stored .gz, as it is
+        if file.gzipCoded || coded {  // gzip_static's stored .gz, as it is, or coded on the way
             HTTPResponseWriter.appendFieldName("Content-Encoding", into: &out)
             out.appendUTF8("gzip\r\n")
         }
@@ -92,6 +113,7 @@ struct StaticResponse {
         HTTPDate.append(epochSeconds: validators.modified, into: &out)
         HTTPResponseWriter.appendCRLF(into: &out)
         HTTPResponseWriter.appendFieldName("ETag", into: &out)
+        if coded { out.appendUTF8("W/") }
         validators.appendETag(into: &out)
         HTTPResponseWriter.appendCRLF(into: &out)
         return out

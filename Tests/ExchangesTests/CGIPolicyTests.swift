@@ -18,8 +18,8 @@ struct CGIPolicyTests {
         CGIEnd(abnormalExit: exit, clientGone: gone, timedOut: timedOut, stdoutDone: stdoutDone, failure: failure)
     }
 
-    static let whole = relay(after: "Content-Type: text/plain\r\n\r\nhi")
-    static let nothing = relay(after: "")
+    static var whole: CGIResponseRelay { relay(after: "Content-Type: text/plain\r\n\r\nhi") }
+    static var nothing: CGIResponseRelay { relay(after: "") }
 
     @Test func cleanEndKeepsTheConnection() {
         let (d, notes) = CGIPolicy.finish(Self.end(), relay: Self.whole, script: "/cgi-bin/x")

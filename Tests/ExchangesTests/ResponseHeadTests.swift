@@ -24,7 +24,7 @@ struct ResponseHeadTests {
                 for minor in [0, 1] {
                     for keep in [true, false] {
                         let request = Self.request(method, minor: minor)
-                        let (bytes, framing) = ResponseHead.forApp(cgi, request: request, keepAlive: keep, date: "D")
+                        let (bytes, framing, _) = ResponseHead.forApp(cgi, request: request, keepAlive: keep, date: "D")
                         var headers = HTTPHeaders()
                         headers.append(name: "Server", value: ServerIdentity.software)
                         for f in fields where !ResponseHead.hopByHop.contains(where: { f.name.equalsLowercaseASCII($0) }) {
