@@ -111,9 +111,18 @@ public final class ThreadWorker: @unchecked Sendable {
         }
     }
 
+    /// Takes the connections waiting on a listener. Each accept counts as an active
+    /// connection until the new one is in `waiting`: a drain that begins meanwhile must
+    /// not find the worker empty and exit with a connection in this thread's hands (its
+    /// client's request would meet a reset).
     func acceptAll(_ listener: FileDescriptor, index: Int) {
         let cap = ctx.config.server.workerConnections
-        while !ctx.draining && state.withLock({ waiting.count + active }) < cap {
+        while state.withLock({ () -> Bool in
+            guard !ctx.draining && waiting.count + active < cap else { return false }
+            active += 1
+            return true
+        }) {
+            defer { state.withLock { active -= 1 } }
             guard let fd = (try? Socket.accept(listener, nonBlocking: true)) ?? nil else { return }
             adopt(fd, listener: index)
         }

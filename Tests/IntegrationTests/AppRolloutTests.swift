@@ -41,7 +41,7 @@ struct AppRolloutTests {
         usleep(300_000)
         let result = try load.finish()
         #expect(server.errorLog.contains("app c: every process replaced"), "\(server.errorLog)")
-        #expect(result.failures == 0, "\(workerClass): \(result.errors)")
+        #expect(result.failures == 0, "\(workerClass): \(result.errors) \(server.errorLog.suffix(3000))")
         #expect(result.requests > 100)
         #expect(!server.accessLog.contains("\" 502 ") && !server.accessLog.contains("\" 503 "))
         // Only the new build answers, and none of the old processes is left.

@@ -137,7 +137,7 @@ struct ServerWatchTests {
             usleep(20_000)
         }
         #expect(HostedAppsTests.eventually(10) { statuses.withLock { $0.count } == 6 })
-        #expect(statuses.withLock { $0 } == Array(repeating: 200, count: 6))
+        #expect(statuses.withLock { $0 } == Array(repeating: 200, count: 6), "\(server.errorLog)")
         #expect(mostInFlight == [3, 1], "\(mostInFlight)")
         #expect(server.errorLog.contains("app pool: server \(threaded.address) says it takes 3 at once"), "\(server.errorLog)")
     }
