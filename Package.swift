@@ -44,6 +44,8 @@ let package = Package(
         .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "ContentCoding", dependencies: ["CZlib"], swiftSettings: server),
+        .systemLibrary(name: "CNGHTTP2", path: "Sources/CNGHTTP2"),
+        .target(name: "HTTP2", dependencies: ["CNGHTTP2"], swiftSettings: server),
         .target(name: "TLS", dependencies: ["CTLS", "GatewayConfig", "HTTPWire"], swiftSettings: server),
         .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: server),
         .target(name: "HTTPWire", swiftSettings: server),
@@ -67,7 +69,7 @@ let package = Package(
         .target(name: "Observability", dependencies: ["AppPool", "Exchanges", "GatewayConfig", "GatewayLogging", "GatewaySystem"], swiftSettings: server),
         // The worker classes: drivers that turn the engine's decisions into system calls.
         .target(name: "Workers", dependencies: ["Exchanges", "AppPool", "Observability", "HTTPWire", "CGIProtocol", "GatewayConfig", "GatewaySystem", "TLS",
-                                                "ContentCoding", "GatewayLogging", .product(name: "Logging", package: "swift-log")], swiftSettings: server),
+                                                "ContentCoding", "HTTP2", "GatewayLogging", .product(name: "Logging", package: "swift-log")], swiftSettings: server),
         // The master: listeners, worker processes, signals, reload, and the process
         // manager of hosted apps (AppSupervisor), which only the master runs.
         .target(name: "Arbiter", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem", "GatewayLogging",
@@ -85,6 +87,7 @@ let package = Package(
         .testTarget(name: "CGIProtocolTests", dependencies: ["CGIProtocol", "HTTPWire"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
+        .testTarget(name: "HTTP2Tests", dependencies: ["HTTP2"]),
         .testTarget(name: "ContentCodingTests", dependencies: ["ContentCoding"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "GatewayConfig"]),
         .testTarget(name: "AppPoolTests", dependencies: ["AppPool", "GatewayConfig", "GatewaySystem"]),
