@@ -107,6 +107,13 @@ public struct ClientSession {
         input += bytes
     }
 
+    /// The connection turns out to speak another protocol (HTTP/2): what it sent so far
+    /// goes to that, and this session reads nothing more.
+    public mutating func takeUnconsumed() -> [UInt8] {
+        defer { consume(input.count - inputStart) }
+        return Array(input[inputStart...])
+    }
+
     /// The client closed its side (or reset): nothing more will come.
     public mutating func clientClosed() {
         if phase == .body, let r = record {

@@ -5,7 +5,7 @@ import TOMLKit
 /// every problem as `file:line: key: message`.
 public enum ConfigLoader {
     static let topKeys = ["server", "limits", "timeouts", "log", "cgi", "app", "route", "tls"]
-    static let serverKeys = ["bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
+    static let serverKeys = ["http2", "h2c", "bind", "workers", "worker_class", "threads", "worker_connections", "timeout",
                              "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter", "backlog", "tls_ticket_rotation",
                              "unix_socket_mode", "pidfile", "control_socket", "user", "group", "server_name", "status_path", "metrics_path", "forwarded_allow_ips", "proxy_protocol",
                              "forwarded_header", "status_allow", "open_file_cache", "open_file_cache_valid"]
@@ -107,6 +107,11 @@ public enum ConfigLoader {
         if let n = r.int(t, "max_requests_jitter", p, min: 0) { s.maxRequestsJitter = n }
         if let n = r.int(t, "backlog", p, max: 65535) { s.backlog = n }
         if let d = r.duration(t, "tls_ticket_rotation", p) { s.tlsTicketRotation = d }
+        for key in ["http2", "h2c"] {
+            guard let v = t[key] else { continue }
+            guard let b = v.bool else { r.fail(ConfigReader.join(p, key), "expected true or false, got \(r.describe(v))"); continue }
+            if key == "http2" { s.http2 = b } else { s.h2c = b }
+        }
         if let v = t["unix_socket_mode"] {
             if let m = v.string.flatMap(ConfigValues.parseMode) ?? v.int.flatMap({ (0...0o777).contains($0) ? $0 : nil }) {
                 s.unixSocketMode = m

@@ -26,6 +26,8 @@ extension Configuration {
         kv("max_requests_jitter", String(server.maxRequestsJitter))
         kv("backlog", String(server.backlog))
         kv("tls_ticket_rotation", num(server.tlsTicketRotation))
+        kv("http2", server.http2 ? "true" : "false")
+        kv("h2c", server.h2c ? "true" : "false")
         kv("unix_socket_mode", q("0" + String(server.unixSocketMode, radix: 8)))
         if let p = server.pidfile { kv("pidfile", q(p)) } else { out.append("# pidfile: none") }
         if let c = server.controlSocket { kv("control_socket", q(c)) }

@@ -69,6 +69,10 @@ public struct ServerConfig: Sendable, Equatable {
     /// Seconds between new TLS session ticket keys (the previous one still opens tickets
     /// for as long again).
     public var tlsTicketRotation: Double = 43200
+    /// HTTP/2 (epoll workers): h2 offered by ALPN on TLS listeners, and with `h2c` spoken
+    /// on plain ones to clients that begin with its preface (prior knowledge).
+    public var http2 = true
+    public var h2c = false
     /// Permission bits of unix listening sockets.
     public var unixSocketMode: Int
     public var pidfile: String?

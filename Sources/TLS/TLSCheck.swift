@@ -41,8 +41,10 @@ public enum TLSCheck {
             let entries = config.tls(for: bind)
             guard !entries.isEmpty else { out.append(nil); continue }
             var loaded: [TLSContext] = []
+            // h2 by ALPN where the worker speaks it: epoll workers, unless http2 = false.
+            let h2 = config.server.http2 && config.server.workerClass == .epoll
             for t in entries {
-                let context = try TLSContext(cert: t.cert, key: t.key, ciphers: t.ciphers ?? TLSContext.intermediateCiphers)
+                let context = try TLSContext(cert: t.cert, key: t.key, ciphers: t.ciphers ?? TLSContext.intermediateCiphers, http2: h2)
                 if let o = t.ocsp { try context.staple(ocspFile: o) }
                 loaded.append(context)
             }

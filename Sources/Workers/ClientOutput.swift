@@ -15,7 +15,7 @@ import TLS
 /// clear), each piece once the one before it is out. A file sent gzip-coded goes the
 /// same way, each piece compressed and chunked (then encrypted, on TLS).
 struct ClientOutput {
-    enum Progress {
+    enum Progress: Error {
         /// Everything is out.
         case done
         /// The socket is full.
@@ -54,7 +54,8 @@ struct ClientOutput {
 
     /// TLS: what was queued, encrypted onto the bytes to write.
     private mutating func seal() {
-        guard let tls, !plain.isEmpty else { return }
+        // Before the handshake's end, plaintext waits (OpenSSL would refuse it).
+        guard let tls, !plain.isEmpty, tls.handshakeDone else { return }
         if start == bytes.count { bytes.removeAll(keepingCapacity: true); start = 0 }
         tls.write(plain[...])
         tls.takeOutput(into: &bytes)
@@ -109,27 +110,14 @@ struct ClientOutput {
     /// piece at a time.
     private mutating func writeFilePieces(_ source: OpenFile, to fd: FileDescriptor, budget fileBudget: Int) -> Progress {
         var budget = fileBudget
-        var piece = [UInt8](repeating: 0, count: min(Self.tlsFilePiece, fileEnd - fileOffset))
         while fileOffset < fileEnd {
             if budget <= 0 { return .budgetSpent }
-            let want = min(piece.count, fileEnd - fileOffset, budget)
-            if want < piece.count { piece.removeLast(piece.count - want) }
-            let n: Int
-            do { n = try source.fd.pread(into: &piece, at: fileOffset) } catch { return .failed }
-            if n == 0 { return .fileShrank }
-            fileOffset += n
-            budget -= n
-            if let coder = fileCoder {
-                var coded: [UInt8] = []
-                coder.compress(piece[0..<n], flush: false, into: &coded)
-                if fileOffset == fileEnd { coder.finish(into: &coded) }
-                var framed: [UInt8] = []
-                if !coded.isEmpty { coded.withUnsafeBytes { HTTPChunkedEncoder.appendChunk($0, into: &framed) } }
-                if fileOffset == fileEnd { HTTPChunkedEncoder.appendEnd(into: &framed) }
-                emit(framed[...])
-            } else {
-                emit(piece[0..<n])
+            let before = fileOffset
+            switch nextFilePiece(source, max: min(Self.tlsFilePiece, budget)) {
+            case .success(let piece): emit(piece[...])
+            case .failure(let p): return p
             }
+            budget -= fileOffset - before
             while start < bytes.count {
                 let w: Int?
                 do { w = try fd.write(bytes, from: start) } catch { return .failed }
@@ -141,6 +129,50 @@ struct ClientOutput {
         }
         closeFile()
         return .done
+    }
+
+    /// The next piece of the file's range as it goes out before any TLS: read, and
+    /// gzip-coded and chunked when the response is.
+    private mutating func nextFilePiece(_ source: OpenFile, max: Int) -> Result<[UInt8], ProgressError> {
+        var piece = [UInt8](repeating: 0, count: Swift.max(1, min(max, fileEnd - fileOffset)))
+        let n: Int
+        do { n = try source.fd.pread(into: &piece, at: fileOffset) } catch { return .failure(.failed) }
+        if n == 0 { return .failure(.fileShrank) }
+        fileOffset += n
+        guard let coder = fileCoder else {
+            if n < piece.count { piece.removeLast(piece.count - n) }
+            return .success(piece)
+        }
+        var coded: [UInt8] = []
+        coder.compress(piece[0..<n], flush: false, into: &coded)
+        if fileOffset == fileEnd { coder.finish(into: &coded) }
+        var framed: [UInt8] = []
+        if !coded.isEmpty { coded.withUnsafeBytes { HTTPChunkedEncoder.appendChunk($0, into: &framed) } }
+        if fileOffset == fileEnd { HTTPChunkedEncoder.appendEnd(into: &framed) }
+        return .success(framed)
+    }
+
+    typealias ProgressError = Progress
+
+    /// An HTTP/2 stream's output: up to about `max` bytes of what is queued and of the
+    /// file's range (read and coded as for TLS), taken out for the stream to frame.
+    mutating func take(max: Int) -> Result<[UInt8], ProgressError> {
+        var out: [UInt8] = []
+        if start < bytes.count {
+            let n = min(max, bytes.count - start)
+            out += bytes[start..<(start + n)]
+            start += n
+            if start == bytes.count { bytes = []; start = 0 }
+        }
+        while out.count < max, let source = file {
+            guard fileOffset < fileEnd else { closeFile(); break }
+            switch nextFilePiece(source, max: min(Self.tlsFilePiece, max - out.count)) {
+            case .success(let piece): out += piece
+            case .failure(let p): return .failure(p)
+            }
+        }
+        if let _ = file, fileOffset >= fileEnd { closeFile() }
+        return .success(out)
     }
 
     /// A piece of a file's range onto the bytes to write (sealed first on TLS).

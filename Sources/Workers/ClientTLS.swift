@@ -26,6 +26,11 @@ final class ClientTLS {
     /// Ciphertext read from the socket: its plaintext goes to `session`. Handshake
     /// records to send back wait in the connection's TLS output (ClientOutput.pullTLS).
     func receive(_ bytes: ArraySlice<UInt8>, into session: inout ClientSession) -> Input {
+        receive(bytes) { session.received($0) }
+    }
+
+    /// Ciphertext in, its plaintext handed to `deliver` a record at a time.
+    func receive(_ bytes: ArraySlice<UInt8>, deliver: (ArraySlice<UInt8>) -> Void) -> Input {
         if !started, let first = bytes.first {
             started = true
             // 0x16: a handshake record. A capital letter: an HTTP method, in the clear.
@@ -37,7 +42,7 @@ final class ClientTLS {
         var plain = [UInt8](unsafeUninitializedCapacity: 16384) { _, n in n = 16384 }  // written before read
         while true {
             switch connection.read(into: &plain) {
-            case .bytes(let n): session.received(plain[0..<n])
+            case .bytes(let n): deliver(plain[0..<n])
             case .wantMore: return .ok
             case .closed: return .closed
             case .failed(let why): return .failed(why)

@@ -3,6 +3,7 @@ import GatewaySystem
 import HTTPWire
 import AppPool
 import Exchanges
+import HTTP2
 
 /// One client connection of the epoll worker: its session (ClientSession: the input,
 /// the intake and every decision about the connection), its output and its readiness.
@@ -18,6 +19,8 @@ final class EpollClient: SessionConnection {
         /// Closing: our side is shut, reading what the client still sends until EOF,
         /// so the kernel does not answer it with a reset that could eat our response.
         case lingering
+        /// The connection speaks HTTP/2 (`h2`): its streams are clients of their own.
+        case http2
     }
 
     let fd: FileDescriptor
@@ -37,18 +40,24 @@ final class EpollClient: SessionConnection {
     var deadline = Double.infinity
     /// The connection's TLS (a listener with [[tls]]); its output encrypts through `out`.
     let tls: ClientTLS?
-    var secure: Bool { tls != nil }
+    var secure: Bool { tls != nil || stream?.parent.secure == true }
+    /// An HTTP/2 connection: its session and streams.
+    var h2: H2Connection? = nil
+    /// This client is one HTTP/2 stream of another connection (it has no socket of its
+    /// own: `fd` is its connection's, only for the addresses).
+    let stream: H2Stream?
 
     /// The session's current request, with this worker's state of it (the session's own
     /// record of a request it could not parse is not one). Not a field of its own: 8
     /// bytes per idle connection.
     var request: EpollRequest? { session.record as? EpollRequest }
 
-    init(fd: FileDescriptor, serial: UInt32, session: ClientSession, tls: ClientTLS? = nil) {
+    init(fd: FileDescriptor, serial: UInt32, session: ClientSession, tls: ClientTLS? = nil, stream: H2Stream? = nil) {
         self.fd = fd
         self.serial = serial
         self.session = session
         self.tls = tls
+        self.stream = stream
         out.tls = tls?.connection
     }
 

@@ -27,6 +27,7 @@ extension EpollWorker {
 
     /// Writes while the client takes it; false if the client is gone.
     func writeOutput(_ c: EpollClient) -> Bool {
+        if c.stream != nil { return writeStream(c) }
         let before = c.outputPending
         guard c.writable, before > 0 else { return true }
         guard progressed(c, c.out.write(to: c.fd, fileBudget: Self.fileBytesPerTurn)) else { return false }
@@ -67,6 +68,7 @@ extension EpollWorker {
     }
 
     func startLingering(_ c: EpollClient) {
+        if c.stream != nil { return closeClient(c) }  // a stream has no socket of its own
         Socket.shutdownWrite(c.fd)
         c.phase = .lingering
         c.deadline = Host.monotonicSeconds() + Self.lingerSeconds
@@ -99,7 +101,12 @@ extension EpollWorker {
 
     func closeClient(_ c: EpollClient) {
         guard !c.closed else { return }
+        if let link = c.stream { return closeStream(c, link) }
         c.closed = true
+        if let h2 = c.h2 {
+            for s in Array(h2.streams.values) where !s.closed { closeClient(s) }
+            h2.streams = [:]
+        }
         c.out.discard()
         c.out.closeTLS(to: c.fd)
         if let r = c.request {

@@ -13,7 +13,10 @@ extension EpollWorker {
         lastSweep = now
         sweepDyingCGI(now)
         var expired: [EpollClient] = []
-        for case let c? in clients where c.deadline <= now { expired.append(c) }
+        for case let c? in clients {
+            if c.deadline <= now { expired.append(c) }
+            if let h2 = c.h2 { for s in h2.streams.values where s.deadline <= now { expired.append(s) } }
+        }
         for c in expired where !c.closed && c.deadline <= now { timedOut(c, now) }
     }
 
@@ -44,6 +47,8 @@ extension EpollWorker {
             upstreamTimedOut(c, r, now)
         case .lingering:
             closeClient(c)
+        case .http2:
+            h2TimedOut(c, now)
         }
     }
 }

@@ -91,6 +91,10 @@ extension EpollWorker {
     /// Response bytes from an exchange: written at once as far as the client takes them,
     /// the rest queued. False when the client is gone.
     func sendToClient(_ c: EpollClient, _ bytes: [UInt8]) -> Bool {
+        if c.stream != nil {
+            c.out.queue(bytes[...])
+            return c.writable ? writeStream(c) : true
+        }
         guard c.writable else {
             c.out.queue(bytes[...])
             return true

@@ -129,6 +129,7 @@ public final class EpollWorker {
             if ctx.draining {
                 setListening(false)
                 shortenIdleDeadlines()
+                goAwayHTTP2()
                 if openClients == 0 {
                     endAllCGI()
                     return 0
@@ -207,6 +208,7 @@ public final class EpollWorker {
             let halfClosedGone = events.contains(.peerClosed) && (c.phase == .queued || c.request?.cgiLink != nil)
             if halfClosedGone || !events.isDisjoint(with: [.hangup, .error]) { return clientGone(c) }
         }
+        if c.phase == .http2 { return h2Event(c) }
         if c.writable && c.outputPending > 0 { flushClient(c) }
         guard !c.closed && c.readable else { return }
         if c.phase == .lingering { return drainLingering(c) }
@@ -224,7 +226,9 @@ public final class EpollWorker {
         var served = 0
         while !c.closed && c.phase == .session {
             let (step, now) = ctx.nextStep(c) { head, now in
-                EpollRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head), worker: self, client: c)
+                let r = EpollRequest(head: head, id: ctx.nextRequestID(), started: now, keepAlive: ctx.offersKeepAlive(to: head), worker: self, client: c)
+                if c.stream != nil { r.logVersion = "HTTP/2.0" }
+                return r
             }
             switch step {
             case .read:
@@ -263,7 +267,7 @@ public final class EpollWorker {
 
     /// One read for the session; false when there is nothing to read now.
     func readClient(_ c: EpollClient) -> Bool {
-        guard c.readable else { return false }
+        guard c.readable, c.stream == nil else { return false }  // a stream's input is pushed by its connection
         let n: Int?
         do { n = try c.fd.read(into: &scratch, from: 0) } catch {
             c.session.clientClosed()  // a reset
@@ -280,6 +284,7 @@ public final class EpollWorker {
             receiveTLS(c, tls, n)
         } else {
             c.session.received(scratch[0..<n])
+            if ctx.config.server.h2c && ctx.config.server.http2 && beginsHTTP2(c) { startHTTP2(c) }
         }
         return true
     }
@@ -289,6 +294,9 @@ public final class EpollWorker {
     func receiveTLS(_ c: EpollClient, _ tls: ClientTLS, _ n: Int) {
         var open = tls.receive(scratch[0..<n], session: &c.session, out: &c.out)
         if c.outputPending > 0 && !writeOutput(c) { open = false }
-        if !open { c.session.clientClosed() }
+        if !open { return c.session.clientClosed() }
+        // (ALPN is chosen with the server's first flight; the frames wait for the end of
+        // the handshake.)
+        if tls.connection.handshakeDone && tls.connection.alpn == "h2" { startHTTP2(c) }
     }
 }

@@ -52,6 +52,12 @@ extension SessionConnection {
 /// The session steps whose work is the same in every worker class.
 extension WorkerContext {
     /// A new connection's session, in every class.
+    /// An HTTP/2 stream's session: the HTTP/1.1 request made of its fields (no PROXY
+    /// header: its connection had it).
+    func newStreamSession() -> ClientSession {
+        ClientSession(limits: limits, timeouts: intakeTimeouts, now: Host.monotonicSeconds(), proxyHeader: false, capIdle: { $0 })
+    }
+
     func newSession(listener: Int) -> ClientSession {
         ClientSession(limits: limits, timeouts: intakeTimeouts, now: Host.monotonicSeconds(),
                       proxyHeader: speaksProxyProtocol(listener: listener), capIdle: idleDeadline)
