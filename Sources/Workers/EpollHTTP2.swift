@@ -158,19 +158,17 @@ extension EpollWorker {
         }
         h2.pumping = true
         defer { h2.pumping = false }
-        repeat {
+        while c.outputPending < connectionHighWater {
             h2.pumpAgain = false
-            while c.outputPending < connectionHighWater {
-                var frames: [UInt8] = []
-                h2.session.output(into: &frames)
-                if !frames.isEmpty { c.out.queue(frames[...]) }
-                // Framing the streams' bodies may have made room in them, or ended them.
-                for event in h2.session.takeEvents() { h2Apply(c, h2, event) }
-                if c.closed { return }
-                if c.writable && c.outputPending > 0 && !writeOutput(c) { return closeClient(c) }
-                if frames.isEmpty && !h2.pumpAgain { break }
-            }
-        } while h2.pumpAgain && c.outputPending < connectionHighWater
+            var frames: [UInt8] = []
+            h2.session.output(into: &frames)
+            if !frames.isEmpty { c.out.queue(frames[...]) }
+            // Framing the streams' bodies may have made room in them, or ended them.
+            for event in h2.session.takeEvents() { h2Apply(c, h2, event) }
+            if c.closed { return }
+            if c.writable && c.outputPending > 0 && !writeOutput(c) { return closeClient(c) }
+            if frames.isEmpty && !h2.pumpAgain { break }
+        }
         let finished = !h2.session.alive || (h2.goingAway && h2.streams.isEmpty)
         if finished && c.outputPending == 0 { closeClient(c) }
     }
