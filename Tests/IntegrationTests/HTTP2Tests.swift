@@ -128,6 +128,9 @@ struct HTTP2Tests {
         }
         let c = try run("continuation", 5000)
         #expect(c["closed"] as? Bool == true && (c["sent"] as? Int ?? 5000) < 5000, "\(c)")
+        // Flow control: a stream given no window holds only itself.
+        let stall = try HTTPSTests.run("python3", [flood, String(server.port), "stall", "/files/big.bin", "/c/hello"]).output
+        #expect(stall.contains("\"small_done\": true") && stall.contains("\"big_bytes\": 0"), "\(stall)")
         // The worker serves on.
         #expect(try Self.curl(["--http2-prior-knowledge", "http://127.0.0.1:\(server.port)/c/hello"]).output.hasSuffix("2 200"))
         #expect(server.workerPIDs() == [worker])

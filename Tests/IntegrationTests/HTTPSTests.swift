@@ -128,7 +128,7 @@ struct HTTPSTests {
         throw TestFailure("the connection is still open after \(seconds) s")
     }
 
-    @Test("SNI picks the certificate; ALPN http/1.1; sessions resume on any of the workers")
+    @Test("SNI picks the certificate; ALPN h2 or http/1.1 as the client asks; sessions resume on any of the workers")
     func sniALPNResumption() throws {
         let a = try Self.certificate("a", names: ["a.test"]), b = try Self.certificate("b", names: ["b.test", "*.b.test"])
         let server = try GatewaydServer(config: Self.site(Self.dir) + "\n" + Self.tls(a) + Self.tls(b), workers: 2, workerClass: "epoll")
@@ -140,7 +140,8 @@ struct HTTPSTests {
         #expect(try sClient(["-servername", "x.b.test"]).contains("subject=CN = b.test"))
         #expect(try sClient(["-servername", "a.test"]).contains("subject=CN = a.test"))
         #expect(try sClient(["-servername", "unknown.test"]).contains("subject=CN = a.test"))  // the first is the default
-        #expect(try sClient(["-servername", "a.test", "-alpn", "h2,http/1.1"]).contains("ALPN protocol: http/1.1"))
+        #expect(try sClient(["-servername", "a.test", "-alpn", "h2,http/1.1"]).contains("ALPN protocol: h2"))  // an epoll worker
+        #expect(try sClient(["-servername", "a.test", "-alpn", "http/1.1"]).contains("ALPN protocol: http/1.1"))
         // Resumption: a ticket from one connection opens later ones, whichever worker takes them.
         let session = Self.dir + "/session.pem"
         #expect(try sClient(["-servername", "a.test", "-sess_out", session]).contains("New, TLSv1.3"))

@@ -7,6 +7,12 @@ MODE: reset (HEADERS then RST_STREAM, CVE-2023-44487), ping, settings, continuat
 (one HEADERS followed by CONTINUATION frames, CVE-2024-27316). Sends COUNT of them as
 fast as the socket takes them, then reads until the server closes. Prints JSON:
 {"sent": N, "goaway": error code or null, "closed": true/false}.
+
+  h2_flood.py PORT stall BIGPATH SMALLPATH
+
+A slow stream: stream windows of 0, a GET of BIGPATH left without window, then a GET of
+SMALLPATH given a window. Prints {"small_done": bool, "big_bytes": N}: the small answer
+must come whole while the big one waits.
 """
 import json
 import socket
@@ -31,7 +37,37 @@ def block(path):
     return b"".join(literal(n, v) for n, v in [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "x")])
 
 
+def stall(port, big, small):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, struct.pack(">HI", 4, 0)))
+    sock.sendall(frame(1, 0x5, 1, block(big)) + frame(1, 0x5, 3, block(small)) + frame(8, 0, 3, struct.pack(">I", 65535)))
+    buf, done, big_bytes = b"", False, 0
+    try:
+        while not done:
+            data = sock.recv(65536)
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 9:
+                n = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + n:
+                    break
+                ftype, flags, stream = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff
+                if ftype == 0 and stream == 1:
+                    big_bytes += n
+                if ftype == 0 and stream == 3 and flags & 1:
+                    done = True
+                if ftype == 4 and not flags & 1:
+                    sock.sendall(frame(4, 1, 0))
+                buf = buf[9 + n:]
+    except socket.timeout:
+        pass
+    print(json.dumps({"small_done": done, "big_bytes": big_bytes}))
+
+
 def main():
+    if sys.argv[2] == "stall":
+        return stall(int(sys.argv[1]), sys.argv[3], sys.argv[4])
     port, mode, count = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
