@@ -17,6 +17,8 @@ final class H2Connection {
     /// `pumpH2` is on the stack; a call meanwhile asks it to go round once more.
     var pumping = false
     var pumpAgain = false
+    /// The connection is in the worker's list of those to write at the end of the turn.
+    var flushQueued = false
 
     init(session: H2Session) { self.session = session }
 }
@@ -166,8 +168,13 @@ extension EpollWorker {
             // Framing the streams' bodies may have made room in them, or ended them.
             for event in h2.session.takeEvents() { h2Apply(c, h2, event) }
             if c.closed { return }
-            if c.writable && c.outputPending > 0 && !writeOutput(c) { return closeClient(c) }
             if frames.isEmpty && !h2.pumpAgain { break }
+        }
+        // Written at the end of the loop's turn: the answers of many streams go out in
+        // one write (and one TLS record), not one each.
+        if c.outputPending > 0 && !h2.flushQueued {
+            h2.flushQueued = true
+            h2Ready.append(c)
         }
         let finished = !h2.session.alive || (h2.goingAway && h2.streams.isEmpty)
         if finished && c.outputPending == 0 { closeClient(c) }
@@ -236,6 +243,23 @@ extension EpollWorker {
             return
         }
         closeClient(c)
+    }
+
+    /// The HTTP/2 connections with frames to write, at the end of the loop's turn (and
+    /// what the session has next, while the socket takes it).
+    func flushHTTP2() {
+        while !h2Ready.isEmpty {
+            let ready = h2Ready
+            h2Ready = []
+            for c in ready where !c.closed {
+                c.h2?.flushQueued = false
+                if c.writable && c.outputPending > 0 && !writeOutput(c) {
+                    closeClient(c)
+                    continue
+                }
+                if c.writable { pumpH2(c) }
+            }
+        }
     }
 
     /// While draining: GOAWAY on each HTTP/2 connection; it ends with its last stream.

@@ -70,6 +70,8 @@ public final class EpollWorker {
     var runnable: [EpollClient] = []
     /// Connections still writable after their share of a static file this turn.
     var flushReady: [EpollClient] = []
+    /// HTTP/2 connections with frames to write at the end of this turn.
+    var h2Ready: [EpollClient] = []
     var listening = false
     /// CGI programs: each registered pipe or pidfd, with its registration generation.
     var cgiRuns: [Int32: (link: CGILink, client: EpollClient, generation: UInt32)] = [:]
@@ -116,6 +118,7 @@ public final class EpollWorker {
             }
             runReady()
             flushFiles()
+            flushHTTP2()
             startHandedOff()
             if grantsMayWait { collectGrants(periodic: false) }
             let after = Host.monotonicSeconds()
