@@ -131,37 +131,44 @@ public final class H2Session {
 
     /// A response's head. `body`: a body follows (`send`), else the stream ends here.
     public func respond(stream: Int32, status: Int, fields: [Field], body: Bool) {
-        var all = [Field(":status", String(status))] + fields
-        var nva: [nghttp2_nv] = []
-        nva.reserveCapacity(all.count)
-        // The names and values stay alive in `storage` until nghttp2 has copied them.
-        var storage: [[UInt8]] = []
-        for i in all.indices {
-            storage.append(Array(all[i].name.lowercased().utf8))
-            storage.append(Array(all[i].value.utf8))
-        }
-        all = []
-        storage.withUnsafeMutableBufferPointer { s in
-            for i in stride(from: 0, to: s.count, by: 2) {
-                s[i].withUnsafeMutableBufferPointer { n in
-                    s[i + 1].withUnsafeMutableBufferPointer { v in
-                        nva.append(nghttp2_nv(name: n.baseAddress ?? UnsafeMutablePointer(mutating: Self.empty), value: v.baseAddress ?? UnsafeMutablePointer(mutating: Self.empty),
-                                              namelen: n.count, valuelen: v.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+        respond(stream: stream, status: status, block: H2FieldBlock(fields), body: body)
+    }
+
+    /// A response's head from a field block (names already lowercased): nghttp2 copies
+    /// the names and values straight from it.
+    public func respond(stream: Int32, status: Int, block: H2FieldBlock, body: Bool) {
+        var code = Array(String(status).utf8)
+        var spans = block.spans
+        var storage = block.storage
+        let statusName = Self.statusName
+        storage.withUnsafeMutableBufferPointer { st in
+            code.withUnsafeMutableBufferPointer { c in
+                statusName.withUnsafeBufferPointer { sn in
+                    var nva: [nghttp2_nv] = []
+                    nva.reserveCapacity(1 + spans.count / 4)
+                    let flags = UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                    nva.append(nghttp2_nv(name: UnsafeMutablePointer(mutating: sn.baseAddress!), value: c.baseAddress!,
+                                          namelen: sn.count, valuelen: c.count, flags: flags))
+                    let base = st.baseAddress ?? c.baseAddress!
+                    for k in stride(from: 0, to: spans.count, by: 4) {
+                        nva.append(nghttp2_nv(name: base + Int(spans[k]), value: base + Int(spans[k + 2]),
+                                              namelen: Int(spans[k + 1] - spans[k]), valuelen: Int(spans[k + 3] - spans[k + 2]), flags: flags))
+                    }
+                    if body {
+                        outgoing[stream] = Outgoing()
+                        var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: onReadBody)
+                        _ = nghttp2_submit_response(session, stream, nva, nva.count, &provider)
+                    } else {
+                        _ = nghttp2_submit_response(session, stream, nva, nva.count, nil)
                     }
                 }
             }
-            if body {
-                let out = Outgoing()
-                outgoing[stream] = out
-                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: onReadBody)
-                _ = nghttp2_submit_response(session, stream, nva, nva.count, &provider)
-            } else {
-                _ = nghttp2_submit_response(session, stream, nva, nva.count, nil)
-            }
         }
+        spans = []
     }
 
-    private static let empty: [UInt8] = [0]
+    private static let statusName = Array(":status".utf8)
+
 
     /// A piece of a response's body; `end`: the last.
     public func send(stream: Int32, _ bytes: ArraySlice<UInt8>, end: Bool) {

@@ -55,7 +55,7 @@ public enum H2Translation {
 /// own) into what the stream sends: the head once, body bytes, the end.
 public struct H1ResponseReader {
     public enum Output: Equatable {
-        case head(status: Int, fields: [H2Session.Field], body: Bool)
+        case head(status: Int, fields: H2FieldBlock, body: Bool)
         case body([UInt8])
         case end
     }
@@ -170,23 +170,113 @@ public struct H1ResponseReader {
         return nil
     }
 
-    static func parseHead(_ head: ArraySlice<UInt8>) -> (Int, [H2Session.Field], Framing) {
-        let lines = String(decoding: head, as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
-        let statusLine = lines.first ?? ""
-        let parts = statusLine.split(separator: " ", maxSplits: 2)
-        let status = parts.count > 1 ? Int(parts[1]) ?? 502 : 502
-        var fields: [H2Session.Field] = []
+    /// The status, the fields (names lowercased, connection fields dropped) and the
+    /// framing of a response head, read as bytes (this runs for every stream).
+    static func parseHead(_ head: ArraySlice<UInt8>) -> (Int, H2FieldBlock, Framing) {
+        var block = H2FieldBlock()
         var framing = Framing.untilEnd
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters()
-            if name == "transfer-encoding", value.lowercased().contains("chunked") { framing = .chunked }
-            if name == "content-length", case .untilEnd = framing, let n = Int(value) { framing = n == 0 ? .none : .length(n) }
-            if H2Translation.connectionSpecific.contains(name) { continue }
-            fields.append(H2Session.Field(name, value))
+        var i = head.startIndex
+        let end = head.endIndex
+        // The status line: "HTTP/1.1 200 OK".
+        var status = 502
+        if let sp = head[i..<end].firstIndex(of: UInt8(ascii: " ")), sp + 3 < end {
+            let d = head[(sp + 1)...(sp + 3)]
+            if d.allSatisfy({ $0 >= 48 && $0 <= 57 }) { status = d.reduce(0) { $0 * 10 + Int($1 - 48) } }
         }
-        return (status, fields, framing)
+        i = Self.lineEnd(head, from: i).map { $0 + 2 } ?? end
+        while i < end {
+            let eol = Self.lineEnd(head, from: i) ?? end
+            defer { i = eol + 2 }
+            guard let colon = head[i..<eol].firstIndex(of: UInt8(ascii: ":")) else { continue }
+            var v = colon + 1
+            while v < eol && (head[v] == 32 || head[v] == 9) { v += 1 }
+            var ve = eol
+            while ve > v && (head[ve - 1] == 32 || head[ve - 1] == 9) { ve -= 1 }
+            let name = head[i..<colon], value = head[v..<ve]
+            if Self.equalsLower(name, "transfer-encoding") {
+                if Self.containsLower(value, "chunked") { framing = .chunked }
+                continue
+            }
+            if Self.equalsLower(name, "content-length"), case .untilEnd = framing, let n = Self.decimal(value) {
+                framing = n == 0 ? .none : .length(n)
+            }
+            if Self.equalsLower(name, "connection") || Self.equalsLower(name, "keep-alive") || Self.equalsLower(name, "upgrade")
+                || Self.equalsLower(name, "proxy-connection") { continue }
+            block.append(name: name, value: value)
+        }
+        return (status, block, framing)
+    }
+
+    static func lineEnd(_ b: ArraySlice<UInt8>, from: Int) -> Int? {
+        var i = from
+        while i + 1 < b.endIndex {
+            if b[i] == 13 && b[i + 1] == 10 { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    static func equalsLower(_ b: ArraySlice<UInt8>, _ s: StaticString) -> Bool {
+        guard b.count == s.utf8CodeUnitCount else { return false }
+        let p = s.utf8Start
+        var k = 0
+        for c in b {
+            let l = c >= 65 && c <= 90 ? c | 0x20 : c
+            if l != p[k] { return false }
+            k += 1
+        }
+        return true
+    }
+
+    static func containsLower(_ b: ArraySlice<UInt8>, _ s: StaticString) -> Bool {
+        let n = s.utf8CodeUnitCount
+        guard b.count >= n else { return false }
+        var i = b.startIndex
+        while i + n <= b.endIndex {
+            if equalsLower(b[i..<(i + n)], s) { return true }
+            i += 1
+        }
+        return false
+    }
+
+    static func decimal(_ b: ArraySlice<UInt8>) -> Int? {
+        guard !b.isEmpty, b.count <= 18, b.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        return b.reduce(0) { $0 * 10 + Int($1 - 48) }
+    }
+}
+
+/// A response's fields as HTTP/2 sends them: names lowercased, in one buffer, so the
+/// session points nghttp2 at them without a String or an array per field.
+public struct H2FieldBlock: Equatable, Sendable {
+    var storage: [UInt8] = []
+    /// nameStart, nameEnd, valueStart, valueEnd for each field.
+    var spans: [Int32] = []
+
+    public init() {}
+
+    public init(_ fields: [H2Session.Field]) {
+        for f in fields { append(name: Array(f.name.utf8)[...], value: Array(f.value.utf8)[...]) }
+    }
+
+    public mutating func append(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>) {
+        let n = Int32(storage.count)
+        for c in name { storage.append(c >= 65 && c <= 90 ? c | 0x20 : c) }
+        let v = Int32(storage.count)
+        storage += value
+        spans += [n, v, v, Int32(storage.count)]
+    }
+
+    public var count: Int { spans.count / 4 }
+
+    /// The fields as Strings (tests, logs).
+    public var list: [H2Session.Field] {
+        var out: [H2Session.Field] = []
+        for k in stride(from: 0, to: spans.count, by: 4) {
+            let name: ArraySlice<UInt8> = storage[Int(spans[k])..<Int(spans[k + 1])]
+            let value: ArraySlice<UInt8> = storage[Int(spans[k + 2])..<Int(spans[k + 3])]
+            out.append(H2Session.Field(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        }
+        return out
     }
 }
 

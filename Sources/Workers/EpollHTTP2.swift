@@ -203,7 +203,7 @@ extension EpollWorker {
         for o in outputs {
             switch o {
             case .head(let status, let fields, let body):
-                h2.session.respond(stream: link.id, status: status, fields: fields, body: body)
+                h2.session.respond(stream: link.id, status: status, block: fields, body: body)
                 if !body { link.ended = true }
             case .body(let bytes):
                 h2.session.send(stream: link.id, bytes[...], end: false)
