@@ -84,7 +84,6 @@ public final class H2Session {
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrame)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onData)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
-        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSent)
         var option: OpaquePointer?
         guard nghttp2_option_new(&option) == 0 else { return nil }
         defer { nghttp2_option_del(option) }
@@ -194,28 +193,6 @@ public final class H2Session {
         return out.pending
     }
 
-    /// The response went out whole before the request's body came in: once its last
-    /// frame is sent, RST_STREAM NO_ERROR tells the client to stop sending the body
-    /// (RFC 9113 §8.1). Sooner would drop the response's unsent frames.
-    public func stopRequestAfterResponse(stream: Int32) {
-        if responseSent.contains(stream) { return stopRequest(stream) }
-        resetAfterResponse.insert(stream)
-    }
-
-    private var resetAfterResponse: Set<Int32> = []
-    /// Streams whose response's last frame has gone (still open: the request is not whole).
-    private var responseSent: Set<Int32> = []
-
-    private func stopRequest(_ stream: Int32) {
-        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, UInt32(NGHTTP2_NO_ERROR.rawValue))
-    }
-
-    fileprivate func frameSent(type: UInt8, flags: UInt8, stream: Int32) {
-        guard flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0, stream != 0 else { return }
-        if resetAfterResponse.remove(stream) != nil { return stopRequest(stream) }
-        responseSent.insert(stream)
-    }
-
     /// Ends a stream with RST_STREAM (the response cannot be completed).
     public func reset(stream: Int32, errorCode: UInt32 = 2) {
         _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, errorCode)
@@ -297,8 +274,6 @@ public final class H2Session {
 
     fileprivate func streamClosed(_ stream: Int32, _ code: UInt32) {
         heads[stream] = nil
-        resetAfterResponse.remove(stream)
-        responseSent.remove(stream)
         outgoing[stream] = nil
         events.append(.closed(stream: stream, errorCode: code))
     }
@@ -353,12 +328,6 @@ private let onFrame: nghttp2_on_frame_recv_callback = { _, frame, user in
 
 private let onData: nghttp2_on_data_chunk_recv_callback = { _, _, stream, data, len, user in
     me(user).data(stream, UnsafeBufferPointer(start: data, count: len))
-    return 0
-}
-
-private let onFrameSent: nghttp2_on_frame_send_callback = { _, frame, user in
-    guard let f = frame?.pointee else { return 0 }
-    me(user).frameSent(type: f.hd.type, flags: f.hd.flags, stream: f.hd.stream_id)
     return 0
 }
 

@@ -32,8 +32,6 @@ final class H2Stream {
     let chunkedBody: Bool
     /// The response's end (or its head without a body) went to the session.
     var ended = false
-    /// The client's request is whole (END_STREAM came).
-    var requestEnded = false
 
     init(parent: EpollClient, id: Int32, method: String, chunkedBody: Bool) {
         self.parent = parent
@@ -121,7 +119,6 @@ extension EpollWorker {
                                 stream: H2Stream(parent: c, id: id, method: method, chunkedBody: chunked))
             s.remote = c.remote
             s.local = c.local
-            s.stream?.requestEnded = endStream
             h2.streams[id] = s
             s.session.received(head[...])
             drive(s)
@@ -136,9 +133,7 @@ extension EpollWorker {
             }
             if s.phase == .session && s.session.wantsInput { drive(s) }
         case .endOfRequest(let id):
-            guard let s = h2.streams[id], !s.closed, let link = s.stream else { return }
-            link.requestEnded = true
-            guard link.chunkedBody else { return }
+            guard let s = h2.streams[id], !s.closed, let link = s.stream, link.chunkedBody else { return }
             s.session.received(H2Translation.lastChunk[...])
             if s.phase == .session && s.session.wantsInput { drive(s) }
         case .closed(let id, _):
@@ -233,11 +228,10 @@ extension EpollWorker {
         if !link.ended {
             deliver(link, h2, link.reader.closed())
             if !link.ended { h2.session.reset(stream: link.id) }
-        } else if !link.requestEnded {
-            // Answered before the request's body was all sent (a 413, an early answer):
-            // the client is told to stop sending it (RFC 9113 §8.1, NO_ERROR).
-            h2.session.stopRequestAfterResponse(stream: link.id)
         }
+        // (Answered before the request's body was all sent, a 413: RFC 9113 §8.1 allows a
+        // RST_STREAM NO_ERROR to stop the upload, but curl up to 7.88 takes it for an
+        // error and drops the answer; the rest of the body is read and dropped instead.)
         if h2.streams[link.id] === s { h2.streams[link.id] = nil }
         if ctx.draining { h2.goingAway = true }
         pumpH2(parent)
