@@ -176,8 +176,15 @@ extension EpollWorker {
             h2.flushQueued = true
             h2Ready.append(c)
         }
-        let finished = !h2.session.alive || (h2.goingAway && h2.streams.isEmpty)
-        if finished && c.outputPending == 0 { closeClient(c) }
+        guard c.outputPending == 0 else { return }
+        if h2.session.failure != nil {
+            closeClient(c)  // a protocol error or a flood: no more time for it
+        } else if !h2.session.alive || (h2.goingAway && h2.streams.isEmpty) {
+            // Done (the last stream after our GOAWAY, or the client's GOAWAY): the client
+            // may still be sending (streams we refused); closing with its bytes unread
+            // would reset the connection and could destroy answers it has not read yet.
+            startLingering(c)
+        }
     }
 
     /// A stream's output: read back from HTTP/1.1 and handed to the session, as far as the
@@ -233,7 +240,6 @@ extension EpollWorker {
         // RST_STREAM NO_ERROR to stop the upload, but curl up to 7.88 takes it for an
         // error and drops the answer; the rest of the body is read and dropped instead.)
         if h2.streams[link.id] === s { h2.streams[link.id] = nil }
-        if ctx.draining { h2.goingAway = true }
         pumpH2(parent)
     }
 

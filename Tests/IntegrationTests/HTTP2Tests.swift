@@ -113,6 +113,24 @@ struct HTTP2Tests {
         #expect(next.status == 0, "\(next.output.suffix(400))")
     }
 
+    @Test("a HUP with 60 streams in flight: GOAWAY naming the last stream taken, and every one of them answered")
+    func hupUnderLoad() throws {
+        let cert = try HTTPSTests.certificate("h2", names: ["localhost"])
+        let server = try GatewaydServer(config: Self.site() + "\n" + HTTPSTests.tls(cert), workers: 2, workerClass: "epoll")
+        defer { server.stop() }
+        Thread.detachNewThread {
+            usleep(500_000)
+            server.signal(SIGHUP)
+        }
+        // (h2load is no judge here: it counts the streams a GOAWAY refuses, which a client
+        // may send again, as failed; nginx's reload shows the same.)
+        let r = try HTTPSTests.run("nghttp", ["-nv", "-m", "60", "https://localhost:\(server.port)/c/sleep?ms=100"])
+        #expect(r.status == 0, "\(r.output.suffix(600))")
+        #expect(r.output.components(separatedBy: ":status: 200").count - 1 == 60)
+        #expect(r.output.contains("recv GOAWAY frame"), "\(r.output.suffix(600))")
+        #expect(server.errorLog.contains("HUP: configuration reloaded"), "\(server.errorLog.suffix(500))")
+    }
+
     @Test("floods end the connection: rapid reset, PING, SETTINGS, CONTINUATION; the worker's memory stays flat")
     func floods() throws {
         let server = try GatewaydServer(config: Self.site(), server: "h2c = true", workers: 1, workerClass: "epoll")
