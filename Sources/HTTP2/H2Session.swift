@@ -68,7 +68,7 @@ public final class H2Session {
     /// Why the connection ends, once it does (a protocol error, a flood).
     public private(set) var failure: String? = nil
     /// A stream's buffered response beyond this holds its producer (`room` when it drains).
-    public static let highWater = 256 * 1024
+    public static let highWater = 64 * 1024
 
     /// `clock`: monotonic seconds (the flood buckets refill by it).
     public init?(limits: Limits = Limits(), clock: @escaping () -> Double) {

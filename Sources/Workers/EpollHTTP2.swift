@@ -6,7 +6,7 @@ import Exchanges
 /// of its own (EpollClient with `stream`) whose session reads the stream's request as
 /// HTTP/1.1 (H2Translation), so routing, the queue, the slots and every exchange are the
 /// ones HTTP/1.1 requests have. A stream's output is read back (H1ResponseReader) and
-/// framed by the session as flow control allows; past `H2Session.highWater` the stream
+/// framed by the session as flow control allows; past `H2Session.highWater` (64 KiB) the stream
 /// holds its producer (its exchange stops reading the app), so a slow stream holds only
 /// itself.
 final class H2Connection {
