@@ -20,6 +20,9 @@ public struct CGIRequestContext: Sendable {
     public var serverSoftware: String
     /// Variables the route adds (`env` in gateway.toml), e.g. GIT_PROJECT_ROOT.
     public var extra: [(String, String)]
+    /// SERVER_PROTOCOL when it is not the request head's (an HTTP/2 stream, read as
+    /// HTTP/1.1 by the engine, says HTTP/2.0 as nginx does).
+    public var serverProtocol: String? = nil
 
     public init(scriptName: String, pathInfo: String, documentRoot: String? = nil, scriptFilename: String? = nil,
                 contentLength: UInt64? = nil, remoteAddress: String, remotePort: Int, serverName: String,
@@ -61,7 +64,7 @@ public enum CGIEnvironment {
         set("SERVER_NAME", c.serverName)
         set("SERVER_PORT", String(c.serverPort))
         if let a = c.serverAddress { set("SERVER_ADDR", a) }
-        set("SERVER_PROTOCOL", head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1")
+        set("SERVER_PROTOCOL", c.serverProtocol ?? (head.version.minor == 0 ? "HTTP/1.0" : "HTTP/1.1"))
         set("REQUEST_METHOD", head.method)
         set("REQUEST_URI", String(head.originForm))
         set("SCRIPT_NAME", c.scriptName)

@@ -45,6 +45,8 @@ open class RequestRecord {
     public var gzip: GzipChoice? = nil
     /// The version the access log shows when it is not the request's (a 400 before one was read).
     public var logVersion: String? = nil
+    /// An HTTP/2 stream's request (the engine reads it as HTTP/1.1).
+    public var http2: Bool { logVersion == "HTTP/2.0" }
 
     public init(head: HTTPRequestHead, id: RequestID, started: Double, keepAlive: Bool) {
         self.head = head

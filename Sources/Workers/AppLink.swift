@@ -73,7 +73,7 @@ final class AppLink {
         body = record.redirected ? BufferedBody() : held
         let params = ctx.fastCGIParams(head: record.head, target: record.target, match: match, appIndex: appIndex, remote: remote,
                                        local: local, contentLength: record.bodyLengthKnown ? body.length : nil,
-                                       secure: (record as? WorkerRequest)?.secure ?? false)
+                                       secure: (record as? WorkerRequest)?.secure ?? false, serverProtocol: record.http2 ? "HTTP/2.0" : nil)
         let engineBody: AppExchange.Body = body.spool != nil ? .pieces(replayable: true) : body.memory.isEmpty ? .none : .memory(body.memory)
         x = AppExchange(app: ctx.appExchanges[appIndex], request: record.head, params: params, body: engineBody, keepAlive: record.keepAlive,
                         queuedSince: Host.monotonicSeconds(), requestStartMicros: ctx.epochMicros(record.started))

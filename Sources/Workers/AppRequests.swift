@@ -21,17 +21,18 @@ extension WorkerContext {
     /// redirect's, which the app sees as a GET without a body).
     func fastCGIParams(head: HTTPRequestHead, target: String, match: RouteMatch, appIndex: Int,
                        remote: (address: String, port: Int), local: (address: String, port: Int),
-                       contentLength: UInt64?, secure: Bool = false) -> [(name: String, value: String)] {
+                       contentLength: UInt64?, secure: Bool = false, serverProtocol: String? = nil) -> [(name: String, value: String)] {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
         let client = clientPeer(remote, head: head, secure: secure)
         let root = config.apps[appIndex].root
         let filename = match.scriptFilename ?? root.map { CGIEnvironment.joinPath($0, match.scriptName) }
-        let context = CGIRequestContext(
+        var context = CGIRequestContext(
             scriptName: match.scriptName, pathInfo: match.pathInfo, documentRoot: root, scriptFilename: filename,
             contentLength: contentLength, remoteAddress: client.address.isEmpty ? "127.0.0.1" : client.address,
             remotePort: client.port, serverName: config.server.serverName ?? (host.isEmpty ? "localhost" : host),
             serverPort: local.port, serverAddress: local.address.isEmpty ? nil : local.address,
             https: client.https, serverSoftware: WorkerContext.software, extra: extraEnvironments[match.index])
+        context.serverProtocol = serverProtocol
         return CGIEnvironment.build(head: CGILink.requestHead(head, target: target), context: context)
     }
 

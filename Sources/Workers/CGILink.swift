@@ -54,7 +54,7 @@ final class CGILink {
         let request = requestHead(r.head, target: r.target)
         let env = environment(ctx: ctx, script: script, head: request, remote: remote, local: local,
                               contentLength: r.bodyLengthKnown ? body.length : nil, startMicros: ctx.epochMicros(r.started),
-                              secure: (r as? WorkerRequest)?.secure ?? false)
+                              secure: (r as? WorkerRequest)?.secure ?? false, serverProtocol: r.http2 ? "HTTP/2.0" : nil)
         let run: CGIRun
         do { run = try CGIRun.start(script, environment: env, body: body) } catch {
             ctx.log([CGINotes.cannotStart(script.program, error)], ["request_id": "\(r.id)", "cgi": "\(script.scriptName)"])
@@ -162,16 +162,17 @@ final class CGILink {
 
     static func environment(ctx: WorkerContext, script: CGIScript, head: HTTPRequestHead, remote: (address: String, port: Int),
                             local: (address: String, port: Int), contentLength: UInt64?, startMicros: Int64,
-                            secure: Bool = false) -> [String] {
+                            secure: Bool = false, serverProtocol: String? = nil) -> [String] {
         let host = head.host.map(CGIEnvironment.hostWithoutPort) ?? ""
         let client = ctx.clientPeer(remote, head: head, secure: secure)
-        let context = CGIRequestContext(
+        var context = CGIRequestContext(
             scriptName: script.scriptName, pathInfo: script.pathInfo, documentRoot: script.documentRoot,
             scriptFilename: script.scriptFilename, contentLength: contentLength,
             remoteAddress: client.address.isEmpty ? "127.0.0.1" : client.address, remotePort: client.port,
             serverName: ctx.config.server.serverName ?? (host.isEmpty ? "localhost" : host), serverPort: local.port,
             serverAddress: local.address.isEmpty ? nil : local.address, https: client.https, serverSoftware: WorkerContext.software,
             extra: [("HTTP_X_REQUEST_START", "t=\(startMicros)")] + script.route.env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        context.serverProtocol = serverProtocol
         return CGIRun.environment(CGIEnvironment.build(head: head, context: context), ctx: ctx, script: script)
     }
 }

@@ -49,6 +49,8 @@ struct HTTP2Tests {
         #expect(hello == "Hello from C (libfcgi)\n\n2 200", "\(hello)")
         #expect(try Self.curl([flag, "-k", base + "/py/hello"]).output == "Hello from Python (flup)\n\n2 200")
         #expect(try Self.curl([flag, "-k", base + "/cgi?x=1"]).output.hasSuffix("2 200"))
+        let env = try Self.curl([flag, "-k", base + "/c/env"]).output
+        #expect(env.contains("\"SERVER_PROTOCOL\":\"HTTP/2.0\""), "\(env)")  // as nginx says it
         let got = Self.dir + "/got.bin"
         #expect(try Self.curl([flag, "-k", "-o", got, base + "/files/big.bin"]).output.hasSuffix("2 200"))
         #expect(FileManager.default.contents(atPath: got) == Data(Self.big))
