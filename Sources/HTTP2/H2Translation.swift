@@ -4,8 +4,6 @@
 /// HTTP/1.1 response that comes back is read here into a status, fields and body bytes
 /// for the stream.
 public enum H2Translation {
-    /// Fields HTTP/2 forbids (RFC 9113 §8.2.2); a response's are dropped on the way.
-    static let connectionSpecific: Set<String> = ["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"]
 
     /// The HTTP/1.1 request head for a stream's fields, or nil with the status to answer
     /// (a CONNECT, a missing pseudo-header). `body`: a body follows; without a
@@ -89,7 +87,7 @@ public struct H1ResponseReader {
         loop: while true {
             switch state {
             case .head:
-                guard let end = Self.find(buffer, [13, 10, 13, 10], from: i) else { break loop }
+                guard let end = Self.find(buffer[...], [13, 10, 13, 10], from: i) else { break loop }
                 let (status, fields, framing) = Self.parseHead(buffer[i..<end])
                 i = end + 4
                 if status < 200 { continue }  // an interim answer (1xx): not sent on a stream
@@ -112,9 +110,8 @@ public struct H1ResponseReader {
                 state = .done
                 out.append(.end)
             case .body(.chunked), .chunkSize:
-                guard let lf = Self.find(buffer, [13, 10], from: i) else { break loop }
-                let line = buffer[i..<lf].prefix { $0 != UInt8(ascii: ";") }
-                let size = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(), radix: 16) ?? 0
+                guard let lf = Self.find(buffer[...], Self.crlf, from: i) else { break loop }
+                let size = Self.hex(buffer[i..<lf].prefix { $0 != UInt8(ascii: ";") })
                 i = lf + 2
                 state = size == 0 ? .trailers : .chunkData(size)
             case .chunkData(let left):
@@ -135,7 +132,7 @@ public struct H1ResponseReader {
                 }
                 state = .chunkSize
             case .trailers:
-                guard let lf = Self.find(buffer, [13, 10], from: i) else { break loop }
+                guard let lf = Self.find(buffer[...], Self.crlf, from: i) else { break loop }
                 let empty = lf == i
                 i = lf + 2
                 if empty {
@@ -160,11 +157,11 @@ public struct H1ResponseReader {
         return []
     }
 
-    static func find(_ b: [UInt8], _ needle: [UInt8], from: Int) -> Int? {
-        guard b.count >= needle.count else { return nil }
+    /// Where `needle` begins in `b` at or after `from` (no copy per candidate).
+    static func find(_ b: ArraySlice<UInt8>, _ needle: [UInt8], from: Int) -> Int? {
         var i = from
-        while i + needle.count <= b.count {
-            if b[i] == needle[0] && Array(b[i..<(i + needle.count)]) == needle { return i }
+        while i + needle.count <= b.endIndex {
+            if b[i] == needle[0] && b[i..<(i + needle.count)].elementsEqual(needle) { return i }
             i += 1
         }
         return nil
@@ -183,9 +180,9 @@ public struct H1ResponseReader {
             let d = head[(sp + 1)...(sp + 3)]
             if d.allSatisfy({ $0 >= 48 && $0 <= 57 }) { status = d.reduce(0) { $0 * 10 + Int($1 - 48) } }
         }
-        i = Self.lineEnd(head, from: i).map { $0 + 2 } ?? end
+        i = Self.find(head, Self.crlf, from: i).map { $0 + 2 } ?? end
         while i < end {
-            let eol = Self.lineEnd(head, from: i) ?? end
+            let eol = Self.find(head, Self.crlf, from: i) ?? end
             defer { i = eol + 2 }
             guard let colon = head[i..<eol].firstIndex(of: UInt8(ascii: ":")) else { continue }
             var v = colon + 1
@@ -207,13 +204,19 @@ public struct H1ResponseReader {
         return (status, block, framing)
     }
 
-    static func lineEnd(_ b: ArraySlice<UInt8>, from: Int) -> Int? {
-        var i = from
-        while i + 1 < b.endIndex {
-            if b[i] == 13 && b[i + 1] == 10 { return i }
-            i += 1
+    static let crlf: [UInt8] = [13, 10]
+
+    /// A chunk-size line's number (our own writer's: hex digits, maybe spaces).
+    static func hex(_ b: ArraySlice<UInt8>) -> Int {
+        var n = 0
+        for c in b {
+            switch c {
+            case 48...57: n = n * 16 + Int(c - 48)
+            case 65...70, 97...102: n = n * 16 + Int(c | 0x20) - 87
+            default: continue
+            }
         }
-        return nil
+        return n
     }
 
     static func equalsLower(_ b: ArraySlice<UInt8>, _ s: StaticString) -> Bool {
@@ -266,8 +269,6 @@ public struct H2FieldBlock: Equatable, Sendable {
         spans += [n, v, v, Int32(storage.count)]
     }
 
-    public var count: Int { spans.count / 4 }
-
     /// The fields as Strings (tests, logs).
     public var list: [H2Session.Field] {
         var out: [H2Session.Field] = []
@@ -277,14 +278,5 @@ public struct H2FieldBlock: Equatable, Sendable {
             out.append(H2Session.Field(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
         return out
-    }
-}
-
-extension StringProtocol {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return String(s)
     }
 }

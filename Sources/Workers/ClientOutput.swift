@@ -133,7 +133,7 @@ struct ClientOutput {
 
     /// The next piece of the file's range as it goes out before any TLS: read, and
     /// gzip-coded and chunked when the response is.
-    private mutating func nextFilePiece(_ source: OpenFile, max: Int) -> Result<[UInt8], ProgressError> {
+    private mutating func nextFilePiece(_ source: OpenFile, max: Int) -> Result<[UInt8], Progress> {
         var piece = [UInt8](repeating: 0, count: Swift.max(1, min(max, fileEnd - fileOffset)))
         let n: Int
         do { n = try source.fd.pread(into: &piece, at: fileOffset) } catch { return .failure(.failed) }
@@ -152,11 +152,9 @@ struct ClientOutput {
         return .success(framed)
     }
 
-    typealias ProgressError = Progress
-
     /// An HTTP/2 stream's output: up to about `max` bytes of what is queued and of the
     /// file's range (read and coded as for TLS), taken out for the stream to frame.
-    mutating func take(max: Int) -> Result<[UInt8], ProgressError> {
+    mutating func take(max: Int) -> Result<[UInt8], Progress> {
         var out: [UInt8] = []
         if start < bytes.count {
             let n = min(max, bytes.count - start)

@@ -245,7 +245,8 @@ extension WorkerContext {
             out.queue(bytes[...])
             return (200, bytes.count)
         case .staticFile(var file):
-            if let gz = file.gzipped, let accept = r.head.headers.first("Accept-Encoding"), AcceptEncoding.allowsGzip(Substring(accept)) {
+            // (One test of the client for gzip_static and gzip: as nginx's, HTTP/1.1 or later.)
+            if let gz = file.gzipped, GzipPolicy.clientAccepts(r.head) {
                 var twin = StaticFile(file: gz.file, status: gz.status, name: file.name)
                 twin.varies = true
                 twin.gzipCoded = true
